@@ -1,0 +1,27 @@
+//! The resource directory (数据资源目录) of Tongban.
+//!
+//! # Layout
+//! - [`model`]: departments, resources and their data items, dataset versions,
+//!   tokens: the records, with their input (`*Spec`) and stored shapes.
+//! - [`validate`]: the directory's rules that need no IO (codes, types, share
+//!   types and their legal basis); the store calls them before writing.
+//! - [`store`]: the [`Store`] trait, the one interface the hub uses.
+//! - [`sql`]: [`SqlStore`], the store over SQLite (the embedded default, one file
+//!   in the data directory) or PostgreSQL (production), same migrations
+//!   (`catalog/migrations/`).
+//! - [`exchange`]: the directory as JSON and CSV files, for export and import.
+//!
+//! Still to come: the three lists and their review workflow, subscriptions,
+//! sync job definitions and run history.
+
+pub mod error;
+pub mod exchange;
+pub mod model;
+pub mod sql;
+pub mod store;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use model::*;
+pub use sql::SqlStore;
+pub use store::Store;
