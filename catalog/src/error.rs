@@ -17,7 +17,9 @@ pub enum Error {
     /// An import failed at a record (`line 7`, `resources[3]`); nothing was written.
     #[error("{at}: {source}")]
     Import { at: String, source: Box<Error> },
-    #[error("unsupported store url '{0}': expected sqlite://PATH, sqlite::memory: or postgres://...")]
+    #[error(
+        "unsupported store url '{0}': expected sqlite://PATH, sqlite::memory: or postgres://..."
+    )]
     StoreUrl(String),
     #[error("catalog database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -32,14 +34,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), message: message.into() }
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// Wraps an error with where in an import file it happened.
     pub(crate) fn at(self, at: &str) -> Self {
         match self {
             e @ Error::Import { .. } => e,
-            e => Error::Import { at: at.to_string(), source: Box::new(e) },
+            e => Error::Import {
+                at: at.to_string(),
+                source: Box::new(e),
+            },
         }
     }
 }

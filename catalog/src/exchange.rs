@@ -23,23 +23,28 @@ pub fn to_json(dir: &Directory) -> String {
 
 /// Reads a JSON directory (`{"departments": [...], "resources": [...]}`).
 pub fn from_json(text: &str) -> Result<Parsed> {
-    let dir: Directory = serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| {
-        Error::Import {
+    let dir: Directory =
+        serde_json::from_str(text.trim_start_matches('\u{feff}')).map_err(|e| Error::Import {
             at: format!("line {}", e.line()),
             source: Box::new(Error::invalid("json", e.to_string())),
-        }
-    })?;
+        })?;
     let departments = dir
         .departments
         .into_iter()
         .enumerate()
-        .map(|(i, value)| Located { at: format!("departments[{i}] ({})", value.code), value })
+        .map(|(i, value)| Located {
+            at: format!("departments[{i}] ({})", value.code),
+            value,
+        })
         .collect::<Vec<_>>();
     let resources = dir
         .resources
         .into_iter()
         .enumerate()
-        .map(|(i, value)| Located { at: format!("resources[{i}] ({})", value.code), value })
+        .map(|(i, value)| Located {
+            at: format!("resources[{i}] ({})", value.code),
+            value,
+        })
         .collect::<Vec<_>>();
     for d in &departments {
         validate::department(&d.value).map_err(|e| e.at(&d.at))?;
@@ -47,7 +52,10 @@ pub fn from_json(text: &str) -> Result<Parsed> {
     for r in &resources {
         validate::resource(&r.value).map_err(|e| e.at(&r.at))?;
     }
-    Ok(Parsed { departments, resources })
+    Ok(Parsed {
+        departments,
+        resources,
+    })
 }
 
 /// One CSV row: a data item with its resource's columns repeated.
@@ -85,7 +93,9 @@ fn word<T: std::str::FromStr>(field: &str, s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    s.trim().parse().map_err(|e: T::Err| Error::invalid(field, e.to_string()))
+    s.trim()
+        .parse()
+        .map_err(|e: T::Err| Error::invalid(field, e.to_string()))
 }
 
 fn opt_word<T: std::str::FromStr>(field: &str, s: &str) -> Result<Option<T>>
@@ -109,7 +119,10 @@ fn resource_of(row: &CsvRow) -> Result<ResourceSpec> {
         publish_date: opt(&row.publish_date)
             .map(|d| {
                 chrono::NaiveDate::parse_from_str(&d, "%Y-%m-%d").map_err(|_| {
-                    Error::invalid("publish_date", format!("'{d}' is not a date like 2026-01-31"))
+                    Error::invalid(
+                        "publish_date",
+                        format!("'{d}' is not a date like 2026-01-31"),
+                    )
                 })
             })
             .transpose()?,
@@ -143,7 +156,10 @@ pub fn from_csv(text: &str) -> Result<Parsed> {
     let mut index: HashMap<String, usize> = HashMap::new();
     let csv_error = |e: csv::Error| {
         let line = e.position().map(|p| p.line() as usize).unwrap_or(1);
-        Error::Import { at: format!("line {line}"), source: Box::new(Error::invalid("csv", e.to_string())) }
+        Error::Import {
+            at: format!("line {line}"),
+            source: Box::new(Error::invalid("csv", e.to_string())),
+        }
     };
     let headers = reader.headers().map_err(csv_error)?.clone();
     let mut raw = csv::StringRecord::new();
@@ -163,7 +179,10 @@ pub fn from_csv(text: &str) -> Result<Parsed> {
                 if same != *first {
                     return Err(Error::invalid(
                         "resource columns",
-                        format!("differ from line {first_line}, the first row of resource {}", spec.code),
+                        format!(
+                            "differ from line {first_line}, the first row of resource {}",
+                            spec.code
+                        ),
                     )
                     .at(&at));
                 }
@@ -193,7 +212,10 @@ pub fn from_csv(text: &str) -> Result<Parsed> {
             };
             return Err(e.at(&format!("line {line}")));
         }
-        parsed.resources.push(Located { at: format!("line {first_line}"), value: spec });
+        parsed.resources.push(Located {
+            at: format!("line {first_line}"),
+            value: spec,
+        });
     }
     Ok(parsed)
 }

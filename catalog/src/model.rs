@@ -359,14 +359,37 @@ mod tests {
     fn str_names_match_serde_names() {
         fn check<T: Serialize + Copy + std::fmt::Display>(values: &[T]) {
             for v in values {
-                assert_eq!(serde_json::to_value(v).unwrap(), serde_json::Value::from(v.to_string()));
+                assert_eq!(
+                    serde_json::to_value(v).unwrap(),
+                    serde_json::Value::from(v.to_string())
+                );
             }
         }
         check(&[Level::City, Level::District, Level::Street]);
         check(&[Category::Base, Category::Theme, Category::Department]);
-        check(&[BaseLibrary::Population, BaseLibrary::LegalEntity, BaseLibrary::Geospatial, BaseLibrary::ELicence]);
-        check(&[Format::Database, Format::Spreadsheet, Format::Document, Format::Image, Format::Stream, Format::SelfDescribing]);
-        check(&[UpdateCycle::Realtime, UpdateCycle::Daily, UpdateCycle::Weekly, UpdateCycle::Monthly, UpdateCycle::Quarterly, UpdateCycle::Yearly, UpdateCycle::Irregular]);
+        check(&[
+            BaseLibrary::Population,
+            BaseLibrary::LegalEntity,
+            BaseLibrary::Geospatial,
+            BaseLibrary::ELicence,
+        ]);
+        check(&[
+            Format::Database,
+            Format::Spreadsheet,
+            Format::Document,
+            Format::Image,
+            Format::Stream,
+            Format::SelfDescribing,
+        ]);
+        check(&[
+            UpdateCycle::Realtime,
+            UpdateCycle::Daily,
+            UpdateCycle::Weekly,
+            UpdateCycle::Monthly,
+            UpdateCycle::Quarterly,
+            UpdateCycle::Yearly,
+            UpdateCycle::Irregular,
+        ]);
         check(&[Status::Draft, Status::Published, Status::Retired]);
         check(&[Role::DataOffice, Role::Department]);
     }

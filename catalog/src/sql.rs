@@ -16,8 +16,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// Migrations, applied in order, each once, each in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "directory", include_str!("../migrations/0001_directory.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "directory",
+    include_str!("../migrations/0001_directory.sql"),
+)];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -68,7 +71,11 @@ impl Args {
         format!("${}", self.n)
     }
     fn list<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) -> String {
-        values.into_iter().map(|v| self.text(v)).collect::<Vec<_>>().join(", ")
+        values
+            .into_iter()
+            .map(|v| self.text(v))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 
@@ -96,7 +103,9 @@ impl SqlStore {
         if backend == Backend::Sqlite {
             // WAL (kept in the file) lets readers go on while a writer commits.
             // sqlx already turns SQLite's foreign keys on and sets a busy timeout.
-            sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::raw_sql("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
         }
         let store = SqlStore { pool, backend };
         store.migrate().await?;
@@ -202,12 +211,19 @@ async fn check_department(conn: &mut AnyConnection, d: &Department) -> Result<()
 }
 
 /// Inserts or (with `replace`) updates a department. Returns whether it was new.
-async fn upsert_department(conn: &mut AnyConnection, d: &Department, replace: bool) -> Result<bool> {
+async fn upsert_department(
+    conn: &mut AnyConnection,
+    d: &Department,
+    replace: bool,
+) -> Result<bool> {
     check_department(conn, d).await?;
     let t = now();
     let exists = find_department(conn, &d.code).await?.is_some();
     if exists && !replace {
-        return Err(Error::Duplicate { what: "department", key: d.code.clone() });
+        return Err(Error::Duplicate {
+            what: "department",
+            key: d.code.clone(),
+        });
     }
     let sql = if exists {
         "UPDATE departments SET name = $2, level = $3, parent_code = $4, division_code = $5,
@@ -233,9 +249,10 @@ async fn upsert_department(conn: &mut AnyConnection, d: &Department, replace: bo
 /// A concurrent writer may win the race between our check and our insert.
 fn unique_to_duplicate(e: sqlx::Error, what: &'static str, key: &str) -> Error {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            Error::Duplicate { what, key: key.to_string() }
-        }
+        sqlx::Error::Database(db) if db.is_unique_violation() => Error::Duplicate {
+            what,
+            key: key.to_string(),
+        },
         _ => Error::Database(e),
     }
 }
@@ -324,8 +341,11 @@ async fn complete_resources(conn: &mut AnyConnection, resources: &mut [Resource]
     )
     .fetch_all(&mut *conn)
     .await?;
-    let index: HashMap<String, usize> =
-        resources.iter().enumerate().map(|(i, r)| (r.spec.code.clone(), i)).collect();
+    let index: HashMap<String, usize> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.spec.code.clone(), i))
+        .collect();
     for row in &rows {
         let code: String = row.try_get("resource_code")?;
         if let Some(&i) = index.get(&code) {
@@ -383,7 +403,9 @@ fn check_transition(code: &str, from: Status, to: Status) -> Result<()> {
     use Status::*;
     match (from, to) {
         (Draft, Draft | Published | Retired) | (Published, Published | Retired) => Ok(()),
-        (Retired, _) => Err(Error::Conflict(format!("resource '{code}' is retired and read-only"))),
+        (Retired, _) => Err(Error::Conflict(format!(
+            "resource '{code}' is retired and read-only"
+        ))),
         (Published, Draft) => Err(Error::Conflict(format!(
             "resource '{code}' is published and cannot go back to draft; retire it instead"
         ))),
@@ -399,17 +421,26 @@ async fn upsert_resource(
 ) -> Result<bool> {
     validate::resource(spec)?;
     if find_department(conn, &spec.provider).await?.is_none() {
-        return Err(Error::invalid("provider", format!("unknown department '{}'", spec.provider)));
+        return Err(Error::invalid(
+            "provider",
+            format!("unknown department '{}'", spec.provider),
+        ));
     }
     let existing = find_resource(conn, &spec.code).await?;
     let t = now();
     let today = Utc::now().date_naive();
     let status = match &existing {
         Some(_) if !replace => {
-            return Err(Error::Duplicate { what: "resource", key: spec.code.clone() });
+            return Err(Error::Duplicate {
+                what: "resource",
+                key: spec.code.clone(),
+            });
         }
         Some(old) if old.status() == Status::Retired => {
-            return Err(Error::Conflict(format!("resource '{}' is retired and read-only", spec.code)));
+            return Err(Error::Conflict(format!(
+                "resource '{}' is retired and read-only",
+                spec.code
+            )));
         }
         Some(old) => {
             let to = spec.status.unwrap_or(old.status());
@@ -507,7 +538,10 @@ impl Store for SqlStore {
         let mut conn = self.pool.acquire().await?;
         find_department(&mut conn, code)
             .await?
-            .ok_or_else(|| Error::NotFound { what: "department", key: code.to_string() })
+            .ok_or_else(|| Error::NotFound {
+                what: "department",
+                key: code.to_string(),
+            })
     }
 
     async fn list_departments(&self) -> Result<Vec<Department>> {
@@ -532,7 +566,10 @@ impl Store for SqlStore {
         }
         let mut tx = self.pool.begin().await?;
         if find_resource(&mut tx, code).await?.is_none() {
-            return Err(Error::NotFound { what: "resource", key: code.to_string() });
+            return Err(Error::NotFound {
+                what: "resource",
+                key: code.to_string(),
+            });
         }
         upsert_resource(&mut tx, spec, true).await?;
         tx.commit().await?;
@@ -542,7 +579,10 @@ impl Store for SqlStore {
     async fn set_resource_status(&self, code: &str, status: Status) -> Result<Resource> {
         let mut tx = self.pool.begin().await?;
         let Some(mut current) = find_resource(&mut tx, code).await? else {
-            return Err(Error::NotFound { what: "resource", key: code.to_string() });
+            return Err(Error::NotFound {
+                what: "resource",
+                key: code.to_string(),
+            });
         };
         if current.status() != status {
             current.spec.status = Some(status);
@@ -556,7 +596,10 @@ impl Store for SqlStore {
         let mut conn = self.pool.acquire().await?;
         find_resource(&mut conn, code)
             .await?
-            .ok_or_else(|| Error::NotFound { what: "resource", key: code.to_string() })
+            .ok_or_else(|| Error::NotFound {
+                what: "resource",
+                key: code.to_string(),
+            })
     }
 
     async fn list_resources(&self, query: &ResourceQuery) -> Result<Page<Resource>> {
@@ -566,13 +609,19 @@ impl Store for SqlStore {
             return Err(Error::invalid("page", "pages count from 1"));
         }
         if !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-            return Err(Error::invalid("page_size", format!("must be between 1 and {MAX_PAGE_SIZE}")));
+            return Err(Error::invalid(
+                "page_size",
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
         }
         // The same filter twice (count and page): build it as a function of fresh args.
         let filter = |args: &mut Args| {
             let mut w = vec!["1 = 1".to_string()];
             if let Some(q) = query.q.as_deref().filter(|q| !q.trim().is_empty()) {
-                w.push(format!("search_text LIKE {} ESCAPE '\\'", args.text(like_pattern(q.trim()))));
+                w.push(format!(
+                    "search_text LIKE {} ESCAPE '\\'",
+                    args.text(like_pattern(q.trim()))
+                ));
             }
             if let Some(p) = &query.provider {
                 w.push(format!("provider_code = {}", args.text(p.clone())));
@@ -616,9 +665,17 @@ impl Store for SqlStore {
         )
         .fetch_all(&mut *conn)
         .await?;
-        let mut items = rows.iter().map(resource_from_row).collect::<Result<Vec<_>>>()?;
+        let mut items = rows
+            .iter()
+            .map(resource_from_row)
+            .collect::<Result<Vec<_>>>()?;
         complete_resources(&mut conn, &mut items).await?;
-        Ok(Page { items, total, page, page_size })
+        Ok(Page {
+            items,
+            total,
+            page,
+            page_size,
+        })
     }
 
     async fn export(&self) -> Result<Directory> {
@@ -631,9 +688,15 @@ impl Store for SqlStore {
         ))
         .fetch_all(&mut *conn)
         .await?;
-        let mut resources = rows.iter().map(resource_from_row).collect::<Result<Vec<_>>>()?;
+        let mut resources = rows
+            .iter()
+            .map(resource_from_row)
+            .collect::<Result<Vec<_>>>()?;
         complete_resources(&mut conn, &mut resources).await?;
-        Ok(Directory { departments, resources: resources.into_iter().map(|r| r.spec).collect() })
+        Ok(Directory {
+            departments,
+            resources: resources.into_iter().map(|r| r.spec).collect(),
+        })
     }
 
     async fn import(
@@ -647,12 +710,24 @@ impl Store for SqlStore {
         let mut ordered: Vec<&Located<Department>> = departments.iter().collect();
         ordered.sort_by_key(|d| d.value.level as u8);
         for d in ordered {
-            let created = upsert_department(&mut tx, &d.value, true).await.map_err(|e| e.at(&d.at))?;
-            *if created { &mut report.departments_created } else { &mut report.departments_updated } += 1;
+            let created = upsert_department(&mut tx, &d.value, true)
+                .await
+                .map_err(|e| e.at(&d.at))?;
+            *if created {
+                &mut report.departments_created
+            } else {
+                &mut report.departments_updated
+            } += 1;
         }
         for r in resources {
-            let created = upsert_resource(&mut tx, &r.value, true).await.map_err(|e| e.at(&r.at))?;
-            *if created { &mut report.resources_created } else { &mut report.resources_updated } += 1;
+            let created = upsert_resource(&mut tx, &r.value, true)
+                .await
+                .map_err(|e| e.at(&r.at))?;
+            *if created {
+                &mut report.resources_created
+            } else {
+                &mut report.resources_updated
+            } += 1;
         }
         tx.commit().await?;
         Ok(report)
@@ -661,10 +736,16 @@ impl Store for SqlStore {
     async fn record_version(&self, v: &NewDatasetVersion) -> Result<DatasetVersion> {
         let mut tx = self.pool.begin().await?;
         if find_resource(&mut tx, &v.resource).await?.is_none() {
-            return Err(Error::NotFound { what: "resource", key: v.resource.clone() });
+            return Err(Error::NotFound {
+                what: "resource",
+                key: v.resource.clone(),
+            });
         }
         if v.version < 1 || v.row_count < 0 || v.byte_size < 0 {
-            return Err(Error::invalid("version", "version must be positive and counts not negative"));
+            return Err(Error::invalid(
+                "version",
+                "version must be positive and counts not negative",
+            ));
         }
         sqlx::query(
             "INSERT INTO dataset_versions (resource_code, version, created_at, row_count, byte_size,
@@ -702,7 +783,10 @@ impl Store for SqlStore {
     async fn put_token(&self, t: &TokenRecord) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         if find_department(&mut tx, &t.department).await?.is_none() {
-            return Err(Error::invalid("department", format!("unknown department '{}'", t.department)));
+            return Err(Error::invalid(
+                "department",
+                format!("unknown department '{}'", t.department),
+            ));
         }
         sqlx::query(
             "INSERT INTO tokens (token_hash, department_code, role, label, created_at)
@@ -721,9 +805,11 @@ impl Store for SqlStore {
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {
-        let rows = sqlx::query("SELECT token_hash, department_code, role, label FROM tokens ORDER BY label")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT token_hash, department_code, role, label FROM tokens ORDER BY label",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter()
             .map(|row| {
                 Ok(TokenRecord {

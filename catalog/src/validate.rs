@@ -14,14 +14,20 @@ fn required(field: &str, value: &str, max_chars: usize) -> Result<()> {
         return Err(Error::invalid(field, "must not be empty"));
     }
     if value.chars().count() > max_chars {
-        return Err(Error::invalid(field, format!("must be at most {max_chars} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max_chars} characters"),
+        ));
     }
     Ok(())
 }
 
 fn optional_text(field: &str, value: &str) -> Result<()> {
     if value.chars().count() > MAX_TEXT {
-        return Err(Error::invalid(field, format!("must be at most {MAX_TEXT} characters")));
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {MAX_TEXT} characters"),
+        ));
     }
     Ok(())
 }
@@ -29,7 +35,10 @@ fn optional_text(field: &str, value: &str) -> Result<()> {
 /// A department code: 2–64 of `a-z 0-9 - .`, starting with a letter or digit.
 pub fn department_code(field: &str, code: &str) -> Result<()> {
     let ok = (2..=64).contains(&code.len())
-        && code.bytes().next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && code
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         && code
             .bytes()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
@@ -54,15 +63,18 @@ pub fn department(d: &Department) -> Result<()> {
         (_, Some(p)) => department_code("parent", p)?,
     }
     if d.parent.as_deref() == Some(d.code.as_str()) {
-        return Err(Error::invalid("parent", "a department cannot be its own parent"));
+        return Err(Error::invalid(
+            "parent",
+            "a department cannot be its own parent",
+        ));
     }
-    if let Some(div) = &d.division_code {
-        if !(div.len() == 6 || div.len() == 12) || !div.bytes().all(|c| c.is_ascii_digit()) {
-            return Err(Error::invalid(
-                "division_code",
-                format!("'{div}' is not a 6-digit district or 12-digit street code"),
-            ));
-        }
+    if let Some(div) = &d.division_code
+        && (!(div.len() == 6 || div.len() == 12) || !div.bytes().all(|c| c.is_ascii_digit()))
+    {
+        return Err(Error::invalid(
+            "division_code",
+            format!("'{div}' is not a 6-digit district or 12-digit street code"),
+        ));
     }
     if let Some(cc) = &d.credit_code {
         tongban_policies::ids::validate_credit_code(cc)
@@ -81,7 +93,10 @@ pub fn parent_level(child: Level, parent: Level) -> Result<()> {
     if rank(parent) < rank(child) {
         Ok(())
     } else {
-        Err(Error::invalid("parent", "the parent must be at a higher level"))
+        Err(Error::invalid(
+            "parent",
+            "the parent must be at a higher level",
+        ))
     }
 }
 
@@ -115,7 +130,9 @@ pub fn resource_code(code: &str) -> Result<()> {
     } else {
         Err(Error::invalid(
             "code",
-            format!("'{code}' is not a resource code like 101/000001 (3-9 digit class, '/', 6-digit sequence)"),
+            format!(
+                "'{code}' is not a resource code like 101/000001 (3-9 digit class, '/', 6-digit sequence)"
+            ),
         ))
     }
 }
@@ -123,17 +140,42 @@ pub fn resource_code(code: &str) -> Result<()> {
 /// The Arrow types a data item may have: the flat types every connector and
 /// the Parquet store can carry.
 pub fn data_type(field: &str, s: &str) -> Result<DataType> {
-    let dt: DataType = s
-        .parse()
-        .map_err(|_| Error::invalid(field, format!("'{s}' is not an Arrow data type (e.g. Utf8, Int64, Date32, Decimal128(18, 2))")))?;
+    let dt: DataType = s.parse().map_err(|_| {
+        Error::invalid(
+            field,
+            format!(
+                "'{s}' is not an Arrow data type (e.g. Utf8, Int64, Date32, Decimal128(18, 2))"
+            ),
+        )
+    })?;
     use DataType::*;
     match &dt {
-        Boolean | Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | UInt64 | Float32
-        | Float64 | Utf8 | LargeUtf8 | Utf8View | Binary | LargeBinary | Date32 | Date64
-        | Time64(_) | Timestamp(_, _) | Decimal128(_, _) => Ok(dt),
+        Boolean
+        | Int8
+        | Int16
+        | Int32
+        | Int64
+        | UInt8
+        | UInt16
+        | UInt32
+        | UInt64
+        | Float32
+        | Float64
+        | Utf8
+        | LargeUtf8
+        | Utf8View
+        | Binary
+        | LargeBinary
+        | Date32
+        | Date64
+        | Time64(_)
+        | Timestamp(_, _)
+        | Decimal128(_, _) => Ok(dt),
         other => Err(Error::invalid(
             field,
-            format!("data type {other} is not supported for data items (use a flat type such as Utf8, Int64, Float64, Boolean, Date32, Timestamp or Decimal128)"),
+            format!(
+                "data type {other} is not supported for data items (use a flat type such as Utf8, Int64, Float64, Boolean, Date32, Timestamp or Decimal128)"
+            ),
         )),
     }
 }
@@ -154,18 +196,27 @@ pub fn resource(r: &ResourceSpec) -> Result<()> {
     }
     match (r.category, r.base_library) {
         (Category::Base, None) => {
-            return Err(Error::invalid("base_library", "required for base resources"));
+            return Err(Error::invalid(
+                "base_library",
+                "required for base resources",
+            ));
         }
         (Category::Base, Some(lib)) => {
             if &class[1..3] != library_class(lib).as_bytes() {
                 return Err(Error::invalid(
                     "code",
-                    format!("a {lib} base resource code must start with 1{}", library_class(lib)),
+                    format!(
+                        "a {lib} base resource code must start with 1{}",
+                        library_class(lib)
+                    ),
                 ));
             }
         }
         (_, Some(_)) => {
-            return Err(Error::invalid("base_library", "only base resources belong to a base library"));
+            return Err(Error::invalid(
+                "base_library",
+                "only base resources belong to a base library",
+            ));
         }
         (_, None) => {}
     }
@@ -173,22 +224,38 @@ pub fn resource(r: &ResourceSpec) -> Result<()> {
     department_code("provider", &r.provider)?;
     optional_text("summary", &r.summary)?;
     if r.items.is_empty() {
-        return Err(Error::invalid("items", "a resource needs at least one data item"));
+        return Err(Error::invalid(
+            "items",
+            "a resource needs at least one data item",
+        ));
     }
     let mut names = HashSet::new();
     for (i, item) in r.items.iter().enumerate() {
         let at = |f: &str| format!("items[{i}].{f}");
         let name_ok = (1..=63).contains(&item.name.len())
-            && item.name.bytes().next().is_some_and(|c| c.is_ascii_lowercase())
-            && item.name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+            && item
+                .name
+                .bytes()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase())
+            && item
+                .name
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
         if !name_ok {
             return Err(Error::invalid(
                 at("name"),
-                format!("'{}' is not an item name (lowercase letter, then a-z, 0-9, '_'; at most 63)", item.name),
+                format!(
+                    "'{}' is not an item name (lowercase letter, then a-z, 0-9, '_'; at most 63)",
+                    item.name
+                ),
             ));
         }
         if !names.insert(item.name.as_str()) {
-            return Err(Error::invalid(at("name"), format!("duplicate item '{}'", item.name)));
+            return Err(Error::invalid(
+                at("name"),
+                format!("duplicate item '{}'", item.name),
+            ));
         }
         required(&at("label"), &item.label, 100)?;
         data_type(&at("data_type"), &item.data_type)?;
@@ -196,7 +263,10 @@ pub fn resource(r: &ResourceSpec) -> Result<()> {
         let filled = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
         match item.share_type {
             ShareType::None if !filled(&item.legal_basis) => {
-                return Err(Error::invalid(at("legal_basis"), "required when share_type is none"));
+                return Err(Error::invalid(
+                    at("legal_basis"),
+                    "required when share_type is none",
+                ));
             }
             ShareType::Conditional if !filled(&item.share_condition) => {
                 return Err(Error::invalid(
@@ -206,7 +276,10 @@ pub fn resource(r: &ResourceSpec) -> Result<()> {
             }
             _ => {}
         }
-        for (f, v) in [("share_condition", &item.share_condition), ("legal_basis", &item.legal_basis)] {
+        for (f, v) in [
+            ("share_condition", &item.share_condition),
+            ("legal_basis", &item.legal_basis),
+        ] {
             if let Some(v) = v {
                 optional_text(&at(f), v)?;
             }
@@ -215,14 +288,23 @@ pub fn resource(r: &ResourceSpec) -> Result<()> {
     let mut keys = HashSet::new();
     for (i, k) in r.key_items.iter().enumerate() {
         if !names.contains(k.as_str()) {
-            return Err(Error::invalid(format!("key_items[{i}]"), format!("'{k}' is not one of the items")));
+            return Err(Error::invalid(
+                format!("key_items[{i}]"),
+                format!("'{k}' is not one of the items"),
+            ));
         }
         if !keys.insert(k.as_str()) {
-            return Err(Error::invalid(format!("key_items[{i}]"), format!("duplicate key item '{k}'")));
+            return Err(Error::invalid(
+                format!("key_items[{i}]"),
+                format!("duplicate key item '{k}'"),
+            ));
         }
     }
     if r.category == Category::Base && r.key_items.is_empty() {
-        return Err(Error::invalid("key_items", "base resources need at least one key item"));
+        return Err(Error::invalid(
+            "key_items",
+            "base resources need at least one key item",
+        ));
     }
     Ok(())
 }
@@ -233,11 +315,21 @@ mod tests {
 
     #[test]
     fn data_types_parse_as_arrow_prints_them() {
-        for ok in ["Utf8", "Int64", "Float64", "Boolean", "Date32", "Decimal128(18, 2)"] {
+        for ok in [
+            "Utf8",
+            "Int64",
+            "Float64",
+            "Boolean",
+            "Date32",
+            "Decimal128(18, 2)",
+        ] {
             data_type("t", ok).unwrap();
         }
         let err = data_type("items[0].data_type", "varchar(20)").unwrap_err();
-        assert!(err.to_string().starts_with("items[0].data_type: 'varchar(20)' is not an Arrow data type"));
+        assert!(
+            err.to_string()
+                .starts_with("items[0].data_type: 'varchar(20)' is not an Arrow data type")
+        );
         let err = data_type("t", "List(Int64)").unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");
     }
@@ -246,7 +338,15 @@ mod tests {
     fn resource_codes() {
         resource_code("101/000001").unwrap();
         resource_code("310203001/123456").unwrap();
-        for bad in ["", "101", "10/000001", "101/00001", "1a1/000001", "101-000001", "101/000001/1"] {
+        for bad in [
+            "",
+            "101",
+            "10/000001",
+            "101/00001",
+            "1a1/000001",
+            "101-000001",
+            "101/000001/1",
+        ] {
             assert!(resource_code(bad).is_err(), "{bad}");
         }
     }

@@ -1,0 +1,26 @@
+//! The Tongban hub: the server and the `tongban` command line.
+//!
+//! # Layout
+//! - [`cli`]: the `tongban` commands (`demo`, `serve`, `datagen`, `catalog`, `config`);
+//! - [`config`]: the TOML server configuration and its validation;
+//! - [`server`]: the HTTP API (axum), problem+json errors, OpenAPI document;
+//! - [`auth`]: tokens and the identities behind them;
+//! - [`datasets`]: immutable Parquet dataset versions on the object store;
+//! - [`datagen`]: the demo directory and the seeded base-library generators;
+//! - [`demo`]: `tongban demo`, from nothing to a running hub;
+//! - [`error`]: the crate's error type.
+//!
+//! Still to come: lookup indexes, the policy enforcement point, audit, sync
+//! scheduler, delivery (Delta Sharing, Flight, push), the console.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod datagen;
+pub mod datasets;
+pub mod demo;
+pub mod error;
+pub mod server;
+
+pub use config::Config;
+pub use error::{Error, Result};

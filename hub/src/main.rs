@@ -1,1 +1,5 @@
-fn main(){}
+//! The `tongban` binary; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    tongban_hub::cli::main()
+}

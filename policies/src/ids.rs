@@ -26,9 +26,17 @@ pub enum KeyError {
     #[error("{kind} has an invalid division code '{code}'")]
     Division { kind: KeyKind, code: String },
     #[error("{kind} check character is '{got}', expected '{expected}'")]
-    Check { kind: KeyKind, got: char, expected: char },
+    Check {
+        kind: KeyKind,
+        got: char,
+        expected: char,
+    },
     #[error("{kind} organisation code check character is '{got}', expected '{expected}'")]
-    OrgCheck { kind: KeyKind, got: char, expected: char },
+    OrgCheck {
+        kind: KeyKind,
+        got: char,
+        expected: char,
+    },
 }
 
 /// Which kind of key an error is about.
@@ -82,29 +90,51 @@ pub fn validate_citizen_id(id: &str) -> Result<CitizenIdInfo, KeyError> {
     let kind = KeyKind::CitizenId;
     let b = id.as_bytes();
     if b.len() != 18 || id.chars().count() != 18 {
-        return Err(KeyError::Length { kind, got: id.chars().count() });
+        return Err(KeyError::Length {
+            kind,
+            got: id.chars().count(),
+        });
     }
     if let Some(pos) = b[..17].iter().position(|c| !c.is_ascii_digit()) {
-        return Err(KeyError::Character { kind, pos: pos + 1, ch: b[pos] as char });
+        return Err(KeyError::Character {
+            kind,
+            pos: pos + 1,
+            ch: b[pos] as char,
+        });
     }
     let last = b[17] as char;
     if !(last.is_ascii_digit() || last == 'X') {
-        return Err(KeyError::Character { kind, pos: 18, ch: last });
+        return Err(KeyError::Character {
+            kind,
+            pos: 18,
+            ch: last,
+        });
     }
     let num = |r: std::ops::Range<usize>| {
-        b[r].iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
+        b[r].iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))
     };
     let division = num(0..6);
     if division < 110_000 {
-        return Err(KeyError::Division { kind, code: id[..6].to_string() });
+        return Err(KeyError::Division {
+            kind,
+            code: id[..6].to_string(),
+        });
     }
     let (year, month, day) = (num(6..10), num(10..12), num(12..14));
     if !(1800..=2100).contains(&year) || !is_valid_date(year, month, day) {
-        return Err(KeyError::BirthDate { kind, date: id[6..14].to_string() });
+        return Err(KeyError::BirthDate {
+            kind,
+            date: id[6..14].to_string(),
+        });
     }
     let expected = citizen_id_check(&b[..17]);
     if last != expected {
-        return Err(KeyError::Check { kind, got: last, expected });
+        return Err(KeyError::Check {
+            kind,
+            got: last,
+            expected,
+        });
     }
     Ok(CitizenIdInfo {
         division,
@@ -116,7 +146,7 @@ pub fn validate_citizen_id(id: &str) -> Result<CitizenIdInfo, KeyError> {
 }
 
 fn is_valid_date(y: u32, m: u32, d: u32) -> bool {
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let leap = (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
     let days = match m {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
@@ -130,12 +160,17 @@ fn is_valid_date(y: u32, m: u32, d: u32) -> bool {
 /// The GB 32100 alphabet: digits and upper-case letters without I, O, S, V, Z.
 pub const CREDIT_CODE_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 /// GB 32100 weights: 3^(i-1) mod 31 for positions 1..=17.
-const CC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const CC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 /// GB 11714 weights for the 8 body characters of an organisation code.
 const ORG_WEIGHTS: [u32; 8] = [3, 7, 9, 10, 5, 8, 4, 2];
 
 fn cc_value(c: u8) -> Option<u32> {
-    CREDIT_CODE_CHARS.iter().position(|&x| x == c).map(|p| p as u32)
+    CREDIT_CODE_CHARS
+        .iter()
+        .position(|&x| x == c)
+        .map(|p| p as u32)
 }
 
 /// The GB 11714 check character of an 8-character organisation code body.
@@ -182,21 +217,40 @@ pub fn validate_credit_code(code: &str) -> Result<(), KeyError> {
     let kind = KeyKind::CreditCode;
     let b = code.as_bytes();
     if b.len() != 18 || code.chars().count() != 18 {
-        return Err(KeyError::Length { kind, got: code.chars().count() });
+        return Err(KeyError::Length {
+            kind,
+            got: code.chars().count(),
+        });
     }
     if let Some(pos) = b.iter().position(|&c| cc_value(c).is_none()) {
-        return Err(KeyError::Character { kind, pos: pos + 1, ch: b[pos] as char });
+        return Err(KeyError::Character {
+            kind,
+            pos: pos + 1,
+            ch: b[pos] as char,
+        });
     }
     if let Some(pos) = b[2..8].iter().position(|c| !c.is_ascii_digit()) {
-        return Err(KeyError::Character { kind, pos: pos + 3, ch: b[pos + 2] as char });
+        return Err(KeyError::Character {
+            kind,
+            pos: pos + 3,
+            ch: b[pos + 2] as char,
+        });
     }
     let expected = credit_code_check(&b[..17]);
     if b[17] as char != expected {
-        return Err(KeyError::Check { kind, got: b[17] as char, expected });
+        return Err(KeyError::Check {
+            kind,
+            got: b[17] as char,
+            expected,
+        });
     }
     let org_expected = org_code_check(&b[8..16]);
     if b[16] as char != org_expected {
-        return Err(KeyError::OrgCheck { kind, got: b[16] as char, expected: org_expected });
+        return Err(KeyError::OrgCheck {
+            kind,
+            got: b[16] as char,
+            expected: org_expected,
+        });
     }
     Ok(())
 }
@@ -209,7 +263,10 @@ mod tests {
     fn gb11643_examples_pass() {
         // The example printed in GB 11643-1999 itself, with its X check.
         let info = validate_citizen_id("11010519491231002X").unwrap();
-        assert_eq!((info.birth_year, info.birth_month, info.birth_day), (1949, 12, 31));
+        assert_eq!(
+            (info.birth_year, info.birth_month, info.birth_day),
+            (1949, 12, 31)
+        );
         assert_eq!(info.division, 110105);
         assert!(!info.male);
         // The second example of the standard's annex.
@@ -220,7 +277,9 @@ mod tests {
     #[test]
     fn citizen_id_errors_name_the_fault() {
         assert_eq!(
-            validate_citizen_id("110105194912310021").unwrap_err().to_string(),
+            validate_citizen_id("110105194912310021")
+                .unwrap_err()
+                .to_string(),
             "citizen id check character is '1', expected 'X'"
         );
         assert!(matches!(
@@ -234,7 +293,11 @@ mod tests {
         // Lower-case x is not the canonical form.
         assert!(matches!(
             validate_citizen_id("11010519491231002x"),
-            Err(KeyError::Character { pos: 18, ch: 'x', .. })
+            Err(KeyError::Character {
+                pos: 18,
+                ch: 'x',
+                ..
+            })
         ));
         assert!(matches!(
             validate_citizen_id("110105194902300028"),
@@ -273,18 +336,27 @@ mod tests {
     #[test]
     fn credit_code_errors_name_the_fault() {
         assert_eq!(
-            validate_credit_code("91350100M000100Y42").unwrap_err().to_string(),
+            validate_credit_code("91350100M000100Y42")
+                .unwrap_err()
+                .to_string(),
             "credit code check character is '2', expected '3'"
         );
         assert!(matches!(
             validate_credit_code("91350100M000100I43"),
-            Err(KeyError::Character { pos: 16, ch: 'I', .. })
+            Err(KeyError::Character {
+                pos: 16,
+                ch: 'I',
+                ..
+            })
         ));
         assert!(matches!(
             validate_credit_code("9135A100M000100Y43"),
             Err(KeyError::Character { pos: 5, .. })
         ));
-        assert!(matches!(validate_credit_code(""), Err(KeyError::Length { got: 0, .. })));
+        assert!(matches!(
+            validate_credit_code(""),
+            Err(KeyError::Length { got: 0, .. })
+        ));
     }
 
     #[test]

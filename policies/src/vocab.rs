@@ -90,7 +90,11 @@ mod tests {
 
     #[test]
     fn names_round_trip_and_unknown_words_say_what_is_expected() {
-        for t in [ShareType::Unconditional, ShareType::Conditional, ShareType::None] {
+        for t in [
+            ShareType::Unconditional,
+            ShareType::Conditional,
+            ShareType::None,
+        ] {
             assert_eq!(ShareType::from_str(t.as_str()).unwrap(), t);
         }
         let err = "sometimes".parse::<ShareType>().unwrap_err();

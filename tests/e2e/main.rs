@@ -1,1 +1,10 @@
+//! End-to-end tests: they start the real hub (in-process on 127.0.0.1:0, or
+//! the `tongban` binary itself) and talk to it over HTTP.
+//!
+//! - [`catalog_api`]: the directory API against demo data, on the embedded
+//!   store and on the machine's PostgreSQL;
+//! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`.
 
+mod catalog_api;
+mod cli;
+mod common;

@@ -10,7 +10,10 @@ struct Fixture {
 async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let store = SqlStore::open_dir(dir.path()).await.unwrap();
-    Fixture { store, _dir: Some(dir) }
+    Fixture {
+        store,
+        _dir: Some(dir),
+    }
 }
 
 fn pg_url() -> String {
@@ -22,18 +25,23 @@ fn pg_url() -> String {
 async fn postgres(test: &str) -> Fixture {
     let schema = format!("tongban_it_{test}");
     sqlx::any::install_default_drivers();
-    let admin = sqlx::AnyPool::connect(&pg_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable for this suite: {e}", pg_url()));
-    sqlx::raw_sql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"))
-        .execute(&admin)
-        .await
-        .unwrap();
+    let admin = sqlx::AnyPool::connect(&pg_url()).await.unwrap_or_else(|e| {
+        panic!(
+            "PostgreSQL at {} must be reachable for this suite: {e}",
+            pg_url()
+        )
+    });
+    sqlx::raw_sql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
     admin.close().await;
     let url = format!("{}?options=-c%20search_path%3D{schema}", pg_url());
-    let store = SqlStore::open(&url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL store at {url} must be reachable for this suite: {e}"));
+    let store = SqlStore::open(&url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL store at {url} must be reachable for this suite: {e}")
+    });
     Fixture { store, _dir: None }
 }
 
@@ -107,8 +115,14 @@ fn population(code: &str) -> ResourceSpec {
 }
 
 async fn seed(store: &SqlStore) {
-    store.create_department(&dept("sh-gaj", Level::City, None)).await.unwrap();
-    store.create_department(&dept("sh-scjgj", Level::City, None)).await.unwrap();
+    store
+        .create_department(&dept("sh-gaj", Level::City, None))
+        .await
+        .unwrap();
+    store
+        .create_department(&dept("sh-scjgj", Level::City, None))
+        .await
+        .unwrap();
 }
 
 fn invalid_field(e: Error) -> String {
@@ -121,24 +135,58 @@ fn invalid_field(e: Error) -> String {
 async fn departments_and_hierarchy(f: Fixture) {
     let s = &f.store;
     seed(s).await;
-    s.create_department(&dept("xh-zwfw", Level::District, Some("sh-gaj"))).await.unwrap();
-    s.create_department(&dept("xh-tpl", Level::Street, Some("xh-zwfw"))).await.unwrap();
+    s.create_department(&dept("xh-zwfw", Level::District, Some("sh-gaj")))
+        .await
+        .unwrap();
+    s.create_department(&dept("xh-tpl", Level::Street, Some("xh-zwfw")))
+        .await
+        .unwrap();
     // Wrong order of levels, unknown parent, missing parent, duplicate.
-    let e = s.create_department(&dept("bad-1", Level::District, Some("xh-tpl"))).await.unwrap_err();
-    assert_eq!(e.to_string(), "parent: the parent must be at a higher level");
-    let e = s.create_department(&dept("bad-2", Level::District, Some("nope"))).await.unwrap_err();
+    let e = s
+        .create_department(&dept("bad-1", Level::District, Some("xh-tpl")))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "parent: the parent must be at a higher level"
+    );
+    let e = s
+        .create_department(&dept("bad-2", Level::District, Some("nope")))
+        .await
+        .unwrap_err();
     assert_eq!(e.to_string(), "parent: unknown department 'nope'");
-    let e = s.create_department(&dept("bad-3", Level::Street, None)).await.unwrap_err();
+    let e = s
+        .create_department(&dept("bad-3", Level::Street, None))
+        .await
+        .unwrap_err();
     assert_eq!(invalid_field(e), "parent");
-    let e = s.create_department(&dept("sh-gaj", Level::City, None)).await.unwrap_err();
+    let e = s
+        .create_department(&dept("sh-gaj", Level::City, None))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Duplicate { .. }), "{e:?}");
     let mut bad_cc = dept("bad-4", Level::City, None);
     bad_cc.credit_code = Some("91350100M000100Y42".into());
-    assert_eq!(invalid_field(s.create_department(&bad_cc).await.unwrap_err()), "credit_code");
-    let codes: Vec<_> = s.list_departments().await.unwrap().into_iter().map(|d| d.code).collect();
+    assert_eq!(
+        invalid_field(s.create_department(&bad_cc).await.unwrap_err()),
+        "credit_code"
+    );
+    let codes: Vec<_> = s
+        .list_departments()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.code)
+        .collect();
     assert_eq!(codes, ["sh-gaj", "sh-scjgj", "xh-tpl", "xh-zwfw"]);
-    assert_eq!(s.get_department("xh-tpl").await.unwrap().parent.as_deref(), Some("xh-zwfw"));
-    assert!(matches!(s.get_department("nope").await, Err(Error::NotFound { .. })));
+    assert_eq!(
+        s.get_department("xh-tpl").await.unwrap().parent.as_deref(),
+        Some("xh-zwfw")
+    );
+    assert!(matches!(
+        s.get_department("nope").await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 async fn resource_create_get_list(f: Fixture) {
@@ -151,31 +199,66 @@ async fn resource_create_get_list(f: Fixture) {
     assert_eq!(got, created);
     assert_eq!(got.spec.items.len(), 4);
     let names: Vec<_> = got.spec.items.iter().map(|i| i.name.as_str()).collect();
-    assert_eq!(names, ["citizen_id", "name", "gender", "religion"], "items keep their order");
-    assert_eq!(got.spec.items[3].legal_basis.as_deref(), Some("《个人信息保护法》第二十八条"));
+    assert_eq!(
+        names,
+        ["citizen_id", "name", "gender", "religion"],
+        "items keep their order"
+    );
+    assert_eq!(
+        got.spec.items[3].legal_basis.as_deref(),
+        Some("《个人信息保护法》第二十八条")
+    );
     let page = s.list_resources(&ResourceQuery::default()).await.unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.items[0].spec.items.len(), 4, "listings carry items");
-    assert!(matches!(s.get_resource("101/999999").await, Err(Error::NotFound { .. })));
-    let e = s.create_resource(&population("101/000001")).await.unwrap_err();
+    assert!(matches!(
+        s.get_resource("101/999999").await,
+        Err(Error::NotFound { .. })
+    ));
+    let e = s
+        .create_resource(&population("101/000001"))
+        .await
+        .unwrap_err();
     assert_eq!(e.to_string(), "resource '101/000001' already exists");
 }
 
 async fn invalid_resources_change_nothing(f: Fixture) {
     let s = &f.store;
     seed(s).await;
-    let cases: Vec<(&str, Box<dyn Fn(&mut ResourceSpec)>)> = vec![
+    type Breaker = Box<dyn Fn(&mut ResourceSpec)>;
+    let cases: Vec<(&str, Breaker)> = vec![
         ("provider", Box::new(|r| r.provider = "no-such-dept".into())),
         ("code", Box::new(|r| r.code = "101-000001".into())),
         ("code", Box::new(|r| r.code = "201/000001".into())),
         ("code", Box::new(|r| r.code = "102/000001".into())),
-        ("items[3].legal_basis", Box::new(|r| r.items[3].legal_basis = None)),
-        ("items[3].legal_basis", Box::new(|r| r.items[3].legal_basis = Some("  ".into()))),
-        ("items[0].share_condition", Box::new(|r| r.items[0].share_condition = None)),
-        ("items[2].data_type", Box::new(|r| r.items[2].data_type = "varchar".into())),
-        ("items[1].name", Box::new(|r| r.items[1].name = "citizen_id".into())),
-        ("items[1].name", Box::new(|r| r.items[1].name = "Name".into())),
-        ("key_items[0]", Box::new(|r| r.key_items = vec!["nope".into()])),
+        (
+            "items[3].legal_basis",
+            Box::new(|r| r.items[3].legal_basis = None),
+        ),
+        (
+            "items[3].legal_basis",
+            Box::new(|r| r.items[3].legal_basis = Some("  ".into())),
+        ),
+        (
+            "items[0].share_condition",
+            Box::new(|r| r.items[0].share_condition = None),
+        ),
+        (
+            "items[2].data_type",
+            Box::new(|r| r.items[2].data_type = "varchar".into()),
+        ),
+        (
+            "items[1].name",
+            Box::new(|r| r.items[1].name = "citizen_id".into()),
+        ),
+        (
+            "items[1].name",
+            Box::new(|r| r.items[1].name = "Name".into()),
+        ),
+        (
+            "key_items[0]",
+            Box::new(|r| r.key_items = vec!["nope".into()]),
+        ),
         ("key_items", Box::new(|r| r.key_items.clear())),
         ("base_library", Box::new(|r| r.base_library = None)),
         ("items", Box::new(|r| r.items.clear())),
@@ -187,7 +270,13 @@ async fn invalid_resources_change_nothing(f: Fixture) {
         let e = s.create_resource(&r).await.unwrap_err();
         assert_eq!(invalid_field(e), field);
     }
-    assert_eq!(s.list_resources(&ResourceQuery::default()).await.unwrap().total, 0);
+    assert_eq!(
+        s.list_resources(&ResourceQuery::default())
+            .await
+            .unwrap()
+            .total,
+        0
+    );
     // A failed update leaves the stored resource as it was.
     s.create_resource(&population("101/000001")).await.unwrap();
     let before = s.get_resource("101/000001").await.unwrap();
@@ -209,20 +298,41 @@ async fn updates_and_lifecycle(f: Fixture) {
     assert_eq!(updated.version, 2);
     assert_eq!(updated.spec.items.len(), 5);
     assert_eq!(updated.spec.summary, "更新后的摘要");
-    let e = s.update_resource("101/000002", &population("101/000002")).await.unwrap_err();
+    let e = s
+        .update_resource("101/000002", &population("101/000002"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::NotFound { .. }), "{e:?}");
-    let e = s.update_resource("101/000001", &population("101/000002")).await.unwrap_err();
+    let e = s
+        .update_resource("101/000001", &population("101/000002"))
+        .await
+        .unwrap_err();
     assert_eq!(invalid_field(e), "code");
 
-    let published = s.set_resource_status("101/000001", Status::Published).await.unwrap();
+    let published = s
+        .set_resource_status("101/000001", Status::Published)
+        .await
+        .unwrap();
     assert_eq!(published.status(), Status::Published);
-    assert!(published.spec.publish_date.is_some(), "publishing dates the resource");
-    let e = s.set_resource_status("101/000001", Status::Draft).await.unwrap_err();
+    assert!(
+        published.spec.publish_date.is_some(),
+        "publishing dates the resource"
+    );
+    let e = s
+        .set_resource_status("101/000001", Status::Draft)
+        .await
+        .unwrap_err();
     assert!(matches!(e, Error::Conflict(_)), "{e:?}");
-    let retired = s.set_resource_status("101/000001", Status::Retired).await.unwrap();
+    let retired = s
+        .set_resource_status("101/000001", Status::Retired)
+        .await
+        .unwrap();
     assert_eq!(retired.status(), Status::Retired);
     let e = s.update_resource("101/000001", &r).await.unwrap_err();
-    assert_eq!(e.to_string(), "resource '101/000001' is retired and read-only");
+    assert_eq!(
+        e.to_string(),
+        "resource '101/000001' is retired and read-only"
+    );
     assert_eq!(s.get_resource("101/000001").await.unwrap(), retired);
 }
 
@@ -246,32 +356,98 @@ async fn search_filters_and_paging(f: Fixture) {
         f(&mut q);
         q
     };
-    let page = s.list_resources(&q(|q| q.page_size = Some(10))).await.unwrap();
+    let page = s
+        .list_resources(&q(|q| q.page_size = Some(10)))
+        .await
+        .unwrap();
     assert_eq!((page.total, page.items.len()), (26, 10));
-    let page3 = s.list_resources(&q(|q| {
-        q.page_size = Some(10);
-        q.page = Some(3)
-    }))
-    .await
-    .unwrap();
+    let page3 = s
+        .list_resources(&q(|q| {
+            q.page_size = Some(10);
+            q.page = Some(3)
+        }))
+        .await
+        .unwrap();
     assert_eq!(page3.items.len(), 6);
     assert_eq!(page3.items.last().unwrap().spec.code, "104/000001");
     // Text search: Chinese, case-insensitive ASCII, item labels, literal wildcards.
-    assert_eq!(s.list_resources(&q(|q| q.q = Some("证照".into()))).await.unwrap().total, 1);
-    assert_eq!(s.list_resources(&q(|q| q.q = Some("LICENCE".into()))).await.unwrap().total, 1);
-    assert_eq!(s.list_resources(&q(|q| q.q = Some("资源1".into()))).await.unwrap().total, 11);
-    assert_eq!(s.list_resources(&q(|q| q.q = Some("%".into()))).await.unwrap().total, 0);
-    assert_eq!(s.list_resources(&q(|q| q.q = Some("religion 标签".into()))).await.unwrap().total, 25);
-    assert_eq!(s.list_resources(&q(|q| q.provider = Some("sh-scjgj".into()))).await.unwrap().total, 1);
     assert_eq!(
-        s.list_resources(&q(|q| q.base_library = Some(BaseLibrary::Population))).await.unwrap().total,
+        s.list_resources(&q(|q| q.q = Some("证照".into())))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        s.list_resources(&q(|q| q.q = Some("LICENCE".into())))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        s.list_resources(&q(|q| q.q = Some("资源1".into())))
+            .await
+            .unwrap()
+            .total,
+        11
+    );
+    assert_eq!(
+        s.list_resources(&q(|q| q.q = Some("%".into())))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        s.list_resources(&q(|q| q.q = Some("religion 标签".into())))
+            .await
+            .unwrap()
+            .total,
         25
     );
-    assert_eq!(s.list_resources(&q(|q| q.share_type = Some(ShareType::None))).await.unwrap().total, 25);
-    assert_eq!(s.list_resources(&q(|q| q.status = Some(Status::Published))).await.unwrap().total, 0);
-    assert_eq!(invalid_field(s.list_resources(&q(|q| q.page = Some(0))).await.unwrap_err()), "page");
     assert_eq!(
-        invalid_field(s.list_resources(&q(|q| q.page_size = Some(201))).await.unwrap_err()),
+        s.list_resources(&q(|q| q.provider = Some("sh-scjgj".into())))
+            .await
+            .unwrap()
+            .total,
+        1
+    );
+    assert_eq!(
+        s.list_resources(&q(|q| q.base_library = Some(BaseLibrary::Population)))
+            .await
+            .unwrap()
+            .total,
+        25
+    );
+    assert_eq!(
+        s.list_resources(&q(|q| q.share_type = Some(ShareType::None)))
+            .await
+            .unwrap()
+            .total,
+        25
+    );
+    assert_eq!(
+        s.list_resources(&q(|q| q.status = Some(Status::Published)))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert_eq!(
+        invalid_field(
+            s.list_resources(&q(|q| q.page = Some(0)))
+                .await
+                .unwrap_err()
+        ),
+        "page"
+    );
+    assert_eq!(
+        invalid_field(
+            s.list_resources(&q(|q| q.page_size = Some(201)))
+                .await
+                .unwrap_err()
+        ),
         "page_size"
     );
 }
@@ -287,7 +463,10 @@ async fn import_is_all_or_nothing(f: Fixture) {
       "resources": []
     }"#;
     let parsed = exchange::from_json(json).unwrap();
-    let report = s.import(&parsed.departments, &parsed.resources).await.unwrap();
+    let report = s
+        .import(&parsed.departments, &parsed.resources)
+        .await
+        .unwrap();
     assert_eq!(report.departments_created, 2);
 
     let good = population("101/000001");
@@ -295,16 +474,35 @@ async fn import_is_all_or_nothing(f: Fixture) {
     bad.provider = "nobody".into();
     let csv = exchange::to_csv(&[good.clone(), bad]);
     let parsed = exchange::from_csv(&csv).unwrap();
-    let e = s.import(&parsed.departments, &parsed.resources).await.unwrap_err();
+    let e = s
+        .import(&parsed.departments, &parsed.resources)
+        .await
+        .unwrap_err();
     // 1 header line + 4 item rows of the first resource: the second starts at line 6.
-    assert_eq!(e.to_string(), "line 6: provider: unknown department 'nobody'");
-    assert_eq!(s.list_resources(&ResourceQuery::default()).await.unwrap().total, 0, "nothing written");
+    assert_eq!(
+        e.to_string(),
+        "line 6: provider: unknown department 'nobody'"
+    );
+    assert_eq!(
+        s.list_resources(&ResourceQuery::default())
+            .await
+            .unwrap()
+            .total,
+        0,
+        "nothing written"
+    );
 
     let csv = exchange::to_csv(std::slice::from_ref(&good));
     let parsed = exchange::from_csv(&csv).unwrap();
-    let report = s.import(&parsed.departments, &parsed.resources).await.unwrap();
+    let report = s
+        .import(&parsed.departments, &parsed.resources)
+        .await
+        .unwrap();
     assert_eq!(report.resources_created, 1);
-    let report = s.import(&parsed.departments, &parsed.resources).await.unwrap();
+    let report = s
+        .import(&parsed.departments, &parsed.resources)
+        .await
+        .unwrap();
     assert_eq!(report.resources_updated, 1, "re-import updates");
 
     // Round trip: export, import into a fresh directory, same content.
@@ -329,18 +527,35 @@ async fn dataset_versions(f: Fixture) {
         location: format!("datasets/101-000001/v{n}"),
         origin: "test".into(),
     };
-    assert!(s.get_resource("101/000001").await.unwrap().latest_version.is_none());
+    assert!(
+        s.get_resource("101/000001")
+            .await
+            .unwrap()
+            .latest_version
+            .is_none()
+    );
     s.record_version(&v(1)).await.unwrap();
     s.record_version(&v(2)).await.unwrap();
     let e = s.record_version(&v(2)).await.unwrap_err();
     assert!(matches!(e, Error::Duplicate { .. }), "{e:?}");
     let versions = s.list_versions("101/000001").await.unwrap();
-    assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), [2, 1]);
-    let latest = s.get_resource("101/000001").await.unwrap().latest_version.unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let latest = s
+        .get_resource("101/000001")
+        .await
+        .unwrap()
+        .latest_version
+        .unwrap();
     assert_eq!((latest.version, latest.row_count), (2, 20));
     let mut orphan = v(1);
     orphan.resource = "101/000009".into();
-    assert!(matches!(s.record_version(&orphan).await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        s.record_version(&orphan).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 async fn tokens(f: Fixture) {
@@ -357,6 +572,12 @@ async fn tokens(f: Fixture) {
     let mut unknown = t.clone();
     unknown.token_hash = "cd".repeat(32);
     unknown.department = "nobody".into();
-    assert_eq!(invalid_field(s.put_token(&unknown).await.unwrap_err()), "department");
-    assert!(matches!(s.put_token(&t).await, Err(Error::Duplicate { .. })));
+    assert_eq!(
+        invalid_field(s.put_token(&unknown).await.unwrap_err()),
+        "department"
+    );
+    assert!(matches!(
+        s.put_token(&t).await,
+        Err(Error::Duplicate { .. })
+    ));
 }

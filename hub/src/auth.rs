@@ -1,0 +1,91 @@
+//! Identities: API tokens, hashed at rest, resolved in memory on each request.
+//!
+//! A token is `tb_` plus 43 base64url characters (32 random bytes). The
+//! catalog keeps only its SHA-256; the hub loads the hashes at start, so
+//! checking a token costs one hash and one map lookup, with no database trip.
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use tongban_catalog::{Role, Store, TokenRecord};
+
+/// Who is calling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    pub department: String,
+    pub role: Role,
+}
+
+/// Token hash → identity, shared by all requests.
+#[derive(Debug, Default, Clone)]
+pub struct Identities {
+    by_hash: Arc<RwLock<HashMap<String, Identity>>>,
+}
+
+/// A fresh random token.
+pub fn new_token() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    format!(
+        "tb_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// The hex SHA-256 under which a token is stored.
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+impl Identities {
+    /// Loads every token from the store, replacing what was known.
+    pub async fn load(store: &dyn Store) -> tongban_catalog::Result<Identities> {
+        let ids = Identities::default();
+        ids.reload(store).await?;
+        Ok(ids)
+    }
+
+    pub async fn reload(&self, store: &dyn Store) -> tongban_catalog::Result<()> {
+        let map = store
+            .list_tokens()
+            .await?
+            .into_iter()
+            .map(|t: TokenRecord| {
+                (
+                    t.token_hash,
+                    Identity {
+                        department: t.department,
+                        role: t.role,
+                    },
+                )
+            })
+            .collect();
+        *self.by_hash.write().expect("identities lock") = map;
+        Ok(())
+    }
+
+    /// The identity behind a bearer token, if any.
+    pub fn resolve(&self, token: &str) -> Option<Identity> {
+        self.by_hash
+            .read()
+            .expect("identities lock")
+            .get(&hash_token(token))
+            .cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hash_stably() {
+        let (a, b) = (new_token(), new_token());
+        assert_ne!(a, b);
+        assert!(a.starts_with("tb_") && a.len() == 46, "{a}");
+        assert_eq!(hash_token(&a), hash_token(&a));
+        assert_eq!(hash_token(&a).len(), 64);
+        assert_ne!(hash_token(&a), hash_token(&b));
+    }
+}

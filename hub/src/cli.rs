@@ -1,0 +1,423 @@
+//! The `tongban` command line.
+
+use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use crate::server::{Server, shutdown_signal};
+use crate::{Error, Result, datagen, demo};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tongban_catalog::{ResourceQuery, SqlStore, Store, exchange};
+
+#[derive(Parser)]
+#[command(
+    name = "tongban",
+    version,
+    about = "Tongban (通办): a government data-sharing exchange hub"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate demo data if missing, then run a hub on it with demo tokens.
+    Demo {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        #[arg(long, default_value = DEFAULT_LISTEN)]
+        listen: String,
+        /// 1 = a city slice of 1,000,000 citizens, 200,000 legal entities,
+        /// 500,000 licences and 400,000 addresses; 0.01 = a hundredth of it.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Run the hub with a configuration file.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Generate the four base libraries and publish them as new dataset versions.
+    Datagen {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Read and edit the resource directory.
+    Catalog {
+        #[command(subcommand)]
+        command: CatalogCommand,
+    },
+    /// Work with configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// List resources (all pages).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Text search over codes, names, summaries and items.
+        #[arg(long)]
+        q: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one resource with its items and versions.
+    Show {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Resource code, e.g. 101/000001.
+        code: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create or update departments and resources from a file, all or nothing.
+    Import {
+        #[command(flatten)]
+        store: StoreArgs,
+        file: PathBuf,
+        /// Defaults to the file's extension.
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+    },
+    /// Write the directory to a file or standard output.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long, value_enum, default_value = "json")]
+        format: FileFormat,
+        /// Output file; standard output if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a configuration file without starting anything.
+    Check { file: PathBuf },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FileFormat {
+    /// The whole directory: departments and resources.
+    Json,
+    /// Resources only, one row per data item.
+    Csv,
+}
+
+/// Which catalog to open: a config file's, a store URL, or a data directory's.
+#[derive(Args)]
+struct StoreArgs {
+    /// Use the store of this configuration file.
+    #[arg(long, conflicts_with_all = ["data_dir", "store_url"])]
+    config: Option<PathBuf>,
+    /// Use the embedded catalog of this data directory.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Use this store (sqlite://PATH or postgres://...).
+    #[arg(long, conflicts_with = "data_dir")]
+    store_url: Option<String>,
+}
+
+impl StoreArgs {
+    fn config(&self) -> Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        if let Some(dir) = &self.data_dir {
+            config.data_dir = dir.clone();
+        }
+        if let Some(url) = &self.store_url {
+            config.store_url = Some(url.clone());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    async fn open(&self) -> Result<SqlStore> {
+        let config = self.config()?;
+        if config.store_url.is_none() {
+            std::fs::create_dir_all(&config.data_dir).map_err(Error::file(&config.data_dir))?;
+        }
+        Ok(SqlStore::open(&config.store_url()).await?)
+    }
+}
+
+/// Parses arguments, runs the command, prints errors as one clear message.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "tongban_hub=info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Demo {
+            data_dir,
+            listen,
+            scale,
+            seed,
+        } => {
+            demo::run(demo::DemoArgs {
+                data_dir,
+                listen,
+                scale,
+                seed,
+            })
+            .await
+        }
+        Command::Serve { config } => {
+            let config = Config::load(&config)?;
+            let server = Server::bind(&config).await?;
+            tracing::info!(addr = %server.local_addr(), data_dir = %config.data_dir.display(), "tongban serving");
+            server.serve(shutdown_signal()).await
+        }
+        Command::Datagen {
+            store: args,
+            scale,
+            seed,
+        } => {
+            datagen::check_scale(scale)?;
+            let config = args.config()?;
+            let store = args.open().await?;
+            let report = datagen::run(
+                &store,
+                &config.data_dir,
+                datagen::Options {
+                    scale,
+                    seed,
+                    progress: std::io::stderr().is_terminal(),
+                },
+            )
+            .await?;
+            for v in &report.versions {
+                println!(
+                    "{:<12} v{:<3} {:>9} rows {:>8.1} MiB  {}",
+                    v.resource,
+                    v.version,
+                    v.row_count,
+                    v.byte_size as f64 / 1048576.0,
+                    v.location
+                );
+            }
+            println!(
+                "generated {} rows, {:.1} MiB, in {:.1} s",
+                report.rows,
+                report.bytes as f64 / 1048576.0,
+                report.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Catalog { command } => catalog(command).await,
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let config = Config::load(&file)?;
+            println!("{}: ok", file.display());
+            println!("  listen          {}", config.listen);
+            println!("  data_dir        {}", config.data_dir.display());
+            println!(
+                "  store           {}",
+                config
+                    .store_url
+                    .as_deref()
+                    .unwrap_or("embedded SQLite in data_dir")
+            );
+            println!("  max_body_bytes  {}", config.max_body_bytes);
+            Ok(())
+        }
+    }
+}
+
+async fn catalog(command: CatalogCommand) -> Result<()> {
+    match command {
+        CatalogCommand::List { store, q, json } => {
+            let store = store.open().await?;
+            let mut all = Vec::new();
+            let mut query = ResourceQuery {
+                q,
+                page_size: Some(200),
+                ..Default::default()
+            };
+            for page in 1.. {
+                query.page = Some(page);
+                let p = store.list_resources(&query).await?;
+                let done = (page as i64) * 200 >= p.total;
+                all.extend(p.items);
+                if done {
+                    break;
+                }
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&all).expect("serialises")
+                );
+            } else {
+                println!(
+                    "{:<12} {:<10} {:<10} {:<9} {:>5} {:>8}  NAME",
+                    "CODE", "PROVIDER", "CATEGORY", "STATUS", "ITEMS", "VERSION"
+                );
+                for r in &all {
+                    let s = &r.spec;
+                    let version = r
+                        .latest_version
+                        .as_ref()
+                        .map_or("-".to_string(), |v| format!("v{}", v.version));
+                    println!(
+                        "{:<12} {:<10} {:<10} {:<9} {:>5} {:>8}  {}",
+                        s.code,
+                        s.provider,
+                        s.category,
+                        r.status(),
+                        s.items.len(),
+                        version,
+                        s.name
+                    );
+                }
+                println!("{} resources", all.len());
+            }
+            Ok(())
+        }
+        CatalogCommand::Show { store, code, json } => {
+            let store = store.open().await?;
+            let r = store.get_resource(&code).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).expect("serialises"));
+                return Ok(());
+            }
+            let s = &r.spec;
+            println!("{}  {}", s.code, s.name);
+            println!("  provider      {}", s.provider);
+            println!(
+                "  category      {}{}",
+                s.category,
+                s.base_library
+                    .map(|b| format!(" ({b})"))
+                    .unwrap_or_default()
+            );
+            println!(
+                "  status        {} (description version {})",
+                r.status(),
+                r.version
+            );
+            println!("  update cycle  {}", s.update_cycle);
+            println!("  key items     {}", s.key_items.join(", "));
+            println!("  summary       {}", s.summary);
+            println!("  items:");
+            for i in &s.items {
+                println!(
+                    "    {:<20} {:<18} {:<10} {:<16} {}",
+                    i.name, i.data_type, i.share_type, i.sensitivity, i.label
+                );
+            }
+            let versions = store.list_versions(&code).await?;
+            println!("  versions:");
+            for v in versions.iter().take(10) {
+                println!(
+                    "    v{:<4} {} {:>9} rows {:>8.1} MiB  {}",
+                    v.version,
+                    v.created_at.format("%Y-%m-%d %H:%M:%S"),
+                    v.row_count,
+                    v.byte_size as f64 / 1048576.0,
+                    v.origin
+                );
+            }
+            Ok(())
+        }
+        CatalogCommand::Import {
+            store,
+            file,
+            format,
+        } => {
+            let format = match format {
+                Some(f) => f,
+                None => match file.extension().and_then(|e| e.to_str()) {
+                    Some("json") => FileFormat::Json,
+                    Some("csv") => FileFormat::Csv,
+                    _ => {
+                        return Err(Error::Usage(format!(
+                            "cannot tell the format of {}; pass --format json|csv",
+                            file.display()
+                        )));
+                    }
+                },
+            };
+            let text = std::fs::read_to_string(&file).map_err(Error::file(&file))?;
+            let parsed = match format {
+                FileFormat::Json => exchange::from_json(&text),
+                FileFormat::Csv => exchange::from_csv(&text),
+            }
+            .map_err(|e| Error::Usage(format!("{}: {e}; nothing was imported", file.display())))?;
+            let store = store.open().await?;
+            let report = store
+                .import(&parsed.departments, &parsed.resources)
+                .await
+                .map_err(|e| {
+                    Error::Usage(format!("{}: {e}; nothing was imported", file.display()))
+                })?;
+            println!(
+                "imported {}: departments {} created, {} updated; resources {} created, {} updated",
+                file.display(),
+                report.departments_created,
+                report.departments_updated,
+                report.resources_created,
+                report.resources_updated
+            );
+            Ok(())
+        }
+        CatalogCommand::Export { store, format, out } => {
+            let store = store.open().await?;
+            let dir = store.export().await?;
+            let text = match format {
+                FileFormat::Json => exchange::to_json(&dir),
+                FileFormat::Csv => exchange::to_csv(&dir.resources),
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, &text).map_err(Error::file(&path))?;
+                    eprintln!(
+                        "wrote {} resources to {}",
+                        dir.resources.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+    }
+}

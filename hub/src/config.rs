@@ -1,0 +1,142 @@
+//! The server configuration file (TOML). Every field is optional and
+//! documented in `deploy/tongban.toml`; [`Config::validate`] checks it without
+//! IO before anything starts.
+
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default data directory, relative to where `tongban` runs.
+pub const DEFAULT_DATA_DIR: &str = "tongban-data";
+/// Default listen address: loopback only, until an operator says otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address and port the HTTP API listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Where the embedded catalog, dataset versions and audit log live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Catalog store: `sqlite://PATH` or `postgres://USER@HOST/DB`. Unset means
+    /// the embedded SQLite catalog in `data_dir`.
+    #[serde(default)]
+    pub store_url: Option<String>,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.to_string()
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from(DEFAULT_DATA_DIR)
+}
+fn default_max_body_bytes() -> usize {
+    2 * 1024 * 1024
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            store_url: None,
+            max_body_bytes: default_max_body_bytes(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(Error::file(path))?;
+        let config: Config = toml::from_str(&text).map_err(|e| {
+            Error::Config(vec![format!(
+                "{}: {}",
+                path.display(),
+                e.to_string().trim()
+            )])
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field, reporting all problems at once.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if self.listen.parse::<SocketAddr>().is_err() {
+            problems.push(format!(
+                "listen: '{}' is not an address like 127.0.0.1:8080",
+                self.listen
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            problems.push("data_dir: must not be empty".to_string());
+        }
+        if let Some(url) = &self.store_url {
+            let ok = ["sqlite:", "postgres://", "postgresql://"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !ok {
+                problems.push(format!(
+                    "store_url: '{url}' is not a sqlite://PATH or postgres://USER@HOST/DB url"
+                ));
+            }
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            problems.push("max_body_bytes: must be between 1024 and 67108864".to_string());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Config(problems))
+        }
+    }
+
+    /// The socket address to bind (valid after [`Config::validate`]).
+    pub fn listen_addr(&self) -> Result<SocketAddr> {
+        self.listen.parse().map_err(|_| {
+            Error::Config(vec![format!("listen: '{}' is not an address", self.listen)])
+        })
+    }
+
+    /// The catalog store URL, defaulting to the embedded one in the data directory.
+    pub fn store_url(&self) -> String {
+        self.store_url
+            .clone()
+            .unwrap_or_else(|| tongban_catalog::SqlStore::dir_url(&self.data_dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let text = include_str!("../../deploy/tongban.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn every_problem_is_reported_and_unknown_fields_are_rejected() {
+        let c = Config {
+            listen: "localhost".into(),
+            store_url: Some("mysql://x".into()),
+            max_body_bytes: 1,
+            ..Config::default()
+        };
+        let Err(Error::Config(problems)) = c.validate() else {
+            panic!("expected errors")
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        let e = toml::from_str::<Config>("listn = '127.0.0.1:1'").unwrap_err();
+        assert!(e.to_string().contains("unknown field `listn`"), "{e}");
+    }
+}

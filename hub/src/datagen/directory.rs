@@ -1,0 +1,580 @@
+//! The demo directory: the departments of a city government and the five
+//! resources of the four base libraries, with their data items and share
+//! types. The generated Parquet files follow these items exactly (a test
+//! checks that each generated schema matches its resource's items).
+
+use tongban_catalog::{
+    BaseLibrary, Category, DataItem, Department, Format, Level, ResourceSpec, UpdateCycle,
+};
+use tongban_policies::{Sensitivity, ShareType};
+
+/// The data office (大数据中心): the department whose token edits the directory.
+pub const DATA_OFFICE: &str = "sh-dsjzx";
+/// The unified acceptance front office (统一受理).
+pub const ACCEPTANCE: &str = "sh-zwfw";
+
+fn dept(code: &str, name: &str, level: Level, parent: Option<&str>, division: &str) -> Department {
+    Department {
+        code: code.into(),
+        name: name.into(),
+        level,
+        parent: parent.map(Into::into),
+        division_code: Some(division.into()),
+        credit_code: None,
+    }
+}
+
+/// City departments, two district service centres and one street centre.
+pub fn departments() -> Vec<Department> {
+    use Level::*;
+    vec![
+        dept(DATA_OFFICE, "上海市大数据中心", City, None, "310000"),
+        dept(
+            ACCEPTANCE,
+            "上海市政务服务中心（统一受理）",
+            City,
+            None,
+            "310000",
+        ),
+        dept("sh-gaj", "上海市公安局", City, None, "310000"),
+        dept("sh-scjgj", "上海市市场监督管理局", City, None, "310000"),
+        dept("sh-mzj", "上海市民政局", City, None, "310000"),
+        dept("sh-ghzyj", "上海市规划和自然资源局", City, None, "310000"),
+        dept("sh-wjw", "上海市卫生健康委员会", City, None, "310000"),
+        dept("sh-rsj", "上海市人力资源和社会保障局", City, None, "310000"),
+        dept(
+            "xh-zwfw",
+            "徐汇区行政服务中心",
+            District,
+            Some(ACCEPTANCE),
+            "310104",
+        ),
+        dept(
+            "pd-zwfw",
+            "浦东新区企业服务中心",
+            District,
+            Some(ACCEPTANCE),
+            "310115",
+        ),
+        dept(
+            "xh-tpl-sq",
+            "徐汇区天平路街道社区事务受理服务中心",
+            Street,
+            Some("xh-zwfw"),
+            "310104001000",
+        ),
+    ]
+}
+
+struct Item(
+    &'static str,
+    &'static str,
+    &'static str,
+    Sensitivity,
+    ShareType,
+    &'static str,
+);
+
+/// Builds items; the last field is the share condition (conditional) or the
+/// legal basis (none), and the description otherwise.
+fn items(list: &[Item]) -> Vec<DataItem> {
+    list.iter()
+        .map(
+            |Item(name, label, data_type, sensitivity, share, note)| DataItem {
+                name: (*name).into(),
+                label: (*label).into(),
+                data_type: (*data_type).into(),
+                description: match share {
+                    ShareType::Unconditional => (*note).into(),
+                    _ => String::new(),
+                },
+                sensitivity: *sensitivity,
+                share_type: *share,
+                share_condition: (*share == ShareType::Conditional).then(|| (*note).into()),
+                legal_basis: (*share == ShareType::None).then(|| (*note).into()),
+            },
+        )
+        .collect()
+}
+
+const FOR_MATTER: &str = "办理具体政务服务事项，经需求清单审批";
+const PIPL_28: &str =
+    "《中华人民共和国个人信息保护法》第二十八条：敏感个人信息仅在具有特定目的和充分必要性时处理";
+
+/// The five resources of the four base libraries, all published.
+pub fn resources() -> Vec<ResourceSpec> {
+    use Sensitivity::*;
+    use ShareType::{Conditional, Unconditional};
+    const NOT_SHARED: ShareType = ShareType::None;
+    let base = |code: &str,
+                name: &str,
+                provider: &str,
+                lib,
+                cycle,
+                summary: &str,
+                keys: &[&str],
+                list: &[Item]| {
+        ResourceSpec {
+            code: code.into(),
+            name: name.into(),
+            provider: provider.into(),
+            summary: summary.into(),
+            category: Category::Base,
+            base_library: Some(lib),
+            format: Format::Database,
+            update_cycle: cycle,
+            publish_date: None,
+            key_items: keys.iter().map(|k| (*k).into()).collect(),
+            items: items(list),
+            status: Some(tongban_catalog::Status::Published),
+        }
+    };
+    vec![
+        base(
+            "101/000001",
+            "人口基础信息",
+            "sh-gaj",
+            BaseLibrary::Population,
+            UpdateCycle::Daily,
+            "全市实有人口的身份、户籍、居住和基本状况信息，人口库核心资源",
+            &["citizen_id"],
+            &[
+                Item(
+                    "citizen_id",
+                    "公民身份号码",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item("name", "姓名", "Utf8", Sensitive, Conditional, FOR_MATTER),
+                Item("gender", "性别", "Utf8", Internal, Unconditional, "男 / 女"),
+                Item(
+                    "ethnicity",
+                    "民族",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "GB/T 3304 民族名称",
+                ),
+                Item(
+                    "birth_date",
+                    "出生日期",
+                    "Date32",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "household_division",
+                    "户籍地行政区划代码",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "GB/T 2260 六位代码",
+                ),
+                Item(
+                    "household_address",
+                    "户籍地址",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "residence_address",
+                    "居住地址",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "residence_street",
+                    "居住地街道代码",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "十二位街道（乡镇）代码，用于回流筛选",
+                ),
+                Item(
+                    "phone",
+                    "联系电话",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "marital_status",
+                    "婚姻状况",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "education",
+                    "文化程度",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "GB/T 4658 学历",
+                ),
+                Item(
+                    "religion",
+                    "宗教信仰",
+                    "Utf8",
+                    HighlySensitive,
+                    NOT_SHARED,
+                    PIPL_28,
+                ),
+                Item(
+                    "health_status",
+                    "健康状况",
+                    "Utf8",
+                    HighlySensitive,
+                    NOT_SHARED,
+                    PIPL_28,
+                ),
+                Item(
+                    "status",
+                    "人口状态",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "正常 / 迁出 / 死亡",
+                ),
+            ],
+        ),
+        base(
+            "102/000001",
+            "法人基础信息",
+            "sh-scjgj",
+            BaseLibrary::LegalEntity,
+            UpdateCycle::Daily,
+            "在本市登记的企业、个体工商户和农民专业合作社的登记信息，法人库核心资源",
+            &["credit_code"],
+            &[
+                Item(
+                    "credit_code",
+                    "统一社会信用代码",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "GB 32100",
+                ),
+                Item("name", "名称", "Utf8", Public, Unconditional, "登记名称"),
+                Item(
+                    "entity_type",
+                    "市场主体类型",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "登记类型",
+                ),
+                Item(
+                    "legal_rep",
+                    "法定代表人",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "法定代表人（负责人、经营者）姓名",
+                ),
+                Item(
+                    "legal_rep_id",
+                    "法定代表人身份证件号码",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "registered_capital",
+                    "注册资本（万元）",
+                    "Decimal128(18, 2)",
+                    Public,
+                    Unconditional,
+                    "单位：万元人民币",
+                ),
+                Item(
+                    "established_date",
+                    "成立日期",
+                    "Date32",
+                    Public,
+                    Unconditional,
+                    "营业执照签发的成立日期",
+                ),
+                Item(
+                    "business_scope",
+                    "经营范围",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "登记的经营范围",
+                ),
+                Item("address", "住所", "Utf8", Public, Unconditional, "登记住所"),
+                Item(
+                    "division_code",
+                    "住所所在区",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "六位区代码",
+                ),
+                Item(
+                    "status",
+                    "登记状态",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "存续 / 在业 / 吊销 / 注销",
+                ),
+                Item(
+                    "phone",
+                    "联系电话",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+            ],
+        ),
+        base(
+            "103/000001",
+            "行政区划",
+            "sh-mzj",
+            BaseLibrary::Geospatial,
+            UpdateCycle::Yearly,
+            "市、区、街道（乡镇）三级行政区划代码、名称与边界，空间地理库基础图层",
+            &["code"],
+            &[
+                Item(
+                    "code",
+                    "区划代码",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "六位区或十二位街道代码",
+                ),
+                Item(
+                    "name",
+                    "区划名称",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "标准名称",
+                ),
+                Item(
+                    "level",
+                    "层级",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "city / district / street",
+                ),
+                Item(
+                    "parent_code",
+                    "上级区划代码",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "市级为空",
+                ),
+                Item(
+                    "boundary_wkt",
+                    "边界（WKT）",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "WGS 84 经纬度多边形",
+                ),
+                Item(
+                    "centroid_lon",
+                    "中心点经度",
+                    "Float64",
+                    Public,
+                    Unconditional,
+                    "WGS 84",
+                ),
+                Item(
+                    "centroid_lat",
+                    "中心点纬度",
+                    "Float64",
+                    Public,
+                    Unconditional,
+                    "WGS 84",
+                ),
+                Item(
+                    "area_km2",
+                    "面积（平方公里）",
+                    "Float64",
+                    Public,
+                    Unconditional,
+                    "平方公里",
+                ),
+            ],
+        ),
+        base(
+            "103/000002",
+            "标准地址",
+            "sh-ghzyj",
+            BaseLibrary::Geospatial,
+            UpdateCycle::Monthly,
+            "全市标准地址及其坐标、所在区和街道，用于地址核验与落点",
+            &["address_id"],
+            &[
+                Item(
+                    "address_id",
+                    "地址编码",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "SH 加十位数字",
+                ),
+                Item(
+                    "address",
+                    "标准地址",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "省市区街道路门牌楼室",
+                ),
+                Item(
+                    "district_code",
+                    "所在区代码",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "六位区代码",
+                ),
+                Item(
+                    "street_code",
+                    "所在街道代码",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "十二位街道代码",
+                ),
+                Item("road", "道路", "Utf8", Public, Unconditional, "道路名称"),
+                Item(
+                    "house_number",
+                    "门牌号",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "门牌号",
+                ),
+                Item("lon", "经度", "Float64", Internal, Unconditional, "WGS 84"),
+                Item("lat", "纬度", "Float64", Internal, Unconditional, "WGS 84"),
+            ],
+        ),
+        base(
+            "104/000001",
+            "电子证照",
+            DATA_OFFICE,
+            BaseLibrary::ELicence,
+            UpdateCycle::Realtime,
+            "各发证部门签发的电子证照目录信息：证照类型、持证主体、有效期、状态与发证机关签名",
+            &["licence_no"],
+            &[
+                Item(
+                    "licence_no",
+                    "证照编号",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "证照类型前缀加区划、年份、序号",
+                ),
+                Item(
+                    "licence_type",
+                    "证照类型",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "证照名称",
+                ),
+                Item(
+                    "holder_type",
+                    "持证主体类型",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "citizen / entity",
+                ),
+                Item(
+                    "holder_id",
+                    "持证主体代码",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "holder_name",
+                    "持证主体名称",
+                    "Utf8",
+                    Sensitive,
+                    Conditional,
+                    FOR_MATTER,
+                ),
+                Item(
+                    "issuer_code",
+                    "发证机关代码",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "部门代码",
+                ),
+                Item(
+                    "issuer_name",
+                    "发证机关",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "发证机关名称",
+                ),
+                Item(
+                    "issue_date",
+                    "签发日期",
+                    "Date32",
+                    Public,
+                    Unconditional,
+                    "签发日期",
+                ),
+                Item(
+                    "valid_from",
+                    "有效期起",
+                    "Date32",
+                    Public,
+                    Unconditional,
+                    "有效期开始",
+                ),
+                Item(
+                    "valid_to",
+                    "有效期止",
+                    "Date32",
+                    Public,
+                    Unconditional,
+                    "为空表示长期有效",
+                ),
+                Item(
+                    "status",
+                    "证照状态",
+                    "Utf8",
+                    Public,
+                    Unconditional,
+                    "valid / revoked / expired",
+                ),
+                Item(
+                    "signature",
+                    "发证机关签名",
+                    "Utf8",
+                    Internal,
+                    Unconditional,
+                    "HMAC-SHA256 十六进制",
+                ),
+            ],
+        ),
+    ]
+}

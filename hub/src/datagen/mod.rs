@@ -1,0 +1,195 @@
+//! Demo data: the four base libraries of a city, generated deterministically
+//! and published as dataset versions of the demo directory.
+//!
+//! - [`directory`]: the departments and the five resources (items, share types);
+//! - [`generate`]: the seeded generators that produce Arrow batches;
+//! - this module: registers the directory, streams generated batches into
+//!   Parquet dataset versions and records them, with progress bars.
+
+pub mod directory;
+pub mod generate;
+
+use crate::datasets::{self, DatasetStore, VersionWriter};
+use crate::{Error, Result};
+use generate::{Dataset, Sizes};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tongban_catalog::{Located, Store};
+
+/// What to generate.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// 1.0 = 1,000,000 citizens, 200,000 entities, 500,000 licences, 400,000 addresses.
+    pub scale: f64,
+    pub seed: u64,
+    /// Draw progress bars (on a terminal).
+    pub progress: bool,
+}
+
+/// What was generated.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub versions: Vec<tongban_catalog::DatasetVersion>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+}
+
+/// Checks the scale before anything is written.
+pub fn check_scale(scale: f64) -> Result<()> {
+    if scale.is_finite() && scale > 0.0 && scale <= 100.0 {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--scale must be a number in (0, 100], got {scale}"
+        )))
+    }
+}
+
+/// Registers the demo directory (departments and resources; existing entries
+/// are updated) and publishes a new version of every base-library dataset.
+pub async fn run(store: &dyn Store, data_dir: &Path, options: Options) -> Result<Report> {
+    check_scale(options.scale)?;
+    let started = Instant::now();
+    let departments: Vec<_> = directory::departments()
+        .into_iter()
+        .map(|value| Located {
+            at: format!("demo department {}", value.code),
+            value,
+        })
+        .collect();
+    let specs = directory::resources();
+    let resources: Vec<_> = specs
+        .iter()
+        .map(|value| Located {
+            at: format!("demo resource {}", value.code),
+            value: value.clone(),
+        })
+        .collect();
+    store.import(&departments, &resources).await?;
+
+    let sizes = Sizes::for_scale(options.scale);
+    let datasets = DatasetStore::local(data_dir)?;
+    let bars = MultiProgress::with_draw_target(if options.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template(
+        "{prefix:>12} {bar:32.cyan/blue} {human_pos:>9}/{human_len:9} rows {per_sec:>12} {msg}",
+    )
+    .expect("valid template")
+    .progress_chars("=> ");
+
+    // Open a writer and a bar per dataset; check every schema against the
+    // directory before a single row is written.
+    let mut writers = Vec::new();
+    for dataset in Dataset::ALL {
+        let spec = specs
+            .iter()
+            .find(|s| s.code == dataset.resource_code())
+            .expect("every generated dataset has a demo resource");
+        datasets::check_schema(spec, &dataset.schema())?;
+        let version = datasets::next_version(store, &spec.code).await?;
+        let writer = datasets.begin(&spec.code, version, dataset.schema())?;
+        let bar = bars.add(ProgressBar::new(dataset.rows(&sizes) as u64));
+        bar.set_style(style.clone());
+        bar.set_prefix(spec.name.clone());
+        writers.push((dataset, writer, bar));
+    }
+
+    // Generation is CPU work: it runs on a blocking thread and hands batches
+    // to this task, which writes them while the next ones are generated.
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let seed = options.seed;
+    let generator = tokio::task::spawn_blocking(move || {
+        generate::generate(seed, &sizes, &mut |dataset, batch| {
+            // The receiver only goes away on a write error, reported below.
+            let _ = tx.blocking_send((dataset, batch));
+        });
+    });
+    let origin = format!("datagen seed={} scale={}", options.seed, options.scale);
+    let mut report = Report {
+        versions: Vec::new(),
+        rows: 0,
+        bytes: 0,
+        elapsed: Duration::ZERO,
+    };
+    let mut pending: Vec<Option<(Dataset, VersionWriter, ProgressBar)>> =
+        writers.into_iter().map(Some).collect();
+    let mut current = 0;
+    while let Some((dataset, batch)) = rx.recv().await {
+        // Datasets arrive in order: publish each as soon as the next starts.
+        while pending[current].as_ref().map(|(d, _, _)| *d) != Some(dataset) {
+            publish(store, &mut pending[current], &origin, &mut report).await?;
+            current += 1;
+        }
+        let (_, writer, bar) = pending[current].as_mut().expect("current writer is open");
+        writer.write(&batch).await?;
+        bar.inc(batch.num_rows() as u64);
+    }
+    generator
+        .await
+        .map_err(|e| Error::Usage(format!("data generator failed: {e}")))?;
+    for slot in pending.iter_mut().skip(current) {
+        publish(store, slot, &origin, &mut report).await?;
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+async fn publish(
+    store: &dyn Store,
+    slot: &mut Option<(Dataset, VersionWriter, ProgressBar)>,
+    origin: &str,
+    report: &mut Report,
+) -> Result<()> {
+    let (_, writer, bar) = slot.take().expect("each dataset is published once");
+    let version = writer.publish(store, origin).await?;
+    bar.finish_with_message(format!(
+        "v{} {:.1} MiB",
+        version.version,
+        version.byte_size as f64 / 1048576.0
+    ));
+    report.rows += version.row_count as u64;
+    report.bytes += version.byte_size as u64;
+    report.versions.push(version);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The generated files carry exactly the items the directory promises.
+    #[test]
+    fn generated_schemas_match_the_directory() {
+        let specs = directory::resources();
+        for dataset in Dataset::ALL {
+            let spec = specs
+                .iter()
+                .find(|s| s.code == dataset.resource_code())
+                .unwrap();
+            datasets::check_schema(spec, &dataset.schema()).unwrap();
+        }
+    }
+
+    #[test]
+    fn the_demo_directory_is_valid() {
+        for d in directory::departments() {
+            tongban_catalog::validate::department(&d).unwrap();
+        }
+        for r in directory::resources() {
+            tongban_catalog::validate::resource(&r).unwrap();
+        }
+    }
+
+    #[test]
+    fn scales_outside_the_range_are_refused() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1000.0] {
+            assert!(check_scale(bad).is_err(), "{bad}");
+        }
+        check_scale(0.001).unwrap();
+    }
+}

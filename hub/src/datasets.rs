@@ -1,0 +1,161 @@
+//! Dataset versions on the object store: immutable Parquet snapshots of a
+//! resource, laid out as `<resource>/v<N>/part-00000.parquet` under the store
+//! root (`DATA_DIR/datasets` by default; S3 later needs only another
+//! `ObjectStore`).
+//!
+//! A version becomes visible in one step, after its files are complete: the
+//! writer uploads (a multipart upload that the store commits on close), then
+//! the version record is committed to the catalog. A crash before that leaves
+//! at most unreferenced files and the previous version serving.
+
+use crate::{Error, Result};
+use arrow::datatypes::{DataType, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use object_store::ObjectStore;
+use object_store::buffered::BufWriter;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::AsyncArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+use std::path::Path;
+use std::sync::Arc;
+use tongban_catalog::{DatasetVersion, NewDatasetVersion, ResourceSpec, Store};
+
+/// Rows per Parquet row group: big enough for fast scans, small enough that an
+/// index build can load groups in parallel.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// Where dataset versions live.
+#[derive(Debug, Clone)]
+pub struct DatasetStore {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl DatasetStore {
+    /// The local store under `DATA_DIR/datasets`.
+    pub fn local(data_dir: &Path) -> Result<DatasetStore> {
+        let root = data_dir.join("datasets");
+        std::fs::create_dir_all(&root).map_err(Error::file(&root))?;
+        Ok(DatasetStore {
+            store: Arc::new(LocalFileSystem::new_with_prefix(&root)?),
+        })
+    }
+
+    /// The folder of a version: resource codes contain `/`, folders use `-`.
+    pub fn location(resource: &str, version: i64) -> String {
+        format!("{}/v{version}", resource.replace('/', "-"))
+    }
+
+    /// Starts writing version `version` of `resource` with the given schema.
+    pub fn begin(&self, resource: &str, version: i64, schema: SchemaRef) -> Result<VersionWriter> {
+        let location = Self::location(resource, version);
+        let path = ObjectPath::from(format!("{location}/part-00000.parquet"));
+        let props = WriterProperties::builder()
+            .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+            .build();
+        let writer = AsyncArrowWriter::try_new(
+            BufWriter::new(self.store.clone(), path),
+            schema,
+            Some(props),
+        )?;
+        Ok(VersionWriter {
+            resource: resource.to_string(),
+            version,
+            location,
+            writer,
+            rows: 0,
+        })
+    }
+}
+
+/// An open version being written; [`VersionWriter::publish`] makes it visible.
+pub struct VersionWriter {
+    resource: String,
+    version: i64,
+    location: String,
+    writer: AsyncArrowWriter<BufWriter>,
+    rows: usize,
+}
+
+impl VersionWriter {
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).await?;
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Completes the files, then records the version in the catalog.
+    pub async fn publish(self, store: &dyn Store, origin: &str) -> Result<DatasetVersion> {
+        let mut writer = self.writer;
+        // `finish` writes the footer and completes the upload.
+        writer.finish().await?;
+        let bytes = writer.bytes_written();
+        let version = store
+            .record_version(&NewDatasetVersion {
+                resource: self.resource,
+                version: self.version,
+                row_count: self.rows as i64,
+                byte_size: bytes as i64,
+                location: self.location,
+                origin: origin.to_string(),
+            })
+            .await?;
+        Ok(version)
+    }
+}
+
+/// The next version number of a resource.
+pub async fn next_version(store: &dyn Store, resource: &str) -> Result<i64> {
+    Ok(store
+        .list_versions(resource)
+        .await?
+        .first()
+        .map_or(1, |v| v.version + 1))
+}
+
+/// The Arrow schema a resource's items describe (every column nullable unless
+/// it is a key item).
+pub fn schema_of(spec: &ResourceSpec) -> Result<Schema> {
+    let fields = spec
+        .items
+        .iter()
+        .map(|item| {
+            let dt: DataType = item.data_type.parse().map_err(|e| Error::Dataset {
+                resource: spec.code.clone(),
+                message: format!("item {}: {e}", item.name),
+            })?;
+            let nullable = !spec.key_items.contains(&item.name);
+            Ok(arrow::datatypes::Field::new(&item.name, dt, nullable))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Schema::new(fields))
+}
+
+/// Checks that data has exactly the resource's items, in order, with their
+/// types (nullability is the data's own business).
+pub fn check_schema(spec: &ResourceSpec, schema: &Schema) -> Result<()> {
+    let want = schema_of(spec)?;
+    let describe = |s: &Schema| {
+        s.fields()
+            .iter()
+            .map(|f| format!("{} {}", f.name(), f.data_type()))
+            .collect::<Vec<_>>()
+    };
+    if describe(&want) != describe(schema) {
+        return Err(Error::Dataset {
+            resource: spec.code.clone(),
+            message: format!(
+                "columns {:?} do not match the directory's items {:?}",
+                describe(schema),
+                describe(&want)
+            ),
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,203 @@
+//! The HTTP server: state, router, middleware and the OpenAPI document.
+//!
+//! - [`problem`]: every error response (`application/problem+json`);
+//! - [`extract`]: extractors with problem rejections, and the caller's identity;
+//! - [`catalog`]: the directory API under `/v1/catalog`.
+
+pub mod catalog;
+pub mod extract;
+pub mod problem;
+
+use crate::auth::Identities;
+use crate::{Config, Result};
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use extract::Caller;
+use problem::Problem;
+use serde::Serialize;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tongban_catalog::Store;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub identities: Identities,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tongban exchange hub",
+        description = "Government data-sharing exchange hub: the resource directory, and (coming) \
+                       lookups, verification, subscriptions and the three lists. Errors are \
+                       application/problem+json with a stable `code`.",
+    ),
+    tags((name = "catalog", description = "The resource directory (数据资源目录)"),
+         (name = "system", description = "Health and identity")),
+    components(schemas(Problem)),
+    modifiers(&BearerAuth),
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                Http::builder()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("tb_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    /// Always `ok` when the hub answers.
+    status: &'static str,
+    version: &'static str,
+}
+
+/// Liveness: the one endpoint that needs no identity
+#[utoipa::path(get, path = "/health", tag = "system",
+    responses((status = 200, description = "The hub is up", body = Health)))]
+async fn health() -> axum::Json<Health> {
+    axum::Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    department: String,
+    #[schema(value_type = String, example = "department")]
+    role: tongban_catalog::Role,
+}
+
+/// Who the caller's token says it is
+#[utoipa::path(get, path = "/v1/me", tag = "system",
+    responses((status = 200, description = "The caller's identity", body = Me),
+              (status = 401, description = "No or unknown token", body = Problem, content_type = "application/problem+json")),
+    security(("token" = [])))]
+async fn me(Caller(who): Caller) -> axum::Json<Me> {
+    axum::Json(Me {
+        department: who.department,
+        role: who.role,
+    })
+}
+
+/// The API and its OpenAPI document, both built from the same route list.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(me))
+        .routes(routes!(catalog::list_resources, catalog::create_resource))
+        .routes(routes!(catalog::get_resource, catalog::update_resource))
+        .routes(routes!(catalog::publish_resource))
+        .routes(routes!(catalog::retire_resource))
+        .routes(routes!(catalog::list_versions))
+        .routes(routes!(
+            catalog::list_departments,
+            catalog::create_department
+        ))
+        .routes(routes!(catalog::get_department))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    api.route(
+        "/v1/catalog/resources/{code}",
+        get(catalog::get_resource_encoded),
+    )
+    .route(
+        "/openapi.json",
+        get(move |_: Caller| {
+            let doc = doc.clone();
+            async move { axum::Json(doc.as_ref().clone()) }
+        }),
+    )
+    .fallback(problem::no_route)
+    .method_not_allowed_fallback(problem::no_method)
+    .layer(DefaultBodyLimit::max(max_body_bytes))
+    .layer(CatchPanicLayer::custom(|_| {
+        Problem::internal().into_response()
+    }))
+    .layer(TraceLayer::new_for_http())
+    .with_state(state)
+}
+
+/// A bound, not yet serving, hub.
+pub struct Server {
+    listener: TcpListener,
+    app: Router,
+}
+
+impl Server {
+    /// Opens the store, loads identities and binds the listen address.
+    pub async fn bind(config: &Config) -> Result<Server> {
+        let store = tongban_catalog::SqlStore::open(&config.store_url()).await?;
+        Self::bind_with(config, Arc::new(store)).await
+    }
+
+    pub async fn bind_with(config: &Config, store: Arc<dyn Store>) -> Result<Server> {
+        let identities = Identities::load(store.as_ref()).await?;
+        let addr = config.listen_addr()?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
+        let app = router(AppState { store, identities }, config.max_body_bytes);
+        Ok(Server { listener, app })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// Serves until `shutdown` resolves, then finishes in-flight requests.
+    pub async fn serve(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,122 @@
+//! A running hub over fresh demo data, for tests.
+
+use std::path::Path;
+use std::sync::Arc;
+use tongban_catalog::{SqlStore, Store};
+use tongban_hub::demo::{self, Credentials};
+use tongban_hub::server::Server;
+use tongban_hub::{Config, datagen};
+
+pub struct Hub {
+    pub url: String,
+    pub creds: Credentials,
+    pub client: reqwest::Client,
+    dir: tempfile::TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Scale of the demo data in tests: ~1,000 citizens.
+pub const SCALE: f64 = 0.001;
+
+pub fn pg_url() -> String {
+    std::env::var("TONGBAN_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A fresh PostgreSQL schema for one test; fails loudly if PostgreSQL is down.
+pub async fn pg_schema_url(name: &str) -> String {
+    sqlx::any::install_default_drivers();
+    let admin = sqlx::AnyPool::connect(&pg_url())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()));
+    let schema = format!("tongban_e2e_{name}");
+    sqlx::raw_sql(&format!(
+        "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
+    ))
+    .execute(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    format!("{}?options=-c%20search_path%3D{schema}", pg_url())
+}
+
+impl Hub {
+    /// Demo data at [`SCALE`] in a temp dir, served on a free port. With
+    /// `store_url`, the catalog lives there instead of the embedded file.
+    pub async fn start(store_url: Option<String>) -> Hub {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            data_dir: dir.path().to_path_buf(),
+            store_url,
+            ..Config::default()
+        };
+        let store = SqlStore::open(&config.store_url()).await.unwrap();
+        let options = datagen::Options {
+            scale: SCALE,
+            seed: 7,
+            progress: false,
+        };
+        datagen::run(&store, dir.path(), options).await.unwrap();
+        let creds = demo::ensure_credentials(&store, dir.path()).await.unwrap();
+        let server = Server::bind_with(&config, Arc::new(store) as Arc<dyn Store>)
+            .await
+            .unwrap();
+        let url = format!("http://{}", server.local_addr());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(server.serve(async {
+            let _ = rx.await;
+        }));
+        Hub {
+            url,
+            creds,
+            client: reqwest::Client::new(),
+            dir,
+            _shutdown: tx,
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn token(&self, label: &str) -> String {
+        self.creds
+            .token(label)
+            .unwrap_or_else(|| panic!("no demo token {label}"))
+            .to_string()
+    }
+
+    pub fn get(&self, path: &str, who: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(self.token(who))
+    }
+
+    pub fn post(&self, path: &str, who: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(self.token(who))
+    }
+
+    pub fn put(&self, path: &str, who: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(self.token(who))
+    }
+}
+
+/// Asserts a problem+json response and returns its body.
+pub async fn problem(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(resp.status().as_u16(), status, "status of {}", resp.url());
+    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert_eq!(ct, "application/problem+json");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "{body}"
+    );
+    body
+}
