@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Issue and list API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// Work with configuration files.
     Config {
         #[command(subcommand)]
@@ -102,6 +107,36 @@ enum CatalogCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a token for a department; it is printed once and stored hashed.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Department code, e.g. sh-zwfw.
+        #[arg(long)]
+        department: String,
+        #[arg(long, value_enum, default_value = "department")]
+        role: RoleArg,
+        /// What the token is for, e.g. "acceptance system, production".
+        #[arg(long)]
+        label: String,
+    },
+    /// List tokens (labels and departments; tokens themselves are not kept).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum RoleArg {
+    /// Reads the directory and (later) calls lookups under its needs.
+    Department,
+    /// Edits the directory and the lists.
+    DataOffice,
 }
 
 #[derive(Subcommand)]
@@ -242,6 +277,51 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Catalog { command } => catalog(command).await,
+        Command::Token {
+            command:
+                TokenCommand::Add {
+                    store,
+                    department,
+                    role,
+                    label,
+                },
+        } => {
+            let store = store.open().await?;
+            let token = crate::auth::new_token();
+            store
+                .put_token(&tongban_catalog::TokenRecord {
+                    token_hash: crate::auth::hash_token(&token),
+                    department,
+                    role: match role {
+                        RoleArg::Department => tongban_catalog::Role::Department,
+                        RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
+                    },
+                    label,
+                })
+                .await?;
+            eprintln!(
+                "Keep this token now: it is stored only as a hash. Running hubs pick it up within {} s.",
+                crate::server::IDENTITY_REFRESH.as_secs()
+            );
+            println!("{token}");
+            Ok(())
+        }
+        Command::Token {
+            command: TokenCommand::List { store },
+        } => {
+            let store = store.open().await?;
+            println!("{:<14} {:<12} {:<14} LABEL", "DEPARTMENT", "ROLE", "HASH");
+            for t in store.list_tokens().await? {
+                println!(
+                    "{:<14} {:<12} {:<14} {}",
+                    t.department,
+                    t.role,
+                    &t.token_hash[..12],
+                    t.label
+                );
+            }
+            Ok(())
+        }
         Command::Config {
             command: ConfigCommand::Check { file },
         } => {

@@ -315,3 +315,106 @@ fn bad_arguments_are_refused_before_any_work() {
             .contains("resource '101/000001' not found")
     );
 }
+
+/// Production start: `serve --config`, a token issued with `token add` while
+/// the hub runs is accepted without a restart, and SIGTERM stops it cleanly.
+#[tokio::test]
+async fn serve_with_a_config_and_issued_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("tongban.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = '127.0.0.1:{port}'\ndata_dir = '{}'\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let child = tongban()
+        .arg("serve")
+        .arg("--config")
+        .arg(&config)
+        .spawn()
+        .unwrap();
+    let mut child = Running(child);
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while client.get(format!("{base}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "serve did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An empty catalog: register the data office, then issue its token.
+    let json = dir.path().join("d.json");
+    std::fs::write(
+        &json,
+        r#"{"departments": [{"code": "sh-dsjzx", "name": "上海市大数据中心", "level": "city"}]}"#,
+    )
+    .unwrap();
+    run_ok(
+        tongban()
+            .args(["catalog", "import"])
+            .arg(&json)
+            .arg("--config")
+            .arg(&config),
+    );
+    let token = run_ok(
+        tongban()
+            .args([
+                "token",
+                "add",
+                "--department",
+                "sh-dsjzx",
+                "--role",
+                "data-office",
+                "--label",
+                "ops",
+            ])
+            .arg("--config")
+            .arg(&config),
+    );
+    let token = token.trim();
+    assert!(token.starts_with("tb_"), "{token}");
+    let listed = run_ok(tongban().args(["token", "list", "--config"]).arg(&config));
+    assert!(
+        listed.contains("sh-dsjzx") && listed.contains("ops") && !listed.contains(token),
+        "{listed}"
+    );
+    let me = loop {
+        let resp = client
+            .get(format!("{base}/v1/me"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 {
+            break resp.json::<serde_json::Value>().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(15),
+            "token never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(me["role"], "data_office");
+
+    #[cfg(unix)]
+    {
+        let pid = child.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = child.0.wait().unwrap();
+        assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+    }
+}

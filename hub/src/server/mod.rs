@@ -140,15 +140,24 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     .with_state(state)
 }
 
+/// How often a hub reloads tokens from the catalog, so that tokens issued with
+/// `tongban token add` (or by another replica) take effect without a restart.
+pub const IDENTITY_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A bound, not yet serving, hub.
 pub struct Server {
     listener: TcpListener,
     app: Router,
+    state: AppState,
 }
 
 impl Server {
     /// Opens the store, loads identities and binds the listen address.
     pub async fn bind(config: &Config) -> Result<Server> {
+        if config.store_url.is_none() {
+            std::fs::create_dir_all(&config.data_dir)
+                .map_err(crate::Error::file(&config.data_dir))?;
+        }
         let store = tongban_catalog::SqlStore::open(&config.store_url()).await?;
         Self::bind_with(config, Arc::new(store)).await
     }
@@ -159,8 +168,13 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-        let app = router(AppState { store, identities }, config.max_body_bytes);
-        Ok(Server { listener, app })
+        let state = AppState { store, identities };
+        let app = router(state.clone(), config.max_body_bytes);
+        Ok(Server {
+            listener,
+            app,
+            state,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -175,10 +189,22 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        axum::serve(self.listener, self.app)
+        let AppState { store, identities } = self.state;
+        let refresh = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(IDENTITY_REFRESH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = identities.reload(store.as_ref()).await {
+                    tracing::warn!(error = %e, "could not reload tokens; keeping the ones loaded");
+                }
+            }
+        });
+        let served = axum::serve(self.listener, self.app)
             .with_graceful_shutdown(shutdown)
-            .await?;
-        Ok(())
+            .await;
+        refresh.abort();
+        Ok(served?)
     }
 }
 
