@@ -25,9 +25,10 @@ pub enum Level {
 #[serde(deny_unknown_fields)]
 pub struct Department {
     /// Short stable code, lowercase letters, digits, `-` and `.`; e.g. `sh-gaj`.
-    #[schema(example = "sh-gaj")]
+    #[schema(example = "sh-gaj", pattern = "^[a-z0-9][a-z0-9.-]{1,63}$")]
     pub code: String,
     /// Official name, e.g. 上海市公安局.
+    #[schema(pattern = "\\S", max_length = 200)]
     pub name: String,
     pub level: Level,
     /// The department above this one; required below city level.
@@ -36,9 +37,11 @@ pub struct Department {
     /// The administrative division the department serves (6-digit district or
     /// 12-digit street code); row filters for return flow (回流) use it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^([0-9]{6}|[0-9]{12})$")]
     pub division_code: Option<String>,
     /// The department's own unified social credit code (GB 32100), if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = "^[0-9A-HJ-NPQRTUWXY]{18}$")]
     pub credit_code: Option<String>,
 }
 
@@ -116,9 +119,10 @@ pub enum Status {
 #[serde(deny_unknown_fields)]
 pub struct DataItem {
     /// Column name: lowercase ASCII identifier, e.g. `citizen_id`.
-    #[schema(example = "citizen_id")]
+    #[schema(example = "citizen_id", pattern = "^[a-z][a-z0-9_]{0,62}$")]
     pub name: String,
     /// Chinese label, e.g. 公民身份号码.
+    #[schema(pattern = "\\S", max_length = 100)]
     pub label: String,
     /// Arrow data type as Arrow prints it: `Utf8`, `Int64`, `Float64`,
     /// `Boolean`, `Date32`, `Decimal128(18, 2)`, `Timestamp(µs, "+08:00")`…
@@ -126,9 +130,9 @@ pub struct DataItem {
     pub data_type: String,
     #[serde(default)]
     pub description: String,
-    #[schema(value_type = String, example = "sensitive")]
+    #[schema(value_type = SensitivitySchema)]
     pub sensitivity: Sensitivity,
-    #[schema(value_type = String, example = "conditional")]
+    #[schema(value_type = ShareTypeSchema)]
     pub share_type: ShareType,
     /// What a consumer must show to get a `conditional` item (required then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,10 +151,12 @@ pub struct ResourceSpec {
     /// for base resources, whose next two digits name the base library
     /// (01 population, 02 legal entity, 03 geospatial, 04 e-licence); then a
     /// 6-digit sequence. E.g. `101/000001`.
-    #[schema(example = "101/000001")]
+    #[schema(example = "101/000001", pattern = "^[1-3][0-9]{2,8}/[0-9]{6}$")]
     pub code: String,
+    #[schema(pattern = "\\S", max_length = 200)]
     pub name: String,
     /// Code of the providing department.
+    #[schema(pattern = "^[a-z0-9][a-z0-9.-]{1,63}$")]
     pub provider: String,
     #[serde(default)]
     pub summary: String,
@@ -167,6 +173,7 @@ pub struct ResourceSpec {
     /// Items that identify a row (the lookup key), in order.
     #[serde(default)]
     pub key_items: Vec<String>,
+    #[schema(min_items = 1)]
     pub items: Vec<DataItem>,
     /// Lifecycle state. On create it defaults to `draft`; when given on update
     /// or import it moves the resource: draft → published → retired, never back.
@@ -227,28 +234,72 @@ pub struct NewDatasetVersion {
     pub origin: String,
 }
 
-/// Filters and paging for listing resources.
+/// Filters and paging for listing resources. An empty parameter (`category=`,
+/// as HTML forms send) counts as absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ResourceQuery {
     /// Text search over code, name, summary and item names and labels.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub q: Option<String>,
     /// Provider department code.
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub provider: Option<String>,
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub category: Option<Category>,
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub base_library: Option<BaseLibrary>,
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "empty_as_none")]
     pub status: Option<Status>,
     /// Resources with at least one item of this share type.
-    #[param(value_type = Option<String>)]
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(value_type = Option<ShareTypeSchema>)]
     pub share_type: Option<ShareType>,
     /// 1-based page number (default 1).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(minimum = 1)]
     pub page: Option<u32>,
     /// Page size, 1–200 (default 20).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<u32>,
+}
+
+/// Reads an optional query value from its text, treating `""` as absent.
+fn empty_as_none<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let s: Option<String> = Option::deserialize(d)?;
+    match s.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// The OpenAPI description of [`ShareType`] (which lives in the pure policies
+/// crate, without OpenAPI derives).
+#[derive(Serialize, ToSchema)]
+#[schema(as = ShareType)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareTypeSchema {
+    Unconditional,
+    Conditional,
+    None,
+}
+
+/// The OpenAPI description of [`Sensitivity`].
+#[derive(Serialize, ToSchema)]
+#[schema(as = Sensitivity)]
+#[serde(rename_all = "snake_case")]
+pub enum SensitivitySchema {
+    Public,
+    Internal,
+    Sensitive,
+    HighlySensitive,
 }
 
 /// One page of results.

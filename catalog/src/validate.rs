@@ -150,6 +150,23 @@ pub fn data_type(field: &str, s: &str) -> Result<DataType> {
     })?;
     use DataType::*;
     match &dt {
+        Decimal128(p, s) if *p == 0 || *p > 38 || *s < 0 || *s as u8 > *p => {
+            return Err(Error::invalid(
+                field,
+                format!("{dt} needs a precision of 1 to 38 and a scale from 0 to the precision"),
+            ));
+        }
+        Timestamp(_, Some(tz)) if !is_fixed_zone(tz) => {
+            return Err(Error::invalid(
+                field,
+                format!(
+                    "time zone '{tz}' is not supported: use \"UTC\" or an offset like \"+08:00\""
+                ),
+            ));
+        }
+        _ => {}
+    }
+    match &dt {
         Boolean
         | Int8
         | Int16
@@ -178,6 +195,17 @@ pub fn data_type(field: &str, s: &str) -> Result<DataType> {
             ),
         )),
     }
+}
+
+/// `UTC` or a `±HH:MM` offset: zones every reader understands without a tz database.
+fn is_fixed_zone(tz: &str) -> bool {
+    let b = tz.as_bytes();
+    tz == "UTC"
+        || (b.len() == 6
+            && (b[0] == b'+' || b[0] == b'-')
+            && b[1..3].iter().all(u8::is_ascii_digit)
+            && b[3] == b':'
+            && b[4..6].iter().all(u8::is_ascii_digit))
 }
 
 /// Checks a resource description on its own; the provider's existence is the store's.
@@ -330,6 +358,10 @@ mod tests {
             err.to_string()
                 .starts_with("items[0].data_type: 'varchar(20)' is not an Arrow data type")
         );
+        data_type("t", "Timestamp(µs, \"+08:00\")").unwrap();
+        assert!(data_type("t", "Decimal128(40, 2)").is_err());
+        assert!(data_type("t", "Decimal128(10, 12)").is_err());
+        assert!(data_type("t", "Timestamp(µs, \"Mars/Olympus\")").is_err());
         let err = data_type("t", "List(Int64)").unwrap_err();
         assert!(err.to_string().contains("not supported"), "{err}");
     }

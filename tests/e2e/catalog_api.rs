@@ -558,6 +558,27 @@ async fn openapi_and_unknown_routes(hub: &Hub) {
     assert!(doc["paths"]["/v1/catalog/resources"]["post"].is_object());
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     assert!(doc["components"]["securitySchemes"]["token"].is_object());
+    // Shared responses are documented on every operation that can give them.
+    let list = &doc["paths"]["/v1/catalog/resources"];
+    assert!(list["get"]["responses"]["401"].is_object());
+    for code in ["400", "401", "403", "413", "415", "422"] {
+        assert!(
+            list["post"]["responses"][code].is_object(),
+            "POST resources documents {code}"
+        );
+    }
+    // Stored resources validate against their schema: the output side of the
+    // flattened input schema allows the stored fields.
+    let resource = doc["components"]["schemas"]["Resource"].to_string();
+    assert!(
+        resource.contains("ResourceFields") && !resource.contains("/ResourceSpec\""),
+        "{resource}"
+    );
+    assert!(doc["components"]["schemas"]["ResourceFields"]["additionalProperties"].is_null());
+    assert_eq!(
+        doc["components"]["schemas"]["ResourceSpec"]["additionalProperties"],
+        false
+    );
     problem(
         hub.get("/v1/nothing-here", "acceptance")
             .send()

@@ -44,15 +44,19 @@ pub struct AppState {
     ),
     tags((name = "catalog", description = "The resource directory (数据资源目录)"),
          (name = "system", description = "Health and identity")),
-    components(schemas(Problem)),
-    modifiers(&BearerAuth),
+    components(schemas(Problem, tongban_catalog::Status, tongban_catalog::model::ShareTypeSchema)),
 )]
 struct ApiDoc;
 
-struct BearerAuth;
+/// What every operation shares, added in one place rather than on each
+/// handler: the bearer scheme, and the problem responses that extractors and
+/// middleware can give (401 without identity, 403 for a write by the wrong
+/// role, 400/413/415 for an unreadable body). Applied once all routes are in.
+struct CommonParts;
 
-impl Modify for BearerAuth {
+impl Modify for CommonParts {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "token",
@@ -63,6 +67,52 @@ impl Modify for BearerAuth {
                     .build(),
             ),
         );
+        let problem = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        problem::PROBLEM_JSON,
+                        Content::new(Some(Ref::from_schema_name("Problem"))),
+                    )
+                    .build(),
+            )
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let ops = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for (i, op) in ops.into_iter().enumerate() {
+                let Some(op) = op else { continue };
+                let responses = &mut op.responses.responses;
+                if op.security.is_some() {
+                    responses
+                        .entry("401".into())
+                        .or_insert_with(|| problem("No, malformed or unknown token"));
+                    // Every operation but a GET changes something: role-checked.
+                    if i > 0 {
+                        responses
+                            .entry("403".into())
+                            .or_insert_with(|| problem("The identity's role may not do this"));
+                    }
+                }
+                if op.request_body.is_some() {
+                    responses
+                        .entry("400".into())
+                        .or_insert_with(|| problem("The body is not JSON"));
+                    responses
+                        .entry("413".into())
+                        .or_insert_with(|| problem("The body is too large"));
+                    responses
+                        .entry("415".into())
+                        .or_insert_with(|| problem("The body is not sent as application/json"));
+                }
+            }
+        }
     }
 }
 
@@ -118,6 +168,16 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         ))
         .routes(routes!(catalog::get_department))
         .split_for_parts();
+    // After the split: only now does the document hold every route.
+    let mut doc = doc;
+    CommonParts.modify(&mut doc);
+    let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serialises");
+    let fields = doc["components"]["schemas"]["ResourceSpec"].clone();
+    doc["components"]["schemas"]["ResourceFields"] = fields;
+    if let Some(fields) = doc["components"]["schemas"]["ResourceFields"].as_object_mut() {
+        fields.remove("additionalProperties");
+    }
+    point_flattened_at_fields(&mut doc);
     let doc = Arc::new(doc);
     api.route(
         "/v1/catalog/resources/{code}",
@@ -143,6 +203,30 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// How often a hub reloads tokens from the catalog, so that tokens issued with
 /// `tongban token add` (or by another replica) take effect without a restart.
 pub const IDENTITY_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `Resource` flattens `ResourceSpec` (an `allOf`), but `ResourceSpec` is an
+/// input and forbids unknown properties, so every stored resource would fail
+/// its own schema. Wherever `ResourceSpec` is part of an `allOf`, point at
+/// `ResourceFields`, the same schema without that rule. Request bodies keep
+/// the strict `ResourceSpec`.
+fn point_flattened_at_fields(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Array(parts)) = map.get_mut("allOf") {
+                for part in parts.iter_mut() {
+                    if part.get("$ref").and_then(|r| r.as_str())
+                        == Some("#/components/schemas/ResourceSpec")
+                    {
+                        *part = serde_json::json!({"$ref": "#/components/schemas/ResourceFields"});
+                    }
+                }
+            }
+            map.values_mut().for_each(point_flattened_at_fields);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(point_flattened_at_fields),
+        _ => {}
+    }
+}
 
 /// A bound, not yet serving, hub.
 pub struct Server {

@@ -145,9 +145,19 @@ impl From<tongban_catalog::Error> for Problem {
     }
 }
 
+/// axum's rejection texts start with a capital; ours do not. Only the first
+/// letter changes: the rest may quote the caller's input.
+fn lower_first(s: String) -> String {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) => c.to_lowercase().chain(chars).collect(),
+        None => s,
+    }
+}
+
 impl From<JsonRejection> for Problem {
     fn from(r: JsonRejection) -> Problem {
-        let detail = r.body_text().to_lowercase();
+        let detail = lower_first(r.body_text());
         match r {
             JsonRejection::JsonDataError(_) => Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -176,13 +186,13 @@ impl From<JsonRejection> for Problem {
 
 impl From<QueryRejection> for Problem {
     fn from(r: QueryRejection) -> Problem {
-        Problem::bad_request("invalid_query", r.body_text().to_lowercase())
+        Problem::bad_request("invalid_query", lower_first(r.body_text()))
     }
 }
 
 impl From<PathRejection> for Problem {
     fn from(r: PathRejection) -> Problem {
-        Problem::bad_request("invalid_path", r.body_text().to_lowercase())
+        Problem::bad_request("invalid_path", lower_first(r.body_text()))
     }
 }
 
