@@ -14,6 +14,9 @@ pub enum Error {
     /// The request is well formed but clashes with the record's state.
     #[error("{0}")]
     Conflict(String),
+    /// The acting department may not do this (e.g. approve for another provider).
+    #[error("{0}")]
+    Forbidden(String),
     /// An import failed at a record (`line 7`, `resources[3]`); nothing was written.
     #[error("{at}: {source}")]
     Import { at: String, source: Box<Error> },

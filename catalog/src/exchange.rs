@@ -82,6 +82,8 @@ struct CsvRow {
     share_type: String,
     share_condition: String,
     legal_basis: String,
+    #[serde(default)]
+    mask: String,
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -142,6 +144,7 @@ fn item_of(row: &CsvRow) -> Result<DataItem> {
         share_type: word("share_type", &row.share_type)?,
         share_condition: opt(&row.share_condition),
         legal_basis: opt(&row.legal_basis),
+        mask: opt_word("mask", &row.mask)?,
     })
 }
 
@@ -246,6 +249,7 @@ pub fn to_csv(resources: &[ResourceSpec]) -> String {
                 share_type: item.share_type.to_string(),
                 share_condition: item.share_condition.clone().unwrap_or_default(),
                 legal_basis: item.legal_basis.clone().unwrap_or_default(),
+                mask: item.mask.map(|m| m.to_string()).unwrap_or_default(),
             })
             .expect("writing to memory");
         }

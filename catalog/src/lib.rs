@@ -9,15 +9,21 @@
 //! - [`sql`]: [`SqlStore`], the store over SQLite (the embedded default, one file
 //!   in the data directory) or PostgreSQL (production), same migrations
 //!   (`catalog/migrations/`).
-//! - [`exchange`]: the directory as JSON and CSV files, for export and import.
+//! - [`exchange`]: the directory and the three lists as JSON and CSV files,
+//!   for export and import;
+//! - [`lists`]: needs (with their review workflow and deadlines),
+//!   responsibilities (with refresh compliance) and negative entries;
+//!   `sql_lists` stores them.
 //!
-//! Still to come: the three lists and their review workflow, subscriptions,
-//! sync job definitions and run history.
+//! Still to come: subscriptions, sync job definitions and run history.
 
 pub mod error;
 pub mod exchange;
+pub mod list_exchange;
+pub mod lists;
 pub mod model;
 pub mod sql;
+mod sql_lists;
 pub mod store;
 pub mod validate;
 

@@ -140,6 +140,12 @@ pub struct DataItem {
     /// The law or rule behind a `none` share type (required then).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legal_basis: Option<String>,
+    /// How the value is masked when released, unless a need grants it clear:
+    /// `citizen_id`, `credit_code`, `phone`, `chinese_name`, `address`,
+    /// `keep_first:N`, `keep_last:N` or `hash`. Text items only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, example = "citizen_id")]
+    pub mask: Option<tongban_policies::Mask>,
 }
 
 /// What a caller gives to create or replace a resource.

@@ -3,7 +3,9 @@
 //! kept portable on purpose: `$n` placeholders (SQLite accepts them too), TEXT
 //! times, BIGINT integers, no vendor functions.
 
+use crate::lists::*;
 use crate::model::*;
+use crate::sql_lists;
 use crate::store::Store;
 use crate::{Error, Result, validate};
 use async_trait::async_trait;
@@ -14,13 +16,18 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+use tongban_policies::PolicyInput;
+use tongban_policies::calendar::Calendar;
 
 /// Migrations, applied in order, each once, each in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "directory",
-    include_str!("../migrations/0001_directory.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "directory",
+        include_str!("../migrations/0001_directory.sql"),
+    ),
+    (2, "lists", include_str!("../migrations/0002_lists.sql")),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Backend {
@@ -35,17 +42,21 @@ pub struct SqlStore {
     backend: Backend,
 }
 
-fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Micros, true)
+pub(crate) fn time_text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>> {
+pub(crate) fn now_text() -> String {
+    time_text(Utc::now())
+}
+
+pub(crate) fn parse_time(s: &str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| Error::Corrupt(format!("time '{s}': {e}")))
 }
 
-fn parse_word<T: FromStr>(s: &str) -> Result<T>
+pub(crate) fn parse_word<T: FromStr>(s: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
@@ -128,6 +139,22 @@ impl SqlStore {
         self.pool.close().await;
     }
 
+    /// Every resource with its items and newest version, by code.
+    async fn export_resources(&self) -> Result<Vec<Resource>> {
+        let mut conn = self.pool.acquire().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RESOURCE_COLS} FROM resources ORDER BY code"
+        ))
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut resources = rows
+            .iter()
+            .map(resource_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        complete_resources(&mut conn, &mut resources).await?;
+        Ok(resources)
+    }
+
     async fn migrate(&self) -> Result<()> {
         let mut conn = self.pool.acquire().await?;
         // Replicas starting together must not migrate twice.
@@ -155,7 +182,7 @@ impl SqlStore {
                 sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
                     .bind(version)
                     .bind(description)
-                    .bind(now())
+                    .bind(now_text())
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
@@ -188,7 +215,10 @@ fn department_from_row(row: &AnyRow) -> Result<Department> {
     })
 }
 
-async fn find_department(conn: &mut AnyConnection, code: &str) -> Result<Option<Department>> {
+pub(crate) async fn find_department(
+    conn: &mut AnyConnection,
+    code: &str,
+) -> Result<Option<Department>> {
     let row = sqlx::query(&format!(
         "SELECT {DEPARTMENT_COLS} FROM departments WHERE code = $1"
     ))
@@ -217,7 +247,7 @@ async fn upsert_department(
     replace: bool,
 ) -> Result<bool> {
     check_department(conn, d).await?;
-    let t = now();
+    let t = now_text();
     let exists = find_department(conn, &d.code).await?.is_some();
     if exists && !replace {
         return Err(Error::Duplicate {
@@ -247,7 +277,7 @@ async fn upsert_department(
 }
 
 /// A concurrent writer may win the race between our check and our insert.
-fn unique_to_duplicate(e: sqlx::Error, what: &'static str, key: &str) -> Error {
+pub(crate) fn unique_to_duplicate(e: sqlx::Error, what: &'static str, key: &str) -> Error {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => Error::Duplicate {
             what,
@@ -262,7 +292,7 @@ fn unique_to_duplicate(e: sqlx::Error, what: &'static str, key: &str) -> Error {
 const RESOURCE_COLS: &str = "code, name, provider_code, summary, category, base_library, format, \
      update_cycle, publish_date, key_items, status, version, created_at, updated_at";
 const ITEM_COLS: &str = "resource_code, name, label, data_type, description, sensitivity, \
-     share_type, share_condition, legal_basis";
+     share_type, share_condition, legal_basis, mask";
 const VERSION_COLS: &str =
     "resource_code, version, created_at, row_count, byte_size, location, origin";
 
@@ -310,6 +340,10 @@ fn item_from_row(row: &AnyRow) -> Result<DataItem> {
         share_type: parse_word(&row.try_get::<String, _>("share_type")?)?,
         share_condition: row.try_get("share_condition")?,
         legal_basis: row.try_get("legal_basis")?,
+        mask: row
+            .try_get::<Option<String>, _>("mask")?
+            .map(|m| parse_word(&m))
+            .transpose()?,
     })
 }
 
@@ -373,7 +407,10 @@ async fn complete_resources(conn: &mut AnyConnection, resources: &mut [Resource]
     Ok(())
 }
 
-async fn find_resource(conn: &mut AnyConnection, code: &str) -> Result<Option<Resource>> {
+pub(crate) async fn find_resource(
+    conn: &mut AnyConnection,
+    code: &str,
+) -> Result<Option<Resource>> {
     let row = sqlx::query(&format!(
         "SELECT {RESOURCE_COLS} FROM resources WHERE code = $1"
     ))
@@ -427,7 +464,7 @@ async fn upsert_resource(
         ));
     }
     let existing = find_resource(conn, &spec.code).await?;
-    let t = now();
+    let t = now_text();
     let today = Utc::now().date_naive();
     let status = match &existing {
         Some(_) if !replace => {
@@ -488,8 +525,8 @@ async fn upsert_resource(
     for (position, item) in spec.items.iter().enumerate() {
         sqlx::query(
             "INSERT INTO data_items (resource_code, position, name, label, data_type, description,
-             sensitivity, share_type, share_condition, legal_basis)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             sensitivity, share_type, share_condition, legal_basis, mask)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(spec.code.clone())
         .bind(position as i64)
@@ -501,6 +538,7 @@ async fn upsert_resource(
         .bind(item.share_type.as_str())
         .bind(item.share_condition.clone())
         .bind(item.legal_basis.clone())
+        .bind(item.mask.map(|m| m.to_string()))
         .execute(&mut *conn)
         .await?;
     }
@@ -682,17 +720,7 @@ impl Store for SqlStore {
         let mut departments = self.list_departments().await?;
         // Parents before children, so the export imports as it is.
         departments.sort_by_key(|d| (d.level as u8, d.code.clone()));
-        let mut conn = self.pool.acquire().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {RESOURCE_COLS} FROM resources ORDER BY code"
-        ))
-        .fetch_all(&mut *conn)
-        .await?;
-        let mut resources = rows
-            .iter()
-            .map(resource_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        complete_resources(&mut conn, &mut resources).await?;
+        let resources = self.export_resources().await?;
         Ok(Directory {
             departments,
             resources: resources.into_iter().map(|r| r.spec).collect(),
@@ -753,7 +781,7 @@ impl Store for SqlStore {
         )
         .bind(v.resource.clone())
         .bind(v.version)
-        .bind(now())
+        .bind(now_text())
         .bind(v.row_count)
         .bind(v.byte_size)
         .bind(v.location.clone())
@@ -796,12 +824,159 @@ impl Store for SqlStore {
         .bind(t.department.clone())
         .bind(t.role.as_str())
         .bind(t.label.clone())
-        .bind(now())
+        .bind(now_text())
         .execute(&mut *tx)
         .await
         .map_err(|e| unique_to_duplicate(e, "token", &t.label))?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn apply_need(
+        &self,
+        consumer: &str,
+        application: &NeedApplication,
+    ) -> Result<NeedRecord> {
+        let mut tx = self.pool.begin().await?;
+        let id = sql_lists::apply_need(&mut tx, consumer, application).await?;
+        tx.commit().await?;
+        self.get_need(id).await
+    }
+
+    async fn review_need(
+        &self,
+        id: i64,
+        actor: Actor<'_>,
+        action: ReviewAction,
+        reason: &str,
+    ) -> Result<NeedRecord> {
+        let mut tx = self.pool.begin().await?;
+        sql_lists::review_need(&mut tx, id, actor, &action, reason).await?;
+        tx.commit().await?;
+        self.get_need(id).await
+    }
+
+    async fn get_need(&self, id: i64) -> Result<NeedRecord> {
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::find_need(&mut conn, id)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "need",
+                key: id.to_string(),
+            })
+    }
+
+    async fn list_needs(&self, query: &NeedQuery) -> Result<Vec<NeedRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::list_needs(&mut conn, query).await
+    }
+
+    async fn import_needs(&self, records: &[Located<NeedRecord>]) -> Result<ImportCounts> {
+        let mut tx = self.pool.begin().await?;
+        let (created, updated) = sql_lists::import_needs(&mut tx, records).await?;
+        tx.commit().await?;
+        Ok(ImportCounts { created, updated })
+    }
+
+    async fn create_negative(&self, spec: &NegativeSpec) -> Result<NegativeRecord> {
+        let mut tx = self.pool.begin().await?;
+        let id = sql_lists::create_negative(&mut tx, spec.clone()).await?;
+        tx.commit().await?;
+        Ok(NegativeRecord::new(id, spec.clone()))
+    }
+
+    async fn delete_negative(&self, id: i64) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::delete_row(&mut conn, "negative_entries", "negative entry", id).await
+    }
+
+    async fn list_negatives(&self) -> Result<Vec<NegativeRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::list_negatives(&mut conn).await
+    }
+
+    async fn import_negatives(&self, records: &[Located<NegativeRecord>]) -> Result<ImportCounts> {
+        let mut tx = self.pool.begin().await?;
+        let mut counts = ImportCounts::default();
+        for r in records {
+            let created = sql_lists::write_negative(&mut tx, &r.value)
+                .await
+                .map_err(|e| e.at(&r.at))?;
+            *if created {
+                &mut counts.created
+            } else {
+                &mut counts.updated
+            } += 1;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn create_responsibility(
+        &self,
+        spec: &ResponsibilitySpec,
+    ) -> Result<ResponsibilityRecord> {
+        let mut tx = self.pool.begin().await?;
+        let id = sql_lists::create_responsibility(&mut tx, spec.clone()).await?;
+        tx.commit().await?;
+        Ok(ResponsibilityRecord::new(id, spec.clone()))
+    }
+
+    async fn delete_responsibility(&self, id: i64) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::delete_row(&mut conn, "responsibilities", "responsibility", id).await
+    }
+
+    async fn list_responsibilities(&self) -> Result<Vec<ResponsibilityRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        Ok(sql_lists::list_responsibilities(&mut conn)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    async fn import_responsibilities(
+        &self,
+        records: &[Located<ResponsibilityRecord>],
+    ) -> Result<ImportCounts> {
+        let mut tx = self.pool.begin().await?;
+        let mut counts = ImportCounts::default();
+        for r in records {
+            let created = sql_lists::write_responsibility(&mut tx, &r.value)
+                .await
+                .map_err(|e| e.at(&r.at))?;
+            *if created {
+                &mut counts.created
+            } else {
+                &mut counts.updated
+            } += 1;
+        }
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn compliance(&self, now: DateTime<Utc>) -> Result<Vec<ComplianceRow>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::compliance(&mut conn, now).await
+    }
+
+    async fn calendar(&self) -> Result<Calendar> {
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::get_calendar(&mut conn).await
+    }
+
+    async fn set_calendar(&self, calendar: &Calendar) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sql_lists::put_calendar(&mut tx, calendar).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn policy_input(&self) -> Result<PolicyInput> {
+        let resources = self.export_resources().await?;
+        let mut conn = self.pool.acquire().await?;
+        sql_lists::policy_input(&mut conn, resources).await
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {

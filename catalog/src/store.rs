@@ -1,8 +1,12 @@
 //! The [`Store`] trait: everything the hub asks of the directory.
 
 use crate::Result;
+use crate::lists::*;
 use crate::model::*;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tongban_policies::PolicyInput;
+use tongban_policies::calendar::Calendar;
 
 /// The directory's persistence. Every method validates its input first and
 /// writes in one transaction: on error nothing has changed.
@@ -45,4 +49,51 @@ pub trait Store: Send + Sync + 'static {
 
     async fn put_token(&self, token: &TokenRecord) -> Result<()>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
+
+    // ---- the three lists -------------------------------------------------------
+
+    /// Files a need for `consumer`; its first review stage and deadline follow
+    /// from the items' share types and the resource's status.
+    async fn apply_need(&self, consumer: &str, application: &NeedApplication)
+    -> Result<NeedRecord>;
+    /// Approves, rejects or revokes a need, if the actor's role and the need's
+    /// stage allow it.
+    async fn review_need(
+        &self,
+        id: i64,
+        actor: Actor<'_>,
+        action: ReviewAction,
+        reason: &str,
+    ) -> Result<NeedRecord>;
+    /// A need with its review history.
+    async fn get_need(&self, id: i64) -> Result<NeedRecord>;
+    async fn list_needs(&self, query: &NeedQuery) -> Result<Vec<NeedRecord>>;
+    /// Creates or replaces needs by id, all or nothing.
+    async fn import_needs(&self, records: &[Located<NeedRecord>]) -> Result<ImportCounts>;
+
+    async fn create_negative(&self, spec: &NegativeSpec) -> Result<NegativeRecord>;
+    async fn delete_negative(&self, id: i64) -> Result<()>;
+    async fn list_negatives(&self) -> Result<Vec<NegativeRecord>>;
+    async fn import_negatives(&self, records: &[Located<NegativeRecord>]) -> Result<ImportCounts>;
+
+    async fn create_responsibility(
+        &self,
+        spec: &ResponsibilitySpec,
+    ) -> Result<ResponsibilityRecord>;
+    async fn delete_responsibility(&self, id: i64) -> Result<()>;
+    async fn list_responsibilities(&self) -> Result<Vec<ResponsibilityRecord>>;
+    async fn import_responsibilities(
+        &self,
+        records: &[Located<ResponsibilityRecord>],
+    ) -> Result<ImportCounts>;
+    /// Who keeps their refresh promises at `now`, latest first.
+    async fn compliance(&self, now: DateTime<Utc>) -> Result<Vec<ComplianceRow>>;
+
+    /// Holidays and make-up working days, for review deadlines.
+    async fn calendar(&self) -> Result<Calendar>;
+    async fn set_calendar(&self, calendar: &Calendar) -> Result<()>;
+
+    /// Everything the decision engine compiles: departments, resources with
+    /// their items, needs and negative entries.
+    async fn policy_input(&self) -> Result<PolicyInput>;
 }

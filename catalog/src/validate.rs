@@ -286,7 +286,18 @@ pub fn resource(r: &ResourceSpec) -> Result<()> {
             ));
         }
         required(&at("label"), &item.label, 100)?;
-        data_type(&at("data_type"), &item.data_type)?;
+        let dt = data_type(&at("data_type"), &item.data_type)?;
+        if item.mask.is_some()
+            && !matches!(
+                dt,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            )
+        {
+            return Err(Error::invalid(
+                at("mask"),
+                format!("masks apply to text items, not {dt}"),
+            ));
+        }
         optional_text(&at("description"), &item.description)?;
         let filled = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
         match item.share_type {

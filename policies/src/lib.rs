@@ -1,22 +1,34 @@
-//! Policy vocabulary and (from the lists issue on) the pure decision engine.
+//! The policy vocabulary and the one decision engine every data path calls.
 //!
-//! This crate decides; the hub enforces. It has no IO, reads no clock (the time of
-//! a request comes in with the request) and knows nothing of tokio, so every data
-//! path — lookup, verify, stream, batch, Delta Sharing, Flight, push — can call the
-//! same code and tests can drive it exhaustively.
+//! This crate decides; the hub enforces. It has no IO, reads no clock (the time
+//! of a request comes in with the request) and knows nothing of tokio, so every
+//! data path — lookup, verify, stream, batch, Delta Sharing, Flight, push — can
+//! call the same code and tests can drive it exhaustively.
 //!
 //! # Layout
-//! - [`vocab`]: share types (共享类型) and sensitivity levels, the words the
-//!   directory and the three lists are written in.
-//! - [`ids`]: the natural keys of the base libraries — citizen ID numbers
-//!   (GB 11643) and unified social credit codes (GB 32100) — with their
-//!   check-digit rules. Keys that fail their check digit are rejected before any
-//!   lookup, so the rules live here, beside the decisions that depend on them.
-//!
-//! Still to come (see the lists issue): needs, responsibility and negative lists,
-//! `decide(&PolicySet, &Request) -> Decision`, and Arrow masking helpers.
+//! - [`vocab`]: share types (共享类型) and sensitivity levels;
+//! - [`ids`]: citizen ID (GB 11643) and credit code (GB 32100) check digits;
+//! - [`lists`]: needs, responsibilities and negative entries as decisions see
+//!   them, and the directory slice a decision needs;
+//! - [`decide`]: [`PolicySet`] compiled from the lists, and
+//!   [`PolicySet::decide`] — the single decision point;
+//! - [`mask`]: masking methods (citizen ID, name, phone, address, hash, …);
+//! - [`enforce`]: a decision applied to Arrow batches — projection, masking,
+//!   row filters;
+//! - [`calendar`]: working days, for review deadlines.
 
+pub mod calendar;
+pub mod decide;
+pub mod enforce;
+pub mod error;
 pub mod ids;
+pub mod lists;
+pub mod mask;
 pub mod vocab;
 
+pub use decide::{Decision, ItemDecision, PolicySet, Release, Request, Rule};
+pub use enforce::{FilterOp, Reveal, RowFilter};
+pub use error::{Error, Result};
+pub use lists::{Mode, Need, NeedStatus, NegativeEntry, PolicyInput, Responsibility};
+pub use mask::Mask;
 pub use vocab::{Sensitivity, ShareType};

@@ -2,8 +2,8 @@ use tongban_catalog::*;
 use tongban_policies::{Sensitivity, ShareType};
 
 /// A store and what keeps it alive (the temp dir for SQLite).
-struct Fixture {
-    store: SqlStore,
+pub struct Fixture {
+    pub store: SqlStore,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -57,7 +57,17 @@ macro_rules! both {
     };
 }
 
+use crate::lists::{
+    bad_applications_change_nothing, calendar_and_policy_input,
+    lists_round_trip_and_bad_rows_change_nothing, need_workflow, negative_and_responsibility_lists,
+};
+
 both!(
+    need_workflow,
+    bad_applications_change_nothing,
+    negative_and_responsibility_lists,
+    lists_round_trip_and_bad_rows_change_nothing,
+    calendar_and_policy_input,
     departments_and_hierarchy,
     resource_create_get_list,
     invalid_resources_change_nothing,
@@ -79,7 +89,7 @@ fn dept(code: &str, level: Level, parent: Option<&str>) -> Department {
     }
 }
 
-fn item(name: &str, share: ShareType) -> DataItem {
+pub fn item(name: &str, share: ShareType) -> DataItem {
     DataItem {
         name: name.into(),
         label: format!("{name} 标签"),
@@ -89,10 +99,11 @@ fn item(name: &str, share: ShareType) -> DataItem {
         share_type: share,
         share_condition: (share == ShareType::Conditional).then(|| "经审批".into()),
         legal_basis: (share == ShareType::None).then(|| "《个人信息保护法》第二十八条".into()),
+        mask: None,
     }
 }
 
-fn population(code: &str) -> ResourceSpec {
+pub fn population(code: &str) -> ResourceSpec {
     ResourceSpec {
         code: code.into(),
         name: "人口基础信息".into(),
@@ -114,7 +125,7 @@ fn population(code: &str) -> ResourceSpec {
     }
 }
 
-async fn seed(store: &SqlStore) {
+pub async fn seed(store: &SqlStore) {
     store
         .create_department(&dept("sh-gaj", Level::City, None))
         .await

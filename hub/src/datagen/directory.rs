@@ -6,7 +6,7 @@
 use tongban_catalog::{
     BaseLibrary, Category, DataItem, Department, Format, Level, ResourceSpec, UpdateCycle,
 };
-use tongban_policies::{Sensitivity, ShareType};
+use tongban_policies::{Mask, Sensitivity, ShareType};
 
 /// The data office (大数据中心): the department whose token edits the directory.
 pub const DATA_OFFICE: &str = "sh-dsjzx";
@@ -75,9 +75,22 @@ struct Item(
     &'static str,
 );
 
+/// The mask an item gets when released (unless a need grants it clear).
+fn mask_of(resource: &str, item: &str) -> Option<Mask> {
+    Some(match (resource, item) {
+        (_, "citizen_id" | "legal_rep_id") => Mask::CitizenId,
+        ("101/000001", "name") => Mask::ChineseName,
+        (_, "phone") => Mask::Phone,
+        (_, "household_address" | "residence_address") => Mask::Address,
+        (_, "holder_id") => Mask::KeepLast(4),
+        (_, "holder_name") => Mask::KeepFirst(1),
+        _ => return None,
+    })
+}
+
 /// Builds items; the last field is the share condition (conditional) or the
 /// legal basis (none), and the description otherwise.
-fn items(list: &[Item]) -> Vec<DataItem> {
+fn items(resource: &str, list: &[Item]) -> Vec<DataItem> {
     list.iter()
         .map(
             |Item(name, label, data_type, sensitivity, share, note)| DataItem {
@@ -92,6 +105,7 @@ fn items(list: &[Item]) -> Vec<DataItem> {
                 share_type: *share,
                 share_condition: (*share == ShareType::Conditional).then(|| (*note).into()),
                 legal_basis: (*share == ShareType::None).then(|| (*note).into()),
+                mask: mask_of(resource, name),
             },
         )
         .collect()
@@ -125,7 +139,7 @@ pub fn resources() -> Vec<ResourceSpec> {
             update_cycle: cycle,
             publish_date: None,
             key_items: keys.iter().map(|k| (*k).into()).collect(),
-            items: items(list),
+            items: items(code, list),
             status: Some(tongban_catalog::Status::Published),
         }
     };
