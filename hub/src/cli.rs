@@ -54,6 +54,11 @@ enum Command {
         #[command(subcommand)]
         command: CatalogCommand,
     },
+    /// Export and import the needs, negative and responsibility lists.
+    Lists {
+        #[command(subcommand)]
+        command: ListsCommand,
+    },
     /// Issue and list API tokens.
     Token {
         #[command(subcommand)]
@@ -107,6 +112,42 @@ enum CatalogCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum ListsCommand {
+    /// Write a list to a file or standard output.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_enum)]
+        list: ListArg,
+        #[arg(long, value_enum, default_value = "json")]
+        format: FileFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Create or replace list entries by id from a file, all or nothing.
+    Import {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(value_enum)]
+        list: ListArg,
+        file: PathBuf,
+        /// Defaults to the file's extension.
+        #[arg(long, value_enum)]
+        format: Option<FileFormat>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ListArg {
+    /// 需求清单
+    Needs,
+    /// 负面清单
+    Negative,
+    /// 责任清单
+    Responsibilities,
 }
 
 #[derive(Subcommand)]
@@ -277,6 +318,7 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Catalog { command } => catalog(command).await,
+        Command::Lists { command } => lists(command).await,
         Command::Token {
             command:
                 TokenCommand::Add {
@@ -337,6 +379,101 @@ async fn run(command: Command) -> Result<()> {
                     .unwrap_or("embedded SQLite in data_dir")
             );
             println!("  max_body_bytes  {}", config.max_body_bytes);
+            Ok(())
+        }
+    }
+}
+
+fn format_of(file: &std::path::Path, format: Option<FileFormat>) -> Result<FileFormat> {
+    match format {
+        Some(f) => Ok(f),
+        None => match file.extension().and_then(|e| e.to_str()) {
+            Some("json") => Ok(FileFormat::Json),
+            Some("csv") => Ok(FileFormat::Csv),
+            _ => Err(Error::Usage(format!(
+                "cannot tell the format of {}; pass --format json|csv",
+                file.display()
+            ))),
+        },
+    }
+}
+
+async fn lists(command: ListsCommand) -> Result<()> {
+    use tongban_catalog::list_exchange::{self as lx, ListFile};
+    use tongban_catalog::lists::{NeedQuery, NeedRecord, NegativeRecord, ResponsibilityRecord};
+    fn render<T: ListFile>(records: &[T], format: FileFormat) -> String {
+        match format {
+            FileFormat::Json => lx::to_json(records),
+            FileFormat::Csv => lx::to_csv(records),
+        }
+    }
+    fn parse<T: ListFile>(
+        text: &str,
+        format: FileFormat,
+    ) -> tongban_catalog::Result<Vec<tongban_catalog::Located<T>>> {
+        match format {
+            FileFormat::Json => lx::from_json(text),
+            FileFormat::Csv => lx::from_csv(text),
+        }
+    }
+    match command {
+        ListsCommand::Export {
+            store,
+            list,
+            format,
+            out,
+        } => {
+            let store = store.open().await?;
+            let text = match list {
+                ListArg::Needs => render(&store.list_needs(&NeedQuery::default()).await?, format),
+                ListArg::Negative => render(&store.list_negatives().await?, format),
+                ListArg::Responsibilities => render(&store.list_responsibilities().await?, format),
+            };
+            match out {
+                Some(path) => std::fs::write(&path, &text).map_err(Error::file(&path))?,
+                None => print!("{text}"),
+            }
+            Ok(())
+        }
+        ListsCommand::Import {
+            store,
+            list,
+            file,
+            format,
+        } => {
+            let format = format_of(&file, format)?;
+            let text = std::fs::read_to_string(&file).map_err(Error::file(&file))?;
+            let fail = |e: tongban_catalog::Error| {
+                Error::Usage(format!("{}: {e}; nothing was imported", file.display()))
+            };
+            let store = store.open().await?;
+            let counts = match list {
+                ListArg::Needs => {
+                    store
+                        .import_needs(&parse::<NeedRecord>(&text, format).map_err(fail)?)
+                        .await
+                }
+                ListArg::Negative => {
+                    store
+                        .import_negatives(&parse::<NegativeRecord>(&text, format).map_err(fail)?)
+                        .await
+                }
+                ListArg::Responsibilities => {
+                    store
+                        .import_responsibilities(
+                            &parse::<ResponsibilityRecord>(&text, format).map_err(fail)?,
+                        )
+                        .await
+                }
+            }
+            .map_err(fail)?;
+            println!(
+                "imported {} into the {:?} list: {} created, {} updated",
+                file.display(),
+                list,
+                counts.created,
+                counts.updated
+            );
             Ok(())
         }
     }
@@ -443,19 +580,7 @@ async fn catalog(command: CatalogCommand) -> Result<()> {
             file,
             format,
         } => {
-            let format = match format {
-                Some(f) => f,
-                None => match file.extension().and_then(|e| e.to_str()) {
-                    Some("json") => FileFormat::Json,
-                    Some("csv") => FileFormat::Csv,
-                    _ => {
-                        return Err(Error::Usage(format!(
-                            "cannot tell the format of {}; pass --format json|csv",
-                            file.display()
-                        )));
-                    }
-                },
-            };
+            let format = format_of(&file, format)?;
             let text = std::fs::read_to_string(&file).map_err(Error::file(&file))?;
             let parsed = match format {
                 FileFormat::Json => exchange::from_json(&text),

@@ -205,6 +205,12 @@ fn print_banner(url: &str, data_dir: &Path, creds: &Credentials) {
     println!(
         "  curl -s -H 'Authorization: Bearer {acceptance}' '{url}/v1/catalog/resources?q=证照'"
     );
+    println!("  curl -s -H 'Authorization: Bearer {acceptance}' '{url}/v1/lists/needs'");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {acceptance}' -H 'Content-Type: application/json' \\\n       \
+         -X POST '{url}/v1/policy/explain' \\\n       \
+         -d '{{\"resource\":\"101/000001\",\"items\":[\"citizen_id\",\"name\",\"religion\"],\"matter\":\"310000-JZZ-001\",\"mode\":\"verify\"}}'"
+    );
     println!(
         "  curl -s -H 'Authorization: Bearer {office}' -H 'Content-Type: application/json' \\\n       \
          -X POST '{url}/v1/catalog/departments' \\\n       \

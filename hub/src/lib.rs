@@ -7,10 +7,11 @@
 //! - [`auth`]: tokens and the identities behind them;
 //! - [`datasets`]: immutable Parquet dataset versions on the object store;
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
+//! - [`policy`]: the compiled lists (the policy set) the hub decides with;
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
-//! Still to come: lookup indexes, the policy enforcement point, audit, sync
+//! Still to come: lookup indexes, enforcement on data paths, audit, sync
 //! scheduler, delivery (Delta Sharing, Flight, push), the console.
 
 pub mod auth;
@@ -20,6 +21,7 @@ pub mod datagen;
 pub mod datasets;
 pub mod demo;
 pub mod error;
+pub mod policy;
 pub mod server;
 
 pub use config::Config;

@@ -418,3 +418,69 @@ async fn serve_with_a_config_and_issued_tokens() {
         assert!(status.success(), "clean exit on SIGTERM: {status:?}");
     }
 }
+
+/// The lists travel as spreadsheets: export, edit, import; a bad row names its
+/// line and nothing is written.
+#[test]
+fn lists_export_and_import_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    run_ok(
+        tongban()
+            .args(["datagen", "--scale", "0.0005", "--data-dir"])
+            .arg(&data),
+    );
+    for list in ["needs", "negative", "responsibilities"] {
+        let csv = dir.path().join(format!("{list}.csv"));
+        run_ok(
+            tongban()
+                .args(["lists", "export", list, "--format", "csv", "--out"])
+                .arg(&csv)
+                .arg("--data-dir")
+                .arg(&data),
+        );
+        let out = run_ok(
+            tongban()
+                .args(["lists", "import", list])
+                .arg(&csv)
+                .arg("--data-dir")
+                .arg(&data),
+        );
+        assert!(out.contains("0 created"), "{list}: {out}");
+        let json = dir.path().join(format!("{list}.json"));
+        run_ok(
+            tongban()
+                .args(["lists", "export", list, "--out"])
+                .arg(&json)
+                .arg("--data-dir")
+                .arg(&data),
+        );
+        let out = run_ok(
+            tongban()
+                .args(["lists", "import", list])
+                .arg(&json)
+                .arg("--data-dir")
+                .arg(&data),
+        );
+        assert!(out.contains("0 created"), "{list}: {out}");
+    }
+    let csv = dir.path().join("responsibilities.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str("9,sh-scjgj,101/000001,,24,lookup\n");
+    std::fs::write(&csv, text).unwrap();
+    let out = tongban()
+        .args(["lists", "import", "responsibilities"])
+        .arg(&csv)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("line 7: provider: '101/000001' is provided by sh-gaj, not sh-scjgj; nothing was imported"), "{err}");
+    let listed = run_ok(
+        tongban()
+            .args(["lists", "export", "responsibilities", "--data-dir"])
+            .arg(&data),
+    );
+    assert!(!listed.contains("\"id\": 9"), "nothing written");
+}

@@ -3,8 +3,10 @@
 //!
 //! - [`catalog_api`]: the directory API against demo data, on the embedded
 //!   store and on the machine's PostgreSQL;
-//! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`.
+//! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
+//! - [`lists_api`]: the three lists, the review workflow, `explain`.
 
 mod catalog_api;
 mod cli;
 mod common;
+mod lists_api;

@@ -1,12 +1,13 @@
-//! The demo directory: the departments of a city government and the five
-//! resources of the four base libraries, with their data items and share
-//! types. The generated Parquet files follow these items exactly (a test
+//! The demo directory: the departments of a city government, the five
+//! resources of the four base libraries with their data items, share types
+//! and masks, and the three lists that govern them. The generated Parquet files follow these items exactly (a test
 //! checks that each generated schema matches its resource's items).
 
+use tongban_catalog::lists::{NeedApplication, NegativeSpec, ResponsibilitySpec};
 use tongban_catalog::{
     BaseLibrary, Category, DataItem, Department, Format, Level, ResourceSpec, UpdateCycle,
 };
-use tongban_policies::{Mask, Sensitivity, ShareType};
+use tongban_policies::{FilterOp, Mask, Mode, RowFilter, Sensitivity, ShareType};
 
 /// The data office (大数据中心): the department whose token edits the directory.
 pub const DATA_OFFICE: &str = "sh-dsjzx";
@@ -589,6 +590,206 @@ pub fn resources() -> Vec<ResourceSpec> {
                     "HMAC-SHA256 十六进制",
                 ),
             ],
+        ),
+    ]
+}
+
+const PIPL_6: &str =
+    "《中华人民共和国个人信息保护法》第六条：处理个人信息应当限于实现处理目的的最小范围";
+
+/// Negative entries: sensitive personal information never leaves; contact
+/// details and representatives' ID numbers are not exchanged in bulk.
+pub fn negatives() -> Vec<NegativeSpec> {
+    let entry =
+        |resource: &str, items: &[&str], basis: &str, modes: &[Mode], note: &str| NegativeSpec {
+            resource: resource.into(),
+            items: items.iter().map(|s| (*s).into()).collect(),
+            legal_basis: basis.into(),
+            modes: modes.to_vec(),
+            consumers: Vec::new(),
+            note: note.into(),
+        };
+    vec![
+        entry(
+            "101/000001",
+            &["religion", "health_status"],
+            "《中华人民共和国个人信息保护法》第二十八条；《宗教事务条例》",
+            &[],
+            "宗教信仰、健康状况属于敏感个人信息，一律不予共享",
+        ),
+        entry(
+            "101/000001",
+            &["phone"],
+            PIPL_6,
+            &[Mode::Batch, Mode::Subscribe],
+            "联系电话仅可实时核验，不得批量交换",
+        ),
+        entry(
+            "102/000001",
+            &["legal_rep_id"],
+            PIPL_6,
+            &[Mode::Batch, Mode::Subscribe],
+            "法定代表人身份证件号码不批量提供",
+        ),
+    ]
+}
+
+/// Each provider's duty to keep its resource fresh.
+pub fn responsibilities() -> Vec<ResponsibilitySpec> {
+    let duty =
+        |provider: &str, resource: &str, items: &[&str], hours, delivery| ResponsibilitySpec {
+            provider: provider.into(),
+            resource: resource.into(),
+            items: items.iter().map(|s| (*s).into()).collect(),
+            refresh_interval_hours: hours,
+            delivery,
+        };
+    vec![
+        duty(
+            "sh-gaj",
+            "101/000001",
+            &[
+                "citizen_id",
+                "name",
+                "gender",
+                "birth_date",
+                "residence_address",
+                "status",
+            ],
+            24,
+            Mode::Lookup,
+        ),
+        duty(
+            "sh-scjgj",
+            "102/000001",
+            &["credit_code", "name", "legal_rep", "status"],
+            24,
+            Mode::Lookup,
+        ),
+        duty("sh-mzj", "103/000001", &[], 24 * 365, Mode::Batch),
+        duty("sh-ghzyj", "103/000002", &[], 24 * 30, Mode::Batch),
+        duty(
+            DATA_OFFICE,
+            "104/000001",
+            &["licence_no", "status", "valid_to"],
+            1,
+            Mode::Lookup,
+        ),
+    ]
+}
+
+/// Where a demo need ends up.
+pub enum Outcome {
+    Approved,
+    Pending,
+    Rejected(&'static str),
+}
+
+/// Needs of the acceptance front office and two districts for real matters
+/// (一事一码 codes), with the outcome each is driven to through the workflow.
+pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
+    let need = |resource: &str, items: &[&str], matter: &str, mode, why: &str| NeedApplication {
+        resource: resource.into(),
+        items: items.iter().map(|s| (*s).into()).collect(),
+        matter: matter.into(),
+        mode,
+        justification: why.into(),
+        row_filter: None,
+        daily_quota: None,
+        clear_items: Vec::new(),
+        valid_from: None,
+        valid_until: None,
+    };
+    let mut lookup_person = need(
+        "101/000001",
+        &[
+            "name",
+            "gender",
+            "residence_address",
+            "residence_street",
+            "status",
+        ],
+        "310000-JZZ-001",
+        Mode::Lookup,
+        "居住证申领：受理时回填申请人居住信息",
+    );
+    lookup_person.clear_items = vec!["name".into()];
+    let mut elderly = need(
+        "101/000001",
+        &["citizen_id", "name", "birth_date", "residence_street"],
+        "310104-LNBT-004",
+        Mode::Lookup,
+        "高龄老人津贴申请：核对年龄与居住街道",
+    );
+    elderly.row_filter = Some(RowFilter {
+        item: "residence_street".into(),
+        op: FilterOp::Prefix("310104".into()),
+    });
+    elderly.daily_quota = Some(2000);
+    let mut elderly_batch = elderly.clone();
+    elderly_batch.mode = Mode::Batch;
+    elderly_batch.items = vec!["citizen_id".into(), "name".into(), "birth_date".into()];
+    elderly_batch.justification = "高龄老人津贴年度复核：批量比对".into();
+    vec![
+        (
+            ACCEPTANCE,
+            need(
+                "101/000001",
+                &["citizen_id", "name", "birth_date"],
+                "310000-JZZ-001",
+                Mode::Verify,
+                "居住证申领：核验申请人身份",
+            ),
+            Outcome::Approved,
+        ),
+        (ACCEPTANCE, lookup_person, Outcome::Approved),
+        (
+            ACCEPTANCE,
+            need(
+                "102/000001",
+                &[
+                    "credit_code",
+                    "name",
+                    "legal_rep",
+                    "legal_rep_id",
+                    "status",
+                    "address",
+                ],
+                "310000-YYZZ-002",
+                Mode::Lookup,
+                "营业执照变更登记：核对主体登记信息",
+            ),
+            Outcome::Approved,
+        ),
+        (
+            ACCEPTANCE,
+            need(
+                "104/000001",
+                &[
+                    "licence_no",
+                    "holder_id",
+                    "holder_name",
+                    "status",
+                    "valid_to",
+                ],
+                "310000-SPJY-003",
+                Mode::Verify,
+                "食品经营许可延续：核验原证状态",
+            ),
+            Outcome::Approved,
+        ),
+        ("xh-zwfw", elderly, Outcome::Approved),
+        ("xh-zwfw", elderly_batch, Outcome::Pending),
+        (
+            "pd-zwfw",
+            need(
+                "102/000001",
+                &["credit_code", "name", "phone"],
+                "310115-QYBT-005",
+                Mode::Batch,
+                "企业补贴批量发放通知",
+            ),
+            Outcome::Rejected("联系电话仅限办理具体事项时实时核验，补贴通知请通过一网通办消息推送"),
         ),
     ]
 }

@@ -68,6 +68,7 @@ pub async fn run(store: &dyn Store, data_dir: &Path, options: Options) -> Result
         })
         .collect();
     store.import(&departments, &resources).await?;
+    install_lists(store).await?;
 
     let sizes = Sizes::for_scale(options.scale);
     let datasets = DatasetStore::local(data_dir)?;
@@ -137,6 +138,88 @@ pub async fn run(store: &dyn Store, data_dir: &Path, options: Options) -> Result
     }
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Installs the demo lists, once: a directory that already has lists keeps them.
+/// Needs go through the real workflow (apply, provider reply, office review),
+/// plus one imported need that is overdue, so every page has something to show.
+async fn install_lists(store: &dyn Store) -> Result<()> {
+    use tongban_catalog::Role;
+    use tongban_catalog::lists::{Actor, NeedQuery, ReviewAction};
+    let has_lists = !store.list_needs(&NeedQuery::default()).await?.is_empty()
+        || !store.list_negatives().await?.is_empty()
+        || !store.list_responsibilities().await?.is_empty();
+    if has_lists {
+        return Ok(());
+    }
+    for n in directory::negatives() {
+        store.create_negative(&n).await?;
+    }
+    for r in directory::responsibilities() {
+        store.create_responsibility(&r).await?;
+    }
+    let office = Actor {
+        department: directory::DATA_OFFICE,
+        role: Role::DataOffice,
+    };
+    for (consumer, application, outcome) in directory::needs() {
+        let need = store.apply_need(consumer, &application).await?;
+        let provider = store.get_resource(&need.resource).await?.spec.provider;
+        let provider = Actor {
+            department: &provider,
+            role: Role::Department,
+        };
+        match outcome {
+            directory::Outcome::Pending => {}
+            directory::Outcome::Rejected(reason) => {
+                store
+                    .review_need(need.id, provider, ReviewAction::Reject, reason)
+                    .await?;
+            }
+            directory::Outcome::Approved => {
+                if need.status == tongban_policies::NeedStatus::PendingProvider {
+                    store
+                        .review_need(need.id, provider, ReviewAction::Approve, "同意共享")
+                        .await?;
+                }
+                store
+                    .review_need(need.id, office, ReviewAction::Approve, "")
+                    .await?;
+            }
+        }
+    }
+    // One need whose provider reply is late, as happens.
+    let mut late = store
+        .list_needs(&NeedQuery::default())
+        .await?
+        .last()
+        .cloned()
+        .expect("demo needs exist");
+    let filed = chrono::Utc::now() - chrono::Duration::days(12);
+    late.id += 1;
+    late.consumer = "pd-zwfw".into();
+    late.resource = "101/000001".into();
+    late.items = vec!["citizen_id".into(), "marital_status".into()];
+    late.matter = "310115-JYBZ-006".into();
+    late.mode = tongban_policies::Mode::Lookup;
+    late.justification = "就业困难人员认定：核对婚姻状况".into();
+    late.status = tongban_policies::NeedStatus::PendingProvider;
+    late.submitted_at = filed;
+    late.due_at = Some(
+        store
+            .calendar()
+            .await?
+            .deadline(filed, tongban_catalog::lists::PROVIDER_REPLY_DAYS),
+    );
+    late.decided_at = None;
+    late.history.clear();
+    store
+        .import_needs(&[Located {
+            at: "demo overdue need".into(),
+            value: late,
+        }])
+        .await?;
+    Ok(())
 }
 
 async fn publish(

@@ -57,6 +57,7 @@ pub async fn create_resource(
 ) -> ApiResult<impl IntoResponse> {
     let created = state.store.create_resource(&spec).await?;
     tracing::info!(resource = %created.spec.code, by = %who.department, "resource created");
+    state.lists_changed().await;
     let location = format!("/v1/catalog/resources/{}", created.spec.code);
     Ok((
         StatusCode::CREATED,
@@ -113,6 +114,7 @@ pub async fn update_resource(
     Json(spec): Json<ResourceSpec>,
 ) -> ApiResult<axum::Json<Resource>> {
     let updated = state.store.update_resource(&code(parts), &spec).await?;
+    state.lists_changed().await;
     tracing::info!(resource = %updated.spec.code, version = updated.version, by = %who.department, "resource updated");
     Ok(axum::Json(updated))
 }
@@ -124,6 +126,7 @@ async fn set_status(
     status: Status,
 ) -> ApiResult<axum::Json<Resource>> {
     let r = state.store.set_resource_status(&code, status).await?;
+    state.lists_changed().await;
     tracing::info!(resource = %code, status = %status, by = %who, "resource status changed");
     Ok(axum::Json(r))
 }
@@ -207,6 +210,7 @@ pub async fn create_department(
     Json(d): Json<Department>,
 ) -> ApiResult<impl IntoResponse> {
     let created = state.store.create_department(&d).await?;
+    state.lists_changed().await;
     tracing::info!(department = %created.code, by = %who.department, "department created");
     let location = format!("/v1/catalog/departments/{}", created.code);
     Ok((

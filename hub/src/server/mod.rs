@@ -2,10 +2,14 @@
 //!
 //! - [`problem`]: every error response (`application/problem+json`);
 //! - [`extract`]: extractors with problem rejections, and the caller's identity;
-//! - [`catalog`]: the directory API under `/v1/catalog`.
+//! - [`catalog`]: the directory API under `/v1/catalog`;
+//! - [`lists`]: the three lists and their review workflow under `/v1/lists`;
+//! - [`policy`]: `POST /v1/policy/explain`.
 
 pub mod catalog;
 pub mod extract;
+pub mod lists;
+pub mod policy;
 pub mod problem;
 
 use crate::auth::Identities;
@@ -32,6 +36,8 @@ use utoipa_axum::routes;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub identities: Identities,
+    /// The compiled lists every decision reads.
+    pub policies: crate::policy::Policies,
 }
 
 #[derive(OpenApi)]
@@ -43,8 +49,16 @@ pub struct AppState {
                        application/problem+json with a stable `code`.",
     ),
     tags((name = "catalog", description = "The resource directory (数据资源目录)"),
+         (name = "lists", description = "Needs, negative and responsibility lists (三清单)"),
+         (name = "policy", description = "The decision point"),
          (name = "system", description = "Health and identity")),
-    components(schemas(Problem, tongban_catalog::Status, tongban_catalog::model::ShareTypeSchema)),
+    components(schemas(
+        Problem,
+        tongban_catalog::Status,
+        tongban_catalog::model::ShareTypeSchema,
+        tongban_catalog::lists::NeedStatusSchema,
+        lists::ListName,
+    )),
 )]
 struct ApiDoc;
 
@@ -99,6 +113,11 @@ impl Modify for CommonParts {
                             .entry("403".into())
                             .or_insert_with(|| problem("The identity's role may not do this"));
                     }
+                }
+                if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+                    responses
+                        .entry("400".into())
+                        .or_insert_with(|| problem("A path or query parameter cannot be read"));
                 }
                 if op.request_body.is_some() {
                     responses
@@ -167,6 +186,23 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             catalog::create_department
         ))
         .routes(routes!(catalog::get_department))
+        .routes(routes!(lists::list_needs, lists::apply_need))
+        .routes(routes!(lists::get_need))
+        .routes(routes!(lists::approve_need))
+        .routes(routes!(lists::reject_need))
+        .routes(routes!(lists::revoke_need))
+        .routes(routes!(lists::list_negatives, lists::create_negative))
+        .routes(routes!(lists::delete_negative))
+        .routes(routes!(
+            lists::list_responsibilities,
+            lists::create_responsibility
+        ))
+        .routes(routes!(lists::delete_responsibility))
+        .routes(routes!(lists::compliance))
+        .routes(routes!(lists::get_calendar, lists::put_calendar))
+        .routes(routes!(lists::export_list))
+        .routes(routes!(lists::import_list))
+        .routes(routes!(policy::explain))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;
@@ -200,8 +236,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     .with_state(state)
 }
 
-/// How often a hub reloads tokens from the catalog, so that tokens issued with
-/// `tongban token add` (or by another replica) take effect without a restart.
+/// How often a hub reloads tokens and lists from the catalog, so that tokens
+/// issued with `tongban token add` and list changes made elsewhere (the CLI,
+/// another replica) take effect without a restart.
 pub const IDENTITY_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// `Resource` flattens `ResourceSpec` (an `allOf`), but `ResourceSpec` is an
@@ -248,11 +285,16 @@ impl Server {
 
     pub async fn bind_with(config: &Config, store: Arc<dyn Store>) -> Result<Server> {
         let identities = Identities::load(store.as_ref()).await?;
+        let policies = crate::policy::Policies::load(store.as_ref()).await?;
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-        let state = AppState { store, identities };
+        let state = AppState {
+            store,
+            identities,
+            policies,
+        };
         let app = router(state.clone(), config.max_body_bytes);
         Ok(Server {
             listener,
@@ -273,7 +315,13 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let AppState { store, identities } = self.state;
+        let AppState {
+            store,
+            identities,
+            policies,
+        } = self.state;
+        // Tokens and lists can change behind this hub's back (the CLI, another
+        // replica): pick the changes up periodically.
         let refresh = tokio::spawn(async move {
             let mut tick = tokio::time::interval(IDENTITY_REFRESH);
             tick.tick().await;
@@ -281,6 +329,9 @@ impl Server {
                 tick.tick().await;
                 if let Err(e) = identities.reload(store.as_ref()).await {
                     tracing::warn!(error = %e, "could not reload tokens; keeping the ones loaded");
+                }
+                if let Err(e) = policies.reload(store.as_ref()).await {
+                    tracing::warn!(error = %e, "could not recompile the lists; keeping the set in force");
                 }
             }
         });

@@ -116,6 +116,7 @@ impl From<tongban_catalog::Error> for Problem {
                 "Already exists",
                 e.to_string(),
             ),
+            E::Forbidden(detail) => Problem::forbidden(detail),
             E::Conflict(detail) => Problem::new(
                 StatusCode::CONFLICT,
                 "conflict",
