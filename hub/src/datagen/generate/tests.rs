@@ -615,16 +615,3 @@ fn same_seed_same_data_other_seed_other_data() {
     // Divisions do not depend on the seed.
     assert_eq!(a[0].1, c[0].1);
 }
-
-/// The full default size, for timing: `cargo test --release -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn default_scale_timing() {
-    let sizes = Sizes::for_scale(1.0);
-    let start = std::time::Instant::now();
-    let mut rows = 0u64;
-    generate(42, &sizes, &mut |_, b| rows += b.num_rows() as u64);
-    let elapsed = start.elapsed();
-    assert_eq!(rows, sizes.total_rows());
-    println!("generated {rows} rows in {:.2} s", elapsed.as_secs_f64());
-}
