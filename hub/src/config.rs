@@ -28,6 +28,14 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Items indexed for lookups besides each resource's key, by resource
+    /// code, e.g. `"104/000001" = ["holder_id"]` (licences by holder).
+    #[serde(default)]
+    pub secondary_keys: std::collections::BTreeMap<String, Vec<String>>,
+    /// Secret for the `hash` mask (HMAC key). Unset: a random key kept in
+    /// `DATA_DIR/mask-hash.key`. Replicas sharing a catalog must share it.
+    #[serde(default)]
+    pub mask_hash_key: Option<String>,
 }
 
 fn default_listen() -> String {
@@ -47,6 +55,8 @@ impl Default for Config {
             data_dir: default_data_dir(),
             store_url: None,
             max_body_bytes: default_max_body_bytes(),
+            secondary_keys: Default::default(),
+            mask_hash_key: None,
         }
     }
 }
@@ -88,6 +98,9 @@ impl Config {
                 ));
             }
         }
+        if self.mask_hash_key.as_ref().is_some_and(|k| k.len() < 16) {
+            problems.push("mask_hash_key: use at least 16 characters".to_string());
+        }
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
             problems.push("max_body_bytes: must be between 1024 and 67108864".to_string());
         }
@@ -103,6 +116,25 @@ impl Config {
         self.listen.parse().map_err(|_| {
             Error::Config(vec![format!("listen: '{}' is not an address", self.listen)])
         })
+    }
+
+    /// The `hash` mask's key: the configured one, or the data directory's
+    /// (created with random bytes on first use).
+    pub fn mask_hash_key(&self) -> Result<String> {
+        if let Some(k) = &self.mask_hash_key {
+            return Ok(k.clone());
+        }
+        let path = self.data_dir.join("mask-hash.key");
+        match std::fs::read_to_string(&path) {
+            Ok(k) => Ok(k.trim().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.data_dir).map_err(Error::file(&self.data_dir))?;
+                let key = crate::auth::new_token();
+                std::fs::write(&path, &key).map_err(Error::file(&path))?;
+                Ok(key)
+            }
+            Err(e) => Err(Error::File { path, source: e }),
+        }
     }
 
     /// The catalog store URL, defaulting to the embedded one in the data directory.

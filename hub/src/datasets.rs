@@ -11,10 +11,10 @@
 use crate::{Error, Result};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
-use object_store::ObjectStore;
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
@@ -107,6 +107,38 @@ impl VersionWriter {
             })
             .await?;
         Ok(version)
+    }
+}
+
+impl DatasetStore {
+    /// Reads every Parquet file of a version, in name order.
+    pub async fn read_version(&self, location: &str) -> Result<Vec<RecordBatch>> {
+        use futures::TryStreamExt;
+        let prefix = ObjectPath::from(location);
+        let mut files: Vec<ObjectPath> = self
+            .store
+            .list(Some(&prefix))
+            .map_ok(|m| m.location)
+            .try_collect()
+            .await?;
+        files.retain(|f| f.as_ref().ends_with(".parquet"));
+        files.sort();
+        let mut batches = Vec::new();
+        for file in files {
+            let bytes = self.store.get(&file).await?.bytes().await?;
+            // Decoding is CPU work: off the async threads.
+            let decoded = tokio::task::spawn_blocking(move || -> Result<Vec<RecordBatch>> {
+                let reader =
+                    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?
+                        .with_batch_size(64 * 1024)
+                        .build()?;
+                Ok(reader.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await
+            .map_err(|e| Error::Usage(format!("parquet decoding failed: {e}")))??;
+            batches.extend(decoded);
+        }
+        Ok(batches)
     }
 }
 

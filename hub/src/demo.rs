@@ -133,6 +133,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let config = Config {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
+        secondary_keys: directory::secondary_keys(),
         ..Config::default()
     };
     config.validate()?;

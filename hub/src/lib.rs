@@ -8,11 +8,17 @@
 //! - [`datasets`]: immutable Parquet dataset versions on the object store;
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
 //! - [`policy`]: the compiled lists (the policy set) the hub decides with;
+//! - [`index`]: in-memory lookup indexes over the newest dataset versions;
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
 //! Still to come: lookup indexes, enforcement on data paths, audit, sync
 //! scheduler, delivery (Delta Sharing, Flight, push), the console.
+
+// A `Problem` (an HTTP error body) is ~150 bytes and is returned by value
+// from handlers: it is built once per failed request, never in a loop, and
+// boxing it would only add an allocation to every error.
+#![allow(clippy::result_large_err)]
 
 pub mod auth;
 pub mod cli;
@@ -21,6 +27,7 @@ pub mod datagen;
 pub mod datasets;
 pub mod demo;
 pub mod error;
+pub mod index;
 pub mod policy;
 pub mod server;
 

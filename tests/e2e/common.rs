@@ -49,6 +49,7 @@ impl Hub {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().to_path_buf(),
             store_url,
+            secondary_keys: tongban_hub::datagen::directory::secondary_keys(),
             ..Config::default()
         };
         let store = SqlStore::open(&config.store_url()).await.unwrap();

@@ -4,9 +4,11 @@
 //! - [`catalog_api`]: the directory API against demo data, on the embedded
 //!   store and on the machine's PostgreSQL;
 //! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
-//! - [`lists_api`]: the three lists, the review workflow, `explain`.
+//! - [`lists_api`]: the three lists, the review workflow, `explain`;
+//! - [`lookup_api`]: lookup and verification with policy, masks and row filters.
 
 mod catalog_api;
 mod cli;
 mod common;
 mod lists_api;
+mod lookup_api;

@@ -793,3 +793,9 @@ pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
         ),
     ]
 }
+
+/// Items the demo indexes besides the keys: licences by holder, so the
+/// acceptance office can find every licence of an applicant.
+pub fn secondary_keys() -> std::collections::BTreeMap<String, Vec<String>> {
+    [("104/000001".to_string(), vec!["holder_id".to_string()])].into()
+}

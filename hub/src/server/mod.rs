@@ -4,11 +4,13 @@
 //! - [`extract`]: extractors with problem rejections, and the caller's identity;
 //! - [`catalog`]: the directory API under `/v1/catalog`;
 //! - [`lists`]: the three lists and their review workflow under `/v1/lists`;
-//! - [`policy`]: `POST /v1/policy/explain`.
+//! - [`policy`]: `POST /v1/policy/explain`;
+//! - [`lookup`]: real-time lookup and verification over the in-memory indexes.
 
 pub mod catalog;
 pub mod extract;
 pub mod lists;
+pub mod lookup;
 pub mod policy;
 pub mod problem;
 
@@ -38,6 +40,11 @@ pub struct AppState {
     pub identities: Identities,
     /// The compiled lists every decision reads.
     pub policies: crate::policy::Policies,
+    /// In-memory lookup indexes over the newest dataset versions.
+    pub indexes: crate::index::Indexes,
+    pub datasets: crate::datasets::DatasetStore,
+    /// Key of the `hash` mask.
+    pub hash_key: Arc<str>,
 }
 
 #[derive(OpenApi)]
@@ -51,6 +58,7 @@ pub struct AppState {
     tags((name = "catalog", description = "The resource directory (数据资源目录)"),
          (name = "lists", description = "Needs, negative and responsibility lists (三清单)"),
          (name = "policy", description = "The decision point"),
+         (name = "lookup", description = "Real-time lookup and verification (实时查询核验)"),
          (name = "system", description = "Health and identity")),
     components(schemas(
         Problem,
@@ -203,6 +211,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(lists::export_list))
         .routes(routes!(lists::import_list))
         .routes(routes!(policy::explain))
+        .routes(routes!(lookup::lookup))
+        .routes(routes!(lookup::verify))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;
@@ -286,6 +296,10 @@ impl Server {
     pub async fn bind_with(config: &Config, store: Arc<dyn Store>) -> Result<Server> {
         let identities = Identities::load(store.as_ref()).await?;
         let policies = crate::policy::Policies::load(store.as_ref()).await?;
+        let indexes =
+            crate::index::Indexes::new(config.secondary_keys.clone().into_iter().collect());
+        let datasets = crate::datasets::DatasetStore::local(&config.data_dir)?;
+        let hash_key: Arc<str> = config.mask_hash_key()?.into();
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -294,6 +308,9 @@ impl Server {
             store,
             identities,
             policies,
+            indexes,
+            datasets,
+            hash_key,
         };
         let app = router(state.clone(), config.max_body_bytes);
         Ok(Server {
@@ -319,6 +336,9 @@ impl Server {
             store,
             identities,
             policies,
+            indexes,
+            datasets,
+            ..
         } = self.state;
         // Tokens and lists can change behind this hub's back (the CLI, another
         // replica): pick the changes up periodically.
@@ -326,6 +346,12 @@ impl Server {
             let mut tick = tokio::time::interval(IDENTITY_REFRESH);
             tick.tick().await;
             loop {
+                // Indexes load right after start, while the server already
+                // answers (lookups get 503 until their index is in), and
+                // new dataset versions are picked up and swapped in after.
+                if let Err(e) = indexes.refresh(store.as_ref(), &datasets).await {
+                    tracing::error!(error = %e, "could not load a lookup index; keeping the ones loaded");
+                }
                 tick.tick().await;
                 if let Err(e) = identities.reload(store.as_ref()).await {
                     tracing::warn!(error = %e, "could not reload tokens; keeping the ones loaded");

@@ -27,6 +27,9 @@ pub struct Problem {
     /// The input field at fault, as a path such as `items[2].legal_basis`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// For policy denials: the rule that decided, e.g. `no_need`, `negative:3`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 impl Problem {
@@ -38,6 +41,7 @@ impl Problem {
             detail: detail.into(),
             code: code.to_string(),
             field: None,
+            rule: None,
         }
     }
 

@@ -1,0 +1,458 @@
+//! Real-time lookup and verification for the acceptance front office:
+//! `POST /v1/lookup/{class}/{seq}` and `POST /v1/verify/{class}/{seq}`.
+//!
+//! Every request: keys checked (check digits) before anything else; one
+//! policy decision for the caller, matter and mode; rows from the in-memory
+//! index; the decision's row filters, projection and masks applied with the
+//! `policies` enforcement helpers. A row a filter hides answers exactly like
+//! a missing key, so a filter never discloses that a row exists.
+
+use super::AppState;
+use super::extract::{Caller, Json, Path};
+use super::problem::Problem;
+use crate::index::Index;
+use arrow::array::{Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tongban_policies::{Decision, Mode, Release, Request, enforce};
+use utoipa::ToSchema;
+
+/// Most keys in one request; larger sets go through the streaming endpoint.
+pub const MAX_KEYS: usize = 1000;
+
+type ApiResult<T> = Result<T, Problem>;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LookupRequest {
+    /// Key values (e.g. citizen ID numbers), at most 1,000.
+    #[schema(min_items = 1, max_items = 1000)]
+    pub keys: Vec<String>,
+    /// Items wanted; empty or absent asks for every item the caller may see.
+    #[serde(default)]
+    pub items: Vec<String>,
+    /// Look up by this secondary item instead of the key (e.g. licences by `holder_id`).
+    #[serde(default)]
+    pub by: Option<String>,
+    /// The matter (事项) code the lookup serves.
+    #[schema(pattern = "\\S")]
+    pub matter: String,
+    /// The case (办件) number.
+    #[schema(pattern = "\\S")]
+    pub case: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyResult {
+    pub key: String,
+    pub found: bool,
+    /// The permitted, masked items of each matching row.
+    #[schema(value_type = Vec<Object>)]
+    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Denied {
+    pub item: String,
+    pub rule: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResponse {
+    pub resource: String,
+    /// The dataset version answered from.
+    pub version: i64,
+    /// When that version was published.
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: DateTime<Utc>,
+    /// Whether the version is within the provider's refresh promise
+    /// (responsibility list); null when the resource has none.
+    pub within_sla: Option<bool>,
+    pub matter: String,
+    pub case: String,
+    /// The deciding rule, e.g. `need:12`.
+    pub rule: String,
+    pub results: Vec<KeyResult>,
+    /// Items asked for and not released, with why.
+    pub denied: Vec<Denied>,
+}
+
+fn code((class, seq): (String, String)) -> String {
+    format!("{class}/{seq}")
+}
+
+fn unprocessable(field: impl Into<String>, detail: impl Into<String>) -> Problem {
+    Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_input",
+        "Invalid input",
+        detail,
+    )
+    .with_field(field)
+}
+
+/// Normalises a key and checks its check digit when the key item is a
+/// citizen ID or a credit code.
+pub fn check_key(item: &str, field: &str, key: &str) -> ApiResult<String> {
+    let key = key.trim().to_ascii_uppercase();
+    let checked = match item {
+        "citizen_id" | "legal_rep_id" => tongban_policies::ids::validate_citizen_id(&key).map(drop),
+        "credit_code" => tongban_policies::ids::validate_credit_code(&key),
+        _ if key.is_empty() => {
+            return Err(unprocessable(
+                field,
+                format!("{field}: a key must not be empty"),
+            ));
+        }
+        _ => Ok(()),
+    };
+    checked.map_err(|e| unprocessable(field, format!("{field}: {e}")))?;
+    Ok(key)
+}
+
+fn required(field: &str, v: &str) -> ApiResult<()> {
+    if v.trim().is_empty() {
+        return Err(unprocessable(field, format!("{field}: must not be empty")));
+    }
+    Ok(())
+}
+
+/// The decision for this caller, or a 403 naming the rule when nothing may leave.
+fn decide(
+    state: &AppState,
+    consumer: &str,
+    resource: &str,
+    items: &[String],
+    matter: &str,
+    mode: Mode,
+) -> ApiResult<Decision> {
+    let decision = state.policies.current().decide(&Request {
+        consumer,
+        resource,
+        items,
+        matter,
+        mode,
+        now: Utc::now(),
+    });
+    if !decision.permitted {
+        let first = decision.items.first();
+        let mut p = Problem::forbidden(first.map_or_else(
+            || "nothing may be released".to_string(),
+            |d| format!("{}: {}", d.item, d.reason),
+        ));
+        p.code = "denied".into();
+        p.type_ = "urn:tongban:problem:denied".into();
+        p.rule = Some(decision.rule.to_string());
+        return Err(p);
+    }
+    Ok(decision)
+}
+
+fn index_of(state: &AppState, resource: &str) -> ApiResult<Arc<Index>> {
+    state.indexes.get(resource).ok_or_else(|| {
+        if state.policies.is_published(resource) {
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "index_loading",
+                "Index not loaded yet",
+                format!("the data of '{resource}' is still loading; retry in a moment"),
+            )
+        } else {
+            Problem::not_found(format!("no published data for resource '{resource}'"))
+        }
+    })
+}
+
+fn denied(decision: &Decision) -> Vec<Denied> {
+    decision
+        .items
+        .iter()
+        .filter(|d| d.release.is_none())
+        .map(|d| Denied {
+            item: d.item.clone(),
+            rule: d.rule.to_string(),
+            reason: d.reason.clone(),
+        })
+        .collect()
+}
+
+/// Rows as JSON objects.
+fn to_json(batch: &RecordBatch) -> ApiResult<Vec<serde_json::Map<String, serde_json::Value>>> {
+    let mut w = arrow::json::ArrayWriter::new(Vec::new());
+    let rows: Vec<&RecordBatch> = vec![batch];
+    w.write_batches(&rows).map_err(internal)?;
+    w.finish().map_err(internal)?;
+    let bytes = w.into_inner();
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    serde_json::from_slice(&bytes).map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> Problem {
+    tracing::error!(error = %e, "lookup failed");
+    Problem::internal()
+}
+
+/// Look up rows by key
+///
+/// Returns, per key, the items the caller may see for this matter, masked as
+/// the directory and the caller's need say, plus the items denied and why.
+#[utoipa::path(post, path = "/v1/lookup/{class}/{seq}", tag = "lookup",
+    params(("class" = String, Path), ("seq" = String, Path)),
+    request_body = LookupRequest,
+    responses((status = 200, description = "Per-key results", body = LookupResponse),
+              (status = 403, description = "Nothing may be released; `rule` says why", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "A key fails its check digit, or a field is missing", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The data is still loading", body = Problem, content_type = "application/problem+json")),
+    security(("token" = [])))]
+pub async fn lookup(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(parts): Path<(String, String)>,
+    Json(req): Json<LookupRequest>,
+) -> ApiResult<axum::Json<LookupResponse>> {
+    let resource = code(parts);
+    required("matter", &req.matter)?;
+    required("case", &req.case)?;
+    if req.keys.is_empty() || req.keys.len() > MAX_KEYS {
+        return Err(unprocessable(
+            "keys",
+            format!("keys: send 1 to {MAX_KEYS} keys; use the streaming endpoint for more"),
+        ));
+    }
+    let index = index_of(&state, &resource)?;
+    let key_item = match &req.by {
+        Some(by) => {
+            if index.rows_by(by, "").is_none() {
+                let indexed: Vec<&str> = index.secondary_items().collect();
+                return Err(unprocessable(
+                    "by",
+                    format!(
+                        "by: '{by}' is not indexed for '{resource}' (indexed: {})",
+                        indexed.join(", ")
+                    ),
+                ));
+            }
+            by.clone()
+        }
+        None => index.key_items.join("+"),
+    };
+    let keys = req
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| check_key(&key_item, &format!("keys[{i}]"), k))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let decision = decide(
+        &state,
+        &who.department,
+        &resource,
+        &req.items,
+        &req.matter,
+        Mode::Lookup,
+    )?;
+
+    // Gather the rows of every key, in key order.
+    let mut rows: Vec<u32> = Vec::with_capacity(keys.len());
+    let mut owner: Vec<usize> = Vec::with_capacity(keys.len());
+    for (i, k) in keys.iter().enumerate() {
+        match &req.by {
+            Some(by) => {
+                for &r in index.rows_by(by, k).unwrap_or_default() {
+                    rows.push(r);
+                    owner.push(i);
+                }
+            }
+            None => {
+                if let Some(r) = index.row(k) {
+                    rows.push(r);
+                    owner.push(i);
+                }
+            }
+        }
+    }
+    let mut results: Vec<KeyResult> = keys
+        .iter()
+        .map(|k| KeyResult {
+            key: k.clone(),
+            found: false,
+            rows: Vec::new(),
+        })
+        .collect();
+    if !rows.is_empty() {
+        let gathered = index.take(&rows).map_err(internal)?;
+        let visible = visible_rows(&gathered, &decision)?;
+        let released = enforce::project_and_mask(
+            &arrow::compute::filter_record_batch(&gathered, &visible).map_err(internal)?,
+            &decision.projection(),
+            state.hash_key.as_bytes(),
+        )
+        .map_err(internal)?;
+        let mut objects = to_json(&released)?.into_iter();
+        for (pos, &i) in owner.iter().enumerate() {
+            if visible.value(pos) {
+                results[i].found = true;
+                results[i].rows.push(objects.next().unwrap_or_default());
+            }
+        }
+    }
+    Ok(axum::Json(LookupResponse {
+        within_sla: state
+            .policies
+            .within_sla(&resource, index.as_of, Utc::now()),
+        resource,
+        version: index.version,
+        as_of: index.as_of,
+        matter: req.matter,
+        case: req.case,
+        rule: decision.rule.to_string(),
+        results,
+        denied: denied(&decision),
+    }))
+}
+
+/// Which gathered rows the decision's row filters let through.
+fn visible_rows(batch: &RecordBatch, decision: &Decision) -> ApiResult<arrow::array::BooleanArray> {
+    let mut keep = arrow::array::BooleanArray::from(vec![true; batch.num_rows()]);
+    for f in &decision.row_filters {
+        let col = batch
+            .column_by_name(&f.item)
+            .ok_or_else(|| internal(format!("row filter column '{}' missing", f.item)))?;
+        let text = cast(col, &DataType::Utf8).map_err(internal)?;
+        let text = text
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8");
+        let pass: arrow::array::BooleanArray = (0..text.len())
+            .map(|i| {
+                Some(
+                    !text.is_null(i)
+                        && match &f.op {
+                            tongban_policies::FilterOp::Equals(v) => text.value(i) == v,
+                            tongban_policies::FilterOp::Prefix(p) => {
+                                text.value(i).starts_with(p.as_str())
+                            }
+                        },
+                )
+            })
+            .collect();
+        keep = arrow::compute::and(&keep, &pass).map_err(internal)?;
+    }
+    Ok(keep)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    /// The key of the row to check against (e.g. a citizen ID number).
+    pub key: String,
+    /// Claimed values by item, e.g. `{"name": "张三"}`. Dates as `YYYY-MM-DD`.
+    #[schema(value_type = Object)]
+    pub claims: BTreeMap<String, String>,
+    #[schema(pattern = "\\S")]
+    pub matter: String,
+    #[schema(pattern = "\\S")]
+    pub case: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    pub resource: String,
+    pub version: i64,
+    #[schema(value_type = String, format = DateTime)]
+    pub as_of: DateTime<Utc>,
+    pub within_sla: Option<bool>,
+    pub matter: String,
+    pub case: String,
+    pub rule: String,
+    /// Whether a row has this key (and the caller may see it).
+    pub found: bool,
+    /// Per permitted claim: whether it matches. No values are disclosed.
+    pub matches: BTreeMap<String, bool>,
+    pub denied: Vec<Denied>,
+}
+
+/// Verify claimed values against a row
+///
+/// Answers match or no-match per claimed item and discloses nothing else: the
+/// acceptance office checks that a name belongs to a citizen ID, that a
+/// company is registered and active, that a licence is valid.
+#[utoipa::path(post, path = "/v1/verify/{class}/{seq}", tag = "lookup",
+    params(("class" = String, Path), ("seq" = String, Path)),
+    request_body = VerifyRequest,
+    responses((status = 200, description = "Match per claim", body = VerifyResponse),
+              (status = 403, description = "No claim may be verified; `rule` says why", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "A bad key or missing field", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The data is still loading", body = Problem, content_type = "application/problem+json")),
+    security(("token" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(parts): Path<(String, String)>,
+    Json(req): Json<VerifyRequest>,
+) -> ApiResult<axum::Json<VerifyResponse>> {
+    let resource = code(parts);
+    required("matter", &req.matter)?;
+    required("case", &req.case)?;
+    if req.claims.is_empty() {
+        return Err(unprocessable("claims", "claims: claim at least one item"));
+    }
+    let index = index_of(&state, &resource)?;
+    let key = check_key(&index.key_items.join("+"), "key", &req.key)?;
+    let items: Vec<String> = req.claims.keys().cloned().collect();
+    let decision = decide(
+        &state,
+        &who.department,
+        &resource,
+        &items,
+        &req.matter,
+        Mode::Verify,
+    )?;
+    let mut matches = BTreeMap::new();
+    let mut found = false;
+    if let Some(row) = index.row(&key) {
+        let gathered = index.take(&[row]).map_err(internal)?;
+        found = visible_rows(&gathered, &decision)?.value(0);
+        if found {
+            for d in decision
+                .items
+                .iter()
+                .filter(|d| d.release == Some(Release::MatchOnly))
+            {
+                let col = gathered
+                    .column_by_name(&d.item)
+                    .ok_or_else(|| internal(format!("column '{}' missing", d.item)))?;
+                let text = cast(col, &DataType::Utf8).map_err(internal)?;
+                let text = text
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("cast to Utf8");
+                let claimed = req.claims[&d.item].trim();
+                matches.insert(d.item.clone(), !text.is_null(0) && text.value(0) == claimed);
+            }
+        }
+    }
+    Ok(axum::Json(VerifyResponse {
+        within_sla: state
+            .policies
+            .within_sla(&resource, index.as_of, Utc::now()),
+        resource,
+        version: index.version,
+        as_of: index.as_of,
+        matter: req.matter,
+        case: req.case,
+        rule: decision.rule.to_string(),
+        found,
+        matches,
+        denied: denied(&decision),
+    }))
+}

@@ -1,0 +1,280 @@
+//! Real-time lookup and verification through the real server on demo data.
+
+use crate::common::{Hub, problem};
+use arrow::array::{Array, StringArray};
+use serde_json::{Value, json};
+
+/// A few rows of a demo dataset, read straight from its Parquet file.
+fn sample(hub: &Hub, dir: &str, columns: &[&str], n: usize) -> Vec<Vec<String>> {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = hub
+        .data_dir()
+        .join("datasets")
+        .join(dir)
+        .join("v1/part-00000.parquet");
+    let batch = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap();
+    (0..n)
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| {
+                    let col = arrow::compute::cast(
+                        batch.column_by_name(c).unwrap(),
+                        &arrow::datatypes::DataType::Utf8,
+                    )
+                    .unwrap();
+                    let col = col.as_any().downcast_ref::<StringArray>().unwrap();
+                    if col.is_null(row) {
+                        String::new()
+                    } else {
+                        col.value(row).to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+async fn ok(resp: reqwest::Response) -> Value {
+    let status = resp.status();
+    let body = resp.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// Retries while the index is still loading (503), for a few seconds.
+async fn post_when_ready(hub: &Hub, path: &str, who: &str, body: &Value) -> reqwest::Response {
+    for _ in 0..100 {
+        let resp = hub.post(path, who).json(body).send().await.unwrap();
+        if resp.status() != 503 {
+            return resp;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("{path}: the index never loaded");
+}
+
+#[tokio::test]
+async fn lookup_releases_permitted_masked_items() {
+    let hub = Hub::start(None).await;
+    let people = sample(
+        &hub,
+        "101-000001",
+        &["citizen_id", "name", "residence_address", "gender"],
+        3,
+    );
+    let body = json!({
+        "keys": [people[0][0], people[1][0].to_lowercase(), "110105194912310021"],
+        "items": ["name", "residence_address", "gender", "religion"],
+        "matter": "310000-JZZ-001", "case": "JZZ-2026-000123"
+    });
+    // A key that fails its check digit is refused before any lookup.
+    let p = problem(
+        post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await,
+        422,
+        "invalid_input",
+    )
+    .await;
+    assert_eq!(p["field"], "keys[2]");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("check character is '1', expected 'X'"),
+        "{p}"
+    );
+
+    let mut body = body;
+    body["keys"][2] = json!("11010519491231002X"); // valid, but not in the data
+    let r = ok(hub
+        .post("/v1/lookup/101/000001", "acceptance")
+        .json(&body)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(r["version"], 1);
+    assert!(r["as_of"].is_string());
+    assert_eq!(r["within_sla"], true);
+    assert_eq!(r["rule"], "need:2");
+    let row = &r["results"][0]["rows"][0];
+    assert_eq!(r["results"][0]["found"], true);
+    assert_eq!(
+        row["name"], people[0][1],
+        "the need grants the name in clear"
+    );
+    let address = row["residence_address"].as_str().unwrap();
+    assert!(
+        address.ends_with("****") && people[0][2].starts_with(address.trim_end_matches('*')),
+        "{address}"
+    );
+    assert_eq!(row["gender"], people[0][3]);
+    assert!(row.get("religion").is_none() && row.get("citizen_id").is_none());
+    assert_eq!(
+        r["results"][1]["key"], people[1][0],
+        "keys are normalised (upper-case X)"
+    );
+    assert_eq!(r["results"][1]["found"], true);
+    assert_eq!(
+        r["results"][2],
+        json!({"key": "11010519491231002X", "found": false, "rows": []})
+    );
+    assert_eq!(
+        r["denied"],
+        json!([{"item": "religion", "rule": "negative:1", "reason": r["denied"][0]["reason"]}])
+    );
+
+    // Nothing permitted: 403 naming the rule. No identity: 401.
+    let other_matter =
+        json!({"keys": [people[0][0]], "items": ["name"], "matter": "310000-OTHER", "case": "1"});
+    let p = problem(
+        hub.post("/v1/lookup/101/000001", "acceptance")
+            .json(&other_matter)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "denied",
+    )
+    .await;
+    assert_eq!(p["rule"], "no_need");
+    let anon = hub
+        .client
+        .post(format!("{}/v1/lookup/101/000001", hub.url))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    problem(anon, 401, "unauthorized").await;
+    let no_case = json!({"keys": [people[0][0]], "matter": "310000-JZZ-001", "case": " "});
+    let p = problem(
+        hub.post("/v1/lookup/101/000001", "acceptance")
+            .json(&no_case)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    assert_eq!(p["field"], "case");
+    problem(
+        hub.post("/v1/lookup/109/000009", "acceptance")
+            .json(&body)
+            .send()
+            .await
+            .unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn row_filters_hide_rows_like_missing_keys() {
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id", "residence_street"], 200);
+    let inside = people
+        .iter()
+        .find(|p| p[1].starts_with("310104"))
+        .expect("a Xuhui resident in the sample");
+    let outside = people.iter().find(|p| !p[1].starts_with("310104")).unwrap();
+    let body = json!({"keys": [inside[0], outside[0]], "items": ["citizen_id", "birth_date"], "matter": "310104-LNBT-004", "case": "LNBT-1"});
+    let r = ok(post_when_ready(&hub, "/v1/lookup/101/000001", "xuhui-district", &body).await).await;
+    assert_eq!(r["results"][0]["found"], true);
+    let id = r["results"][0]["rows"][0]["citizen_id"].as_str().unwrap();
+    assert_eq!(
+        id,
+        format!("{}***********{}", &inside[0][..3], &inside[0][14..]),
+        "masked citizen ID"
+    );
+    assert_eq!(
+        r["results"][1],
+        json!({"key": outside[0], "found": false, "rows": []}),
+        "another district's resident looks absent"
+    );
+}
+
+#[tokio::test]
+async fn verify_answers_match_or_not_and_discloses_nothing() {
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id", "name", "birth_date"], 2);
+    let body = json!({
+        "key": people[0][0],
+        "claims": {"name": people[0][1], "birth_date": people[0][2], "religion": "无"},
+        "matter": "310000-JZZ-001", "case": "JZZ-2026-000124"
+    });
+    let r = ok(post_when_ready(&hub, "/v1/verify/101/000001", "acceptance", &body).await).await;
+    assert_eq!(r["found"], true);
+    assert_eq!(r["matches"], json!({"birth_date": true, "name": true}));
+    assert_eq!(r["denied"][0]["item"], "religion");
+    assert!(
+        !r.to_string().contains(&people[0][1]),
+        "no value is disclosed: {r}"
+    );
+    let mut wrong = body.clone();
+    wrong["claims"] = json!({"name": people[1][1], "birth_date": "1900-01-01"});
+    let r = ok(hub
+        .post("/v1/verify/101/000001", "acceptance")
+        .json(&wrong)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(
+        r["matches"],
+        json!({"birth_date": false, "name": people[0][1] == people[1][1]})
+    );
+    let mut bad_key = body.clone();
+    bad_key["key"] = json!("12345");
+    let p = problem(
+        hub.post("/v1/verify/101/000001", "acceptance")
+            .json(&bad_key)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    assert_eq!(p["field"], "key");
+
+    // Licences: verify a company's food licence is valid, and find licences by holder.
+    let licences = sample(
+        &hub,
+        "104-000001",
+        &["licence_no", "holder_id", "status", "licence_type"],
+        400,
+    );
+    let food = licences
+        .iter()
+        .find(|l| l[3] == "食品经营许可证")
+        .expect("a food licence in the sample");
+    let body = json!({"key": food[0], "claims": {"status": "valid", "holder_id": food[1]}, "matter": "310000-SPJY-003", "case": "SP-1"});
+    let r = ok(post_when_ready(&hub, "/v1/verify/104/000001", "acceptance", &body).await).await;
+    assert_eq!(
+        r["matches"],
+        json!({"holder_id": true, "status": food[2] == "valid"})
+    );
+    // Credit codes are checked too.
+    let body = json!({"keys": ["91350100M000100Y42"], "matter": "310000-YYZZ-002", "case": "YY-1"});
+    let p = problem(
+        post_when_ready(&hub, "/v1/lookup/102/000001", "acceptance", &body).await,
+        422,
+        "invalid_input",
+    )
+    .await;
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("credit code check character"),
+        "{p}"
+    );
+}
