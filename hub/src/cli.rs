@@ -59,6 +59,11 @@ enum Command {
         #[command(subcommand)]
         command: ListsCommand,
     },
+    /// Check and search the audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Issue and list API tokens.
     Token {
         #[command(subcommand)]
@@ -137,6 +142,24 @@ enum ListsCommand {
         /// Defaults to the file's extension.
         #[arg(long, value_enum)]
         format: Option<FileFormat>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain; fails at the first edited, removed or reordered record.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Who looked a citizen ID, credit code or other key up, when, and for which matter.
+    Trace {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        key: String,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -319,6 +342,61 @@ async fn run(command: Command) -> Result<()> {
         }
         Command::Catalog { command } => catalog(command).await,
         Command::Lists { command } => lists(command).await,
+        Command::Audit {
+            command: AuditCommand::Verify { store },
+        } => {
+            let config = store.config()?;
+            let dir = config.data_dir.join("audit");
+            match crate::audit::verify(&dir)? {
+                Ok(n) => {
+                    println!("audit log intact: {n} records in {}", dir.display());
+                    Ok(())
+                }
+                Err(b) => Err(Error::Usage(format!(
+                    "audit log broken: {} line {}: {}",
+                    b.file.display(),
+                    b.line,
+                    b.problem
+                ))),
+            }
+        }
+        Command::Audit {
+            command: AuditCommand::Trace { store, key, json },
+        } => {
+            let config = store.config()?;
+            let secret = config.mask_hash_key()?;
+            // Keys are recorded as the lookups normalise them.
+            let key = key.trim().to_ascii_uppercase();
+            let records =
+                crate::audit::trace(&config.data_dir.join("audit"), secret.as_bytes(), &key)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&records).expect("records serialise")
+                );
+                return Ok(());
+            }
+            println!(
+                "{:<20} {:<10} {:<11} {:<7} {:<16} {:<18} {:<9} ITEMS",
+                "TIME (UTC)", "CONSUMER", "RESOURCE", "MODE", "MATTER", "CASE", "OUTCOME"
+            );
+            for r in &records {
+                let e = &r.event;
+                println!(
+                    "{:<20} {:<10} {:<11} {:<7} {:<16} {:<18} {:<9} {}",
+                    e.time.format("%Y-%m-%d %H:%M:%S"),
+                    e.consumer,
+                    e.resource,
+                    e.mode,
+                    e.matter,
+                    e.case,
+                    e.outcome,
+                    e.items.join(",")
+                );
+            }
+            println!("{} lookups of this key", records.len());
+            Ok(())
+        }
         Command::Token {
             command:
                 TokenCommand::Add {

@@ -5,6 +5,7 @@
 //! - [`config`]: the TOML server configuration and its validation;
 //! - [`server`]: the HTTP API (axum), problem+json errors, OpenAPI document;
 //! - [`auth`]: tokens and the identities behind them;
+//! - [`audit`]: the hash-chained, append-only audit log with group commit;
 //! - [`datasets`]: immutable Parquet dataset versions on the object store;
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
 //! - [`policy`]: the compiled lists (the policy set) the hub decides with;
@@ -20,6 +21,7 @@
 // boxing it would only add an allocation to every error.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -278,3 +278,101 @@ async fn verify_answers_match_or_not_and_discloses_nothing() {
         "{p}"
     );
 }
+
+/// Every release and denial is recorded; `audit trace` finds who looked a
+/// citizen up; `audit verify` catches an edited record.
+#[tokio::test]
+async fn releases_and_denials_are_audited() {
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id"], 2);
+    let body = json!({"keys": [people[0][0]], "items": ["name"], "matter": "310000-JZZ-001", "case": "JZZ-9"});
+    ok(post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await).await;
+    let denied =
+        json!({"keys": [people[0][0]], "items": ["name"], "matter": "310104-OTHER", "case": "X-1"});
+    problem(
+        hub.post("/v1/lookup/101/000001", "xuhui-district")
+            .json(&denied)
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "denied",
+    )
+    .await;
+    let verify = json!({"key": people[1][0], "claims": {"name": "某某"}, "matter": "310000-JZZ-001", "case": "JZZ-10"});
+    ok(hub
+        .post("/v1/verify/101/000001", "acceptance")
+        .json(&verify)
+        .send()
+        .await
+        .unwrap())
+    .await;
+
+    let tongban = || {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"));
+        c.arg("audit").env("RUST_LOG", "warn");
+        c
+    };
+    let out = tongban()
+        .args(["verify", "--data-dir"])
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success() && stdout.contains("audit log intact: 3 records"),
+        "{stdout}"
+    );
+    let out = tongban()
+        .args(["trace", "--json", "--key"])
+        .arg(people[0][0].to_lowercase())
+        .arg("--data-dir")
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    let traced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let traced = traced.as_array().unwrap();
+    assert_eq!(traced.len(), 2, "one release, one denial: {traced:?}");
+    assert_eq!(
+        (
+            traced[0]["consumer"].as_str(),
+            traced[0]["outcome"].as_str()
+        ),
+        (Some("sh-zwfw"), Some("released"))
+    );
+    assert_eq!(
+        (traced[0]["matter"].as_str(), traced[0]["case"].as_str()),
+        (Some("310000-JZZ-001"), Some("JZZ-9"))
+    );
+    assert_eq!(
+        (
+            traced[1]["consumer"].as_str(),
+            traced[1]["outcome"].as_str(),
+            traced[1]["rule"].as_str()
+        ),
+        (Some("xh-zwfw"), Some("denied"), Some("no_need"))
+    );
+    let log = std::fs::read_to_string(hub.data_dir().join("audit/audit-000001.jsonl")).unwrap();
+    assert!(
+        !log.contains(&people[0][0]),
+        "keys are recorded only as keyed hashes"
+    );
+
+    // Someone edits the log: verify names the record and fails.
+    std::fs::write(
+        hub.data_dir().join("audit/audit-000001.jsonl"),
+        log.replacen("JZZ-9", "JZZ-8", 1),
+    )
+    .unwrap();
+    let out = tongban()
+        .args(["verify", "--data-dir"])
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("line 1: record 1 does not match its hash: it was edited"),
+        "{err}"
+    );
+}

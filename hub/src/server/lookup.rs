@@ -125,24 +125,72 @@ fn required(field: &str, v: &str) -> ApiResult<()> {
     Ok(())
 }
 
-/// The decision for this caller, or a 403 naming the rule when nothing may leave.
-fn decide(
-    state: &AppState,
-    consumer: &str,
-    resource: &str,
-    items: &[String],
-    matter: &str,
+/// What a request is about, for its decision and its audit record.
+struct Asked<'a> {
+    consumer: &'a str,
+    resource: &'a str,
+    matter: &'a str,
+    case: &'a str,
     mode: Mode,
-) -> ApiResult<Decision> {
+    keys: &'a [String],
+    started: std::time::Instant,
+}
+
+/// Appends the request's audit record; no answer leaves unrecorded.
+async fn audit(state: &AppState, asked: &Asked<'_>, decision: &Decision) -> ApiResult<()> {
+    let event = crate::audit::Event {
+        time: Utc::now(),
+        consumer: asked.consumer.to_string(),
+        resource: asked.resource.to_string(),
+        mode: asked.mode.to_string(),
+        matter: asked.matter.to_string(),
+        case: asked.case.to_string(),
+        items: decision
+            .items
+            .iter()
+            .filter(|d| d.release.is_some())
+            .map(|d| d.item.clone())
+            .collect(),
+        denied: decision
+            .items
+            .iter()
+            .filter(|d| d.release.is_none())
+            .map(|d| format!("{}:{}", d.item, d.rule))
+            .collect(),
+        keys: asked.keys.iter().map(|k| state.audit.key_hash(k)).collect(),
+        rule: decision.rule.to_string(),
+        outcome: if decision.permitted {
+            "released"
+        } else {
+            "denied"
+        }
+        .to_string(),
+        latency_us: asked.started.elapsed().as_micros() as u64,
+    };
+    state.audit.record(event).await.map(drop).map_err(|e| {
+        tracing::error!(error = %e, "audit record failed: answer withheld");
+        Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            "Audit log unavailable",
+            "the audit log cannot record this request, so no data is released; retry shortly",
+        )
+    })
+}
+
+/// The decision for this request; a denial of everything is recorded and
+/// answered with a 403 naming the rule.
+async fn decide(state: &AppState, asked: &Asked<'_>, items: &[String]) -> ApiResult<Decision> {
     let decision = state.policies.current().decide(&Request {
-        consumer,
-        resource,
+        consumer: asked.consumer,
+        resource: asked.resource,
         items,
-        matter,
-        mode,
+        matter: asked.matter,
+        mode: asked.mode,
         now: Utc::now(),
     });
     if !decision.permitted {
+        audit(state, asked, &decision).await?;
         let first = decision.items.first();
         let mut p = Problem::forbidden(first.map_or_else(
             || "nothing may be released".to_string(),
@@ -220,6 +268,7 @@ pub async fn lookup(
     Path(parts): Path<(String, String)>,
     Json(req): Json<LookupRequest>,
 ) -> ApiResult<axum::Json<LookupResponse>> {
+    let started = std::time::Instant::now();
     let resource = code(parts);
     required("matter", &req.matter)?;
     required("case", &req.case)?;
@@ -252,14 +301,16 @@ pub async fn lookup(
         .enumerate()
         .map(|(i, k)| check_key(&key_item, &format!("keys[{i}]"), k))
         .collect::<ApiResult<Vec<_>>>()?;
-    let decision = decide(
-        &state,
-        &who.department,
-        &resource,
-        &req.items,
-        &req.matter,
-        Mode::Lookup,
-    )?;
+    let asked = Asked {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &req.matter,
+        case: &req.case,
+        mode: Mode::Lookup,
+        keys: &keys,
+        started,
+    };
+    let decision = decide(&state, &asked, &req.items).await?;
 
     // Gather the rows of every key, in key order.
     let mut rows: Vec<u32> = Vec::with_capacity(keys.len());
@@ -305,6 +356,7 @@ pub async fn lookup(
             }
         }
     }
+    audit(&state, &asked, &decision).await?;
     Ok(axum::Json(LookupResponse {
         within_sla: state
             .policies
@@ -400,6 +452,7 @@ pub async fn verify(
     Path(parts): Path<(String, String)>,
     Json(req): Json<VerifyRequest>,
 ) -> ApiResult<axum::Json<VerifyResponse>> {
+    let started = std::time::Instant::now();
     let resource = code(parts);
     required("matter", &req.matter)?;
     required("case", &req.case)?;
@@ -409,14 +462,17 @@ pub async fn verify(
     let index = index_of(&state, &resource)?;
     let key = check_key(&index.key_items.join("+"), "key", &req.key)?;
     let items: Vec<String> = req.claims.keys().cloned().collect();
-    let decision = decide(
-        &state,
-        &who.department,
-        &resource,
-        &items,
-        &req.matter,
-        Mode::Verify,
-    )?;
+    let keys = [key.clone()];
+    let asked = Asked {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &req.matter,
+        case: &req.case,
+        mode: Mode::Verify,
+        keys: &keys,
+        started,
+    };
+    let decision = decide(&state, &asked, &items).await?;
     let mut matches = BTreeMap::new();
     let mut found = false;
     if let Some(row) = index.row(&key) {
@@ -441,6 +497,7 @@ pub async fn verify(
             }
         }
     }
+    audit(&state, &asked, &decision).await?;
     Ok(axum::Json(VerifyResponse {
         within_sla: state
             .policies

@@ -43,8 +43,9 @@ pub struct AppState {
     /// In-memory lookup indexes over the newest dataset versions.
     pub indexes: crate::index::Indexes,
     pub datasets: crate::datasets::DatasetStore,
-    /// Key of the `hash` mask.
+    /// Key of the `hash` mask and of key hashes in the audit log.
     pub hash_key: Arc<str>,
+    pub audit: crate::audit::Audit,
 }
 
 #[derive(OpenApi)]
@@ -300,6 +301,7 @@ impl Server {
             crate::index::Indexes::new(config.secondary_keys.clone().into_iter().collect());
         let datasets = crate::datasets::DatasetStore::local(&config.data_dir)?;
         let hash_key: Arc<str> = config.mask_hash_key()?.into();
+        let audit = crate::audit::Audit::open(&config.data_dir.join("audit"), hash_key.as_bytes())?;
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -311,6 +313,7 @@ impl Server {
             indexes,
             datasets,
             hash_key,
+            audit,
         };
         let app = router(state.clone(), config.max_body_bytes);
         Ok(Server {
