@@ -376,3 +376,106 @@ async fn releases_and_denials_are_audited() {
         "{err}"
     );
 }
+
+/// NDJSON in, NDJSON out: answers in input order, bad lines answered in place,
+/// chunks past 4,096 keys, each chunk audited.
+#[tokio::test]
+async fn streamed_lookups_answer_every_line_in_order() {
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id", "name"], 3);
+    let body = format!(
+        "{}\n\"{}\"\n{{\"key\": \"{}\"}}\n12345\n\n11010519491231002X",
+        people[0][0], people[1][0], people[2][0]
+    );
+    let path =
+        "/v1/lookup/101/000001/stream?matter=310000-JZZ-001&case=BATCH-1&items=name,religion";
+    let mut resp = None;
+    for _ in 0..100 {
+        let r = hub
+            .post(path, "acceptance")
+            .header("content-type", "application/x-ndjson")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 503 {
+            resp = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let resp = resp.expect("the index loads");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
+    let text = resp.text().await.unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    for (i, p) in people.iter().enumerate() {
+        assert_eq!(lines[i]["key"], p[0]);
+        assert_eq!(lines[i]["rows"][0]["name"], p[1]);
+        assert!(lines[i]["rows"][0].get("religion").is_none());
+    }
+    assert_eq!(lines[3]["line"], 4);
+    assert!(
+        lines[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("citizen id must be 18 characters"),
+        "{}",
+        lines[3]
+    );
+    assert_eq!(
+        lines[4],
+        json!({"key": "11010519491231002X", "found": false, "rows": []})
+    );
+
+    // 10,000 keys: three chunks, every answer, in order.
+    let keys: Vec<&str> = (0..10_000).map(|i| people[i % 3][0].as_str()).collect();
+    let resp = hub
+        .post(path, "acceptance")
+        .body(keys.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    let answers: Vec<&str> = text.lines().collect();
+    assert_eq!(answers.len(), 10_000);
+    assert!(answers[9_999].contains(&people[9_999 % 3][0]));
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(verify.stdout)
+            .unwrap()
+            .contains("intact: 4 records"),
+        "one record per chunk"
+    );
+
+    // A denied stream is refused before anything streams.
+    let denied = "/v1/lookup/101/000001/stream?matter=310000-NONE&case=B-2&items=name";
+    problem(
+        hub.post(denied, "acceptance")
+            .body(people[0][0].clone())
+            .send()
+            .await
+            .unwrap(),
+        403,
+        "denied",
+    )
+    .await;
+    problem(
+        hub.post("/v1/lookup/101/000001/stream?case=B-3", "acceptance")
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+        400,
+        "invalid_query",
+    )
+    .await;
+}

@@ -8,7 +8,7 @@
 //! a missing key, so a filter never discloses that a row exists.
 
 use super::AppState;
-use super::extract::{Caller, Json, Path};
+use super::extract::{Caller, Json, Path, Query};
 use super::problem::Problem;
 use crate::index::Index;
 use arrow::array::{Array, StringArray};
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tongban_policies::{Decision, Mode, Release, Request, enforce};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Most keys in one request; larger sets go through the streaming endpoint.
 pub const MAX_KEYS: usize = 1000;
@@ -312,11 +312,42 @@ pub async fn lookup(
     };
     let decision = decide(&state, &asked, &req.items).await?;
 
-    // Gather the rows of every key, in key order.
+    let results = answer(
+        &index,
+        &keys,
+        req.by.as_deref(),
+        &decision,
+        state.hash_key.as_bytes(),
+    )?;
+    audit(&state, &asked, &decision).await?;
+    Ok(axum::Json(LookupResponse {
+        within_sla: state
+            .policies
+            .within_sla(&resource, index.as_of, Utc::now()),
+        resource,
+        version: index.version,
+        as_of: index.as_of,
+        matter: req.matter,
+        case: req.case,
+        rule: decision.rule.to_string(),
+        results,
+        denied: denied(&decision),
+    }))
+}
+
+/// The answer for each key, in key order: its rows (by the key, or by a
+/// secondary item) that the row filters let through, projected and masked.
+fn answer(
+    index: &Index,
+    keys: &[String],
+    by: Option<&str>,
+    decision: &Decision,
+    hash_key: &[u8],
+) -> ApiResult<Vec<KeyResult>> {
     let mut rows: Vec<u32> = Vec::with_capacity(keys.len());
     let mut owner: Vec<usize> = Vec::with_capacity(keys.len());
     for (i, k) in keys.iter().enumerate() {
-        match &req.by {
+        match by {
             Some(by) => {
                 for &r in index.rows_by(by, k).unwrap_or_default() {
                     rows.push(r);
@@ -339,37 +370,25 @@ pub async fn lookup(
             rows: Vec::new(),
         })
         .collect();
-    if !rows.is_empty() {
-        let gathered = index.take(&rows).map_err(internal)?;
-        let visible = visible_rows(&gathered, &decision)?;
-        let released = enforce::project_and_mask(
-            &arrow::compute::filter_record_batch(&gathered, &visible).map_err(internal)?,
-            &decision.projection(),
-            state.hash_key.as_bytes(),
-        )
-        .map_err(internal)?;
-        let mut objects = to_json(&released)?.into_iter();
-        for (pos, &i) in owner.iter().enumerate() {
-            if visible.value(pos) {
-                results[i].found = true;
-                results[i].rows.push(objects.next().unwrap_or_default());
-            }
+    if rows.is_empty() {
+        return Ok(results);
+    }
+    let gathered = index.take(&rows).map_err(internal)?;
+    let visible = visible_rows(&gathered, decision)?;
+    let released = enforce::project_and_mask(
+        &arrow::compute::filter_record_batch(&gathered, &visible).map_err(internal)?,
+        &decision.projection(),
+        hash_key,
+    )
+    .map_err(internal)?;
+    let mut objects = to_json(&released)?.into_iter();
+    for (pos, &i) in owner.iter().enumerate() {
+        if visible.value(pos) {
+            results[i].found = true;
+            results[i].rows.push(objects.next().unwrap_or_default());
         }
     }
-    audit(&state, &asked, &decision).await?;
-    Ok(axum::Json(LookupResponse {
-        within_sla: state
-            .policies
-            .within_sla(&resource, index.as_of, Utc::now()),
-        resource,
-        version: index.version,
-        as_of: index.as_of,
-        matter: req.matter,
-        case: req.case,
-        rule: decision.rule.to_string(),
-        results,
-        denied: denied(&decision),
-    }))
+    Ok(results)
 }
 
 /// Which gathered rows the decision's row filters let through.
@@ -512,4 +531,234 @@ pub async fn verify(
         matches,
         denied: denied(&decision),
     }))
+}
+
+/// Where and why a streamed request is made.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamParams {
+    /// The matter (事项) code the lookups serve.
+    pub matter: String,
+    /// The case (办件) or batch number.
+    pub case: String,
+    /// Items wanted, comma-separated; absent asks for every permitted item.
+    #[serde(default)]
+    pub items: Option<String>,
+    /// Look up by this secondary item instead of the key.
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// Keys per chunk of a stream: one Arrow gather and one audit record each.
+pub const STREAM_CHUNK: usize = 4096;
+
+/// One input line of a stream: a key, or why the line is not one.
+enum Line {
+    Key(String),
+    Bad(usize, String),
+}
+
+/// Reads a key from a line: a bare key, a JSON string, or `{"key": …}`.
+fn parse_line(line: &[u8], number: usize, key_item: &str) -> Option<Line> {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t.trim(),
+        Err(_) => return Some(Line::Bad(number, "not UTF-8 text".into())),
+    };
+    if text.is_empty() {
+        return None;
+    }
+    let raw = if text.starts_with('"') {
+        serde_json::from_str::<String>(text).map_err(|e| e.to_string())
+    } else if text.starts_with('{') {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct K {
+            key: String,
+        }
+        serde_json::from_str::<K>(text)
+            .map(|k| k.key)
+            .map_err(|e| e.to_string())
+    } else {
+        Ok(text.to_string())
+    };
+    Some(match raw {
+        Ok(k) => match check_key(key_item, "key", &k) {
+            Ok(k) => Line::Key(k),
+            Err(p) => Line::Bad(number, p.detail),
+        },
+        Err(e) => Line::Bad(number, format!("not a key: {e}")),
+    })
+}
+
+/// Stream lookups (NDJSON in, NDJSON out)
+///
+/// Send one key per line (bare, as a JSON string, or `{"key": "…"}`); each
+/// answer line is `{"key", "found", "rows"}` in input order, or
+/// `{"line", "error"}` for a line that is not a valid key. Answers are
+/// flushed every 4,096 keys while the request is still being read. One policy
+/// decision covers the stream; each chunk is audited.
+#[utoipa::path(post, path = "/v1/lookup/{class}/{seq}/stream", tag = "lookup",
+    params(("class" = String, Path), ("seq" = String, Path), StreamParams),
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, description = "One answer line per input line", content_type = "application/x-ndjson"),
+              (status = 403, description = "Nothing may be released", body = Problem, content_type = "application/problem+json"),
+              (status = 503, description = "The data is still loading", body = Problem, content_type = "application/problem+json")),
+    security(("token" = [])))]
+pub async fn stream(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(parts): Path<(String, String)>,
+    Query(p): Query<StreamParams>,
+    body: axum::body::Body,
+) -> ApiResult<axum::response::Response> {
+    use futures::StreamExt;
+    let started = std::time::Instant::now();
+    let resource = code(parts);
+    required("matter", &p.matter)?;
+    required("case", &p.case)?;
+    let index = index_of(&state, &resource)?;
+    let key_item = match &p.by {
+        Some(by) if index.rows_by(by, "").is_none() => {
+            return Err(unprocessable(
+                "by",
+                format!("by: '{by}' is not indexed for '{resource}'"),
+            ));
+        }
+        Some(by) => by.clone(),
+        None => index.key_items.join("+"),
+    };
+    let items: Vec<String> = p
+        .items
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect();
+    let asked = Asked {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &p.matter,
+        case: &p.case,
+        mode: Mode::Lookup,
+        keys: &[],
+        started,
+    };
+    let decision = decide(&state, &asked, &items).await?;
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
+    let consumer = who.department.clone();
+    tokio::spawn(async move {
+        let mut input = body.into_data_stream();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut chunk: Vec<Line> = Vec::with_capacity(STREAM_CHUNK);
+        let mut number = 0usize;
+        // Answers one chunk; false when the client is gone or the audit failed.
+        let flush = |chunk: &mut Vec<Line>| {
+            let lines = std::mem::take(chunk);
+            let (state, decision, index, tx) =
+                (state.clone(), decision.clone(), index.clone(), tx.clone());
+            let (consumer, resource, matter, case, by) = (
+                consumer.clone(),
+                resource.clone(),
+                p.matter.clone(),
+                p.case.clone(),
+                p.by.clone(),
+            );
+            async move {
+                let keys: Vec<String> = lines
+                    .iter()
+                    .filter_map(|l| {
+                        if let Line::Key(k) = l {
+                            Some(k.clone())
+                        } else {
+                            None
+                        }
+                    })
+                    .collect();
+                let asked = Asked {
+                    consumer: &consumer,
+                    resource: &resource,
+                    matter: &matter,
+                    case: &case,
+                    mode: Mode::Lookup,
+                    keys: &keys,
+                    started: std::time::Instant::now(),
+                };
+                let mut out = Vec::with_capacity(lines.len() * 128);
+                let answered = match answer(
+                    &index,
+                    &keys,
+                    by.as_deref(),
+                    &decision,
+                    state.hash_key.as_bytes(),
+                ) {
+                    Ok(a) => a,
+                    Err(p) => {
+                        let _ = tx
+                            .send(format!("{}\n", serde_json::json!({"error": p.detail})).into())
+                            .await;
+                        return false;
+                    }
+                };
+                if let Err(p) = audit(&state, &asked, &decision).await {
+                    let _ = tx
+                        .send(format!("{}\n", serde_json::json!({"error": p.detail})).into())
+                        .await;
+                    return false;
+                }
+                let mut answers = answered.into_iter();
+                for line in &lines {
+                    match line {
+                        Line::Key(_) => serde_json::to_writer(
+                            &mut out,
+                            &answers.next().expect("one answer per key"),
+                        )
+                        .expect("answers serialise"),
+                        Line::Bad(n, e) => serde_json::to_writer(
+                            &mut out,
+                            &serde_json::json!({"line": n, "error": e}),
+                        )
+                        .expect("errors serialise"),
+                    }
+                    out.push(b'\n');
+                }
+                tx.send(out.into()).await.is_ok()
+            }
+        };
+        while let Some(data) = input.next().await {
+            let Ok(data) = data else { break };
+            pending.extend_from_slice(&data);
+            let mut start = 0;
+            while let Some(end) = pending[start..].iter().position(|&b| b == b'\n') {
+                number += 1;
+                if let Some(line) = parse_line(&pending[start..start + end], number, &key_item) {
+                    chunk.push(line);
+                }
+                start += end + 1;
+                if chunk.len() >= STREAM_CHUNK && !flush(&mut chunk).await {
+                    return;
+                }
+            }
+            pending.drain(..start);
+        }
+        number += 1;
+        if let Some(line) = parse_line(&pending, number, &key_item) {
+            chunk.push(line);
+        }
+        if !chunk.is_empty() {
+            flush(&mut chunk).await;
+        }
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(axum::body::Body::from_stream(body))
+        .expect("a valid response"))
 }

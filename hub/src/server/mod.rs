@@ -214,6 +214,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(policy::explain))
         .routes(routes!(lookup::lookup))
         .routes(routes!(lookup::verify))
+        .routes(routes!(lookup::stream))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;
