@@ -11,6 +11,8 @@ pub struct Hub {
     pub url: String,
     pub creds: Credentials,
     pub client: reqwest::Client,
+    /// The hub's catalog, for tests that change data behind its back.
+    pub store: SqlStore,
     dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -60,6 +62,7 @@ impl Hub {
         };
         datagen::run(&store, dir.path(), options).await.unwrap();
         let creds = demo::ensure_credentials(&store, dir.path()).await.unwrap();
+        let store_handle = store.clone();
         let server = Server::bind_with(&config, Arc::new(store) as Arc<dyn Store>)
             .await
             .unwrap();
@@ -72,6 +75,7 @@ impl Hub {
             url,
             creds,
             client: reqwest::Client::new(),
+            store: store_handle,
             dir,
             _shutdown: tx,
         }

@@ -479,3 +479,89 @@ async fn streamed_lookups_answer_every_line_in_order() {
     )
     .await;
 }
+
+/// A new dataset version is loaded in the background and swapped in while
+/// lookups go on: none fails, and answers move from version 1 to 2.
+#[tokio::test]
+async fn a_new_version_swaps_in_under_load() {
+    let hub = std::sync::Arc::new(Hub::start(None).await);
+    let people = sample(&hub, "101-000001", &["citizen_id"], 20);
+    let body = json!({"keys": people.iter().map(|p| &p[0]).collect::<Vec<_>>(), "items": ["name"], "matter": "310000-JZZ-001", "case": "SWAP"});
+    ok(post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await).await;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for _ in 0..4 {
+        let (hub, body, done) = (hub.clone(), body.clone(), done.clone());
+        workers.push(tokio::spawn(async move {
+            let (mut versions, mut failures, mut requests) =
+                (std::collections::BTreeSet::new(), 0, 0);
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let resp = hub
+                    .post("/v1/lookup/101/000001", "acceptance")
+                    .json(&body)
+                    .send()
+                    .await
+                    .unwrap();
+                requests += 1;
+                if resp.status() != 200 {
+                    failures += 1;
+                    continue;
+                }
+                let r: Value = resp.json().await.unwrap();
+                assert!(
+                    r["results"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .all(|k| k["found"] == true)
+                );
+                versions.insert(r["version"].as_i64().unwrap());
+            }
+            (versions, failures, requests)
+        }));
+    }
+    // Publish version 2 of everything (same seed: same keys) while they run.
+    let options = tongban_hub::datagen::Options {
+        scale: crate::common::SCALE,
+        seed: 7,
+        progress: false,
+    };
+    tongban_hub::datagen::run(&hub.store, hub.data_dir(), options)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = ok(hub
+            .post("/v1/lookup/101/000001", "acceptance")
+            .json(&body)
+            .send()
+            .await
+            .unwrap())
+        .await;
+        if r["version"] == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "version 2 was never swapped in"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut versions, mut failures, mut requests) = (std::collections::BTreeSet::new(), 0, 0);
+    for w in workers {
+        let (v, f, r) = w.await.unwrap();
+        versions.extend(v);
+        failures += f;
+        requests += r;
+    }
+    assert_eq!(
+        failures, 0,
+        "{failures} of {requests} lookups failed during the swap"
+    );
+    assert_eq!(
+        versions.into_iter().collect::<Vec<_>>(),
+        [1, 2],
+        "served both versions across {requests} lookups"
+    );
+}
