@@ -10,6 +10,7 @@
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
 //! - [`policy`]: the compiled lists (the policy set) the hub decides with;
 //! - [`index`]: in-memory lookup indexes over the newest dataset versions;
+//! - [`limits`]: rate limits from need quotas (governor);
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
@@ -30,6 +31,7 @@ pub mod datasets;
 pub mod demo;
 pub mod error;
 pub mod index;
+pub mod limits;
 pub mod policy;
 pub mod server;
 

@@ -565,3 +565,72 @@ async fn a_new_version_swaps_in_under_load() {
         "served both versions across {requests} lookups"
     );
 }
+
+/// A need's daily quota is enforced per consumer and resource: over it, 429
+/// with Retry-After.
+#[tokio::test]
+async fn quotas_refuse_with_retry_after() {
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id"], 3);
+    let application = json!({
+        "resource": "101/000001", "items": ["gender"], "matter": "310104-QUOTA-1", "mode": "lookup",
+        "justification": "配额测试", "daily_quota": 2
+    });
+    let resp = hub
+        .post("/v1/lists/needs", "xuhui-district")
+        .json(&application)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let need: Value = resp.json().await.unwrap();
+    let id = need["id"].as_i64().unwrap();
+    ok(hub
+        .post(&format!("/v1/lists/needs/{id}/approve"), "data-office")
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let ask = |key: &str| json!({"keys": [key], "items": ["gender"], "matter": "310104-QUOTA-1", "case": "Q"});
+    ok(post_when_ready(
+        &hub,
+        "/v1/lookup/101/000001",
+        "xuhui-district",
+        &ask(&people[0][0]),
+    )
+    .await)
+    .await;
+    ok(hub
+        .post("/v1/lookup/101/000001", "xuhui-district")
+        .json(&ask(&people[1][0]))
+        .send()
+        .await
+        .unwrap())
+    .await;
+    let resp = hub
+        .post("/v1/lookup/101/000001", "xuhui-district")
+        .json(&ask(&people[2][0]))
+        .send()
+        .await
+        .unwrap();
+    let retry: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (40_000..=43_201).contains(&retry),
+        "half a day for a quota of 2: {retry}"
+    );
+    let p = problem(resp, 429, "quota_exceeded").await;
+    assert_eq!(p["rule"], format!("need:{id}"));
+    // Another consumer, or no quota: unaffected.
+    let other = json!({"keys": [people[2][0]], "items": ["gender"], "matter": "310000-JZZ-001", "case": "Q"});
+    ok(hub
+        .post("/v1/lookup/101/000001", "acceptance")
+        .json(&other)
+        .send()
+        .await
+        .unwrap())
+    .await;
+}

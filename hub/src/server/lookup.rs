@@ -178,6 +178,41 @@ async fn audit(state: &AppState, asked: &Asked<'_>, decision: &Decision) -> ApiR
     })
 }
 
+/// Takes `n` keys from the need's daily quota, if it has one.
+fn take_quota(state: &AppState, asked: &Asked<'_>, decision: &Decision, n: usize) -> ApiResult<()> {
+    let Some(quota) = decision.daily_quota else {
+        return Ok(());
+    };
+    match state.limits.take(asked.consumer, asked.resource, quota, n) {
+        Ok(()) => Ok(()),
+        Err(refused) => {
+            let (detail, retry) = match refused {
+                crate::limits::Refused::RetryAfter(wait) => (
+                    format!(
+                        "the daily quota of {quota} keys for '{}' is used up; retry in {} s",
+                        asked.resource,
+                        wait.as_secs() + 1
+                    ),
+                    Some(wait.as_secs() + 1),
+                ),
+                crate::limits::Refused::TooMany => (
+                    format!("{n} keys exceed the whole daily quota of {quota}"),
+                    None,
+                ),
+            };
+            let mut p = Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota_exceeded",
+                "Quota exceeded",
+                detail,
+            );
+            p.rule = Some(decision.rule.to_string());
+            p.retry_after = retry;
+            Err(p)
+        }
+    }
+}
+
 /// The decision for this request; a denial of everything is recorded and
 /// answered with a 403 naming the rule.
 async fn decide(state: &AppState, asked: &Asked<'_>, items: &[String]) -> ApiResult<Decision> {
@@ -311,6 +346,7 @@ pub async fn lookup(
         started,
     };
     let decision = decide(&state, &asked, &req.items).await?;
+    take_quota(&state, &asked, &decision, keys.len())?;
 
     let results = answer(
         &index,
@@ -492,6 +528,7 @@ pub async fn verify(
         started,
     };
     let decision = decide(&state, &asked, &items).await?;
+    take_quota(&state, &asked, &decision, 1)?;
     let mut matches = BTreeMap::new();
     let mut found = false;
     if let Some(row) = index.row(&key) {
@@ -687,6 +724,12 @@ pub async fn stream(
                     keys: &keys,
                     started: std::time::Instant::now(),
                 };
+                if let Err(p) = take_quota(&state, &asked, &decision, keys.len()) {
+                    let _ = tx
+                        .send(format!("{}\n", serde_json::json!({"error": p.detail})).into())
+                        .await;
+                    return false;
+                }
                 let mut out = Vec::with_capacity(lines.len() * 128);
                 let answered = match answer(
                     &index,

@@ -46,6 +46,7 @@ pub struct AppState {
     /// Key of the `hash` mask and of key hashes in the audit log.
     pub hash_key: Arc<str>,
     pub audit: crate::audit::Audit,
+    pub limits: crate::limits::Limits,
 }
 
 #[derive(OpenApi)]
@@ -315,6 +316,7 @@ impl Server {
             datasets,
             hash_key,
             audit,
+            limits: Default::default(),
         };
         let app = router(state.clone(), config.max_body_bytes);
         Ok(Server {

@@ -30,6 +30,9 @@ pub struct Problem {
     /// For policy denials: the rule that decided, e.g. `no_need`, `negative:3`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// Seconds to wait, also sent as the `Retry-After` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -42,6 +45,7 @@ impl Problem {
             code: code.to_string(),
             field: None,
             rule: None,
+            retry_after: None,
         }
     }
 
@@ -93,6 +97,11 @@ impl IntoResponse for Problem {
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if status == StatusCode::UNAUTHORIZED {
             response
                 .headers_mut()
