@@ -33,6 +33,8 @@ pub struct Index {
     primary: HashMap<Box<str>, u32>,
     /// item → value → rows.
     secondary: HashMap<String, HashMap<Box<str>, Vec<u32>>>,
+    /// Division boundaries, for resources with a `boundary_wkt` item.
+    pub spatial: Option<crate::spatial::Spatial>,
 }
 
 /// A column's values as text, for keys and comparisons.
@@ -118,7 +120,26 @@ impl Index {
             }
             secondary.insert(item.clone(), map);
         }
+        let spatial = match batch.column_by_name("boundary_wkt") {
+            None => None,
+            Some(_) => {
+                let wkt = text_column(&batch, "boundary_wkt")?;
+                let rows = (0..wkt.len()).map(|i| {
+                    (
+                        i as u32,
+                        (!wkt.is_null(i)).then(|| wkt.value(i).to_string()),
+                    )
+                });
+                Some(
+                    crate::spatial::Spatial::build(rows).map_err(|message| Error::Dataset {
+                        resource: resource.to_string(),
+                        message: format!("boundary_wkt: {message}"),
+                    })?,
+                )
+            }
+        };
         Ok(Index {
+            spatial,
             resource: resource.to_string(),
             version,
             as_of,

@@ -11,6 +11,7 @@
 //! - [`policy`]: the compiled lists (the policy set) the hub decides with;
 //! - [`index`]: in-memory lookup indexes over the newest dataset versions;
 //! - [`limits`]: rate limits from need quotas (governor);
+//! - [`spatial`]: point-in-polygon over division boundaries (R-tree);
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
@@ -34,6 +35,7 @@ pub mod index;
 pub mod limits;
 pub mod policy;
 pub mod server;
+pub mod spatial;
 
 pub use config::Config;
 pub use error::{Error, Result};

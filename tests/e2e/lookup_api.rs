@@ -634,3 +634,86 @@ async fn quotas_refuse_with_retry_after() {
         .unwrap())
     .await;
 }
+
+/// Geospatial: a point falls in its city, district and street (R-tree plus
+/// exact test); an address text finds its district and street.
+#[tokio::test]
+async fn points_and_addresses_find_their_divisions() {
+    let hub = Hub::start(None).await;
+    let streets = sample(
+        &hub,
+        "103-000001",
+        &[
+            "code",
+            "level",
+            "parent_code",
+            "centroid_lon",
+            "centroid_lat",
+        ],
+        40,
+    );
+    let street = streets
+        .iter()
+        .find(|s| s[1] == "street")
+        .expect("a street among the first rows");
+    let body = json!({
+        "lon": street[3].parse::<f64>().unwrap(), "lat": street[4].parse::<f64>().unwrap(),
+        "items": ["code", "name", "level"], "matter": "310000-JZZ-001", "case": "GEO-1"
+    });
+    let r = ok(post_when_ready(&hub, "/v1/locate/103/000001", "acceptance", &body).await).await;
+    let rows = r["results"][0]["rows"].as_array().unwrap();
+    let codes: Vec<&str> = rows.iter().map(|r| r["code"].as_str().unwrap()).collect();
+    assert_eq!(
+        codes,
+        ["310000", street[2].as_str(), street[0].as_str()],
+        "city, district, street: {r}"
+    );
+    let sea = json!({"lon": 123.5, "lat": 31.0, "matter": "310000-JZZ-001", "case": "GEO-2"});
+    let r = ok(hub
+        .post("/v1/locate/103/000001", "acceptance")
+        .json(&sea)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(
+        r["results"][0]["found"], false,
+        "the East China Sea is in no district"
+    );
+    let bad = json!({"lon": 500.0, "lat": 31.0, "matter": "m", "case": "c"});
+    problem(
+        hub.post("/v1/locate/103/000001", "acceptance")
+            .json(&bad)
+            .send()
+            .await
+            .unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    let people = json!({"lon": 121.4, "lat": 31.2, "matter": "m", "case": "c"});
+    problem(
+        post_when_ready(&hub, "/v1/locate/101/000001", "acceptance", &people).await,
+        422,
+        "invalid_input",
+    )
+    .await;
+
+    let addresses = sample(
+        &hub,
+        "103-000002",
+        &["address", "district_code", "street_code"],
+        1,
+    );
+    let body = json!({"keys": [addresses[0][0]], "by": "address", "items": ["district_code", "street_code", "lon", "lat"], "matter": "310000-JZZ-001", "case": "GEO-3"});
+    let r = ok(post_when_ready(&hub, "/v1/lookup/103/000002", "acceptance", &body).await).await;
+    let row = &r["results"][0]["rows"][0];
+    assert_eq!(
+        (row["district_code"].as_str(), row["street_code"].as_str()),
+        (
+            Some(addresses[0][1].as_str()),
+            Some(addresses[0][2].as_str())
+        )
+    );
+    assert!(row["lon"].is_number());
+}

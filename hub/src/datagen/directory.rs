@@ -795,7 +795,12 @@ pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
 }
 
 /// Items the demo indexes besides the keys: licences by holder, so the
-/// acceptance office can find every licence of an applicant.
+/// acceptance office can find every licence of an applicant, and standard
+/// addresses by their text, so an address is placed in its division.
 pub fn secondary_keys() -> std::collections::BTreeMap<String, Vec<String>> {
-    [("104/000001".to_string(), vec!["holder_id".to_string()])].into()
+    [
+        ("104/000001".to_string(), vec!["holder_id".to_string()]),
+        ("103/000002".to_string(), vec!["address".to_string()]),
+    ]
+    .into()
 }

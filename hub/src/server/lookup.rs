@@ -380,25 +380,32 @@ fn answer(
     decision: &Decision,
     hash_key: &[u8],
 ) -> ApiResult<Vec<KeyResult>> {
-    let mut rows: Vec<u32> = Vec::with_capacity(keys.len());
-    let mut owner: Vec<usize> = Vec::with_capacity(keys.len());
-    for (i, k) in keys.iter().enumerate() {
-        match by {
-            Some(by) => {
-                for &r in index.rows_by(by, k).unwrap_or_default() {
-                    rows.push(r);
-                    owner.push(i);
-                }
-            }
-            None => {
-                if let Some(r) = index.row(k) {
-                    rows.push(r);
-                    owner.push(i);
-                }
-            }
-        }
+    let groups: Vec<Vec<u32>> = keys
+        .iter()
+        .map(|k| match by {
+            Some(by) => index.rows_by(by, k).unwrap_or_default().to_vec(),
+            None => index.row(k).into_iter().collect(),
+        })
+        .collect();
+    release(index, keys, &groups, decision, hash_key)
+}
+
+/// Releases groups of rows, one group per label: row filters, projection,
+/// masks. A row a filter hides is left out as if absent.
+fn release(
+    index: &Index,
+    labels: &[String],
+    groups: &[Vec<u32>],
+    decision: &Decision,
+    hash_key: &[u8],
+) -> ApiResult<Vec<KeyResult>> {
+    let mut rows: Vec<u32> = Vec::new();
+    let mut owner: Vec<usize> = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        rows.extend_from_slice(group);
+        owner.extend(std::iter::repeat_n(i, group.len()));
     }
-    let mut results: Vec<KeyResult> = keys
+    let mut results: Vec<KeyResult> = labels
         .iter()
         .map(|k| KeyResult {
             key: k.clone(),
@@ -804,4 +811,90 @@ pub async fn stream(
         .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
         .body(axum::body::Body::from_stream(body))
         .expect("a valid response"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocateRequest {
+    /// Longitude (WGS 84).
+    pub lon: f64,
+    /// Latitude (WGS 84).
+    pub lat: f64,
+    /// Items wanted, e.g. `["code", "name", "level"]`; absent: all permitted.
+    #[serde(default)]
+    pub items: Vec<String>,
+    #[schema(pattern = "\\S")]
+    pub matter: String,
+    #[schema(pattern = "\\S")]
+    pub case: String,
+}
+
+/// Which divisions contain a point
+///
+/// Answers every division (city, district, street) whose boundary contains
+/// the point, with the items the caller may see. An address is placed with a
+/// lookup on the addresses resource by its `address` item instead.
+#[utoipa::path(post, path = "/v1/locate/{class}/{seq}", tag = "lookup",
+    params(("class" = String, Path), ("seq" = String, Path)),
+    request_body = LocateRequest,
+    responses((status = 200, description = "The containing divisions", body = LookupResponse),
+              (status = 403, description = "Nothing may be released", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "Not a point, or the resource has no boundaries", body = Problem, content_type = "application/problem+json")),
+    security(("token" = [])))]
+pub async fn locate(
+    State(state): State<AppState>,
+    Caller(who): Caller,
+    Path(parts): Path<(String, String)>,
+    Json(req): Json<LocateRequest>,
+) -> ApiResult<axum::Json<LookupResponse>> {
+    let started = std::time::Instant::now();
+    let resource = code(parts);
+    required("matter", &req.matter)?;
+    required("case", &req.case)?;
+    if !(req.lon.is_finite()
+        && req.lat.is_finite()
+        && (-180.0..=180.0).contains(&req.lon)
+        && (-90.0..=90.0).contains(&req.lat))
+    {
+        return Err(unprocessable(
+            "lon",
+            "lon/lat: a WGS 84 point has -180 ≤ lon ≤ 180 and -90 ≤ lat ≤ 90",
+        ));
+    }
+    let index = index_of(&state, &resource)?;
+    let Some(spatial) = &index.spatial else {
+        return Err(unprocessable(
+            "resource",
+            format!("'{resource}' has no boundaries to locate points in"),
+        ));
+    };
+    let label = format!("{},{}", req.lon, req.lat);
+    let keys = [label.clone()];
+    let asked = Asked {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &req.matter,
+        case: &req.case,
+        mode: Mode::Lookup,
+        keys: &keys,
+        started,
+    };
+    let decision = decide(&state, &asked, &req.items).await?;
+    take_quota(&state, &asked, &decision, 1)?;
+    let rows = spatial.rows_at(req.lon, req.lat);
+    let results = release(&index, &keys, &[rows], &decision, state.hash_key.as_bytes())?;
+    audit(&state, &asked, &decision).await?;
+    Ok(axum::Json(LookupResponse {
+        within_sla: state
+            .policies
+            .within_sla(&resource, index.as_of, Utc::now()),
+        resource,
+        version: index.version,
+        as_of: index.as_of,
+        matter: req.matter,
+        case: req.case,
+        rule: decision.rule.to_string(),
+        results,
+        denied: denied(&decision),
+    }))
 }

@@ -216,6 +216,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(lookup::lookup))
         .routes(routes!(lookup::verify))
         .routes(routes!(lookup::stream))
+        .routes(routes!(lookup::locate))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;
