@@ -102,9 +102,12 @@ impl Polygon {
     }
 }
 
+/// A polygon's bounding box, tagged with (row, polygon number).
+type Entry = GeomWithData<Rectangle<[f64; 2]>, (u32, u32)>;
+
 /// Rows whose polygons contain a point.
 pub struct Spatial {
-    tree: RTree<GeomWithData<Rectangle<[f64; 2]>, (u32, u32)>>,
+    tree: RTree<Entry>,
     /// (row, polygon) → polygon.
     polygons: Vec<(u32, Polygon)>,
 }
