@@ -717,3 +717,60 @@ async fn points_and_addresses_find_their_divisions() {
     );
     assert!(row["lon"].is_number());
 }
+
+/// E-licences: in force at a date, from status and validity window.
+#[tokio::test]
+async fn licences_are_checked_in_force_at_a_date() {
+    let hub = Hub::start(None).await;
+    let licences = sample(
+        &hub,
+        "104-000001",
+        &["licence_no", "status", "valid_from", "valid_to"],
+        500,
+    );
+    let ask = |no: &str, at: &str| json!({"key": no, "valid_at": at, "matter": "310000-SPJY-003", "case": "SP-2"});
+    let valid = licences
+        .iter()
+        .find(|l| l[1] == "valid" && !l[3].is_empty())
+        .expect("a valid, dated licence");
+    let r = ok(post_when_ready(
+        &hub,
+        "/v1/verify/104/000001",
+        "acceptance",
+        &ask(&valid[0], &valid[2]),
+    )
+    .await)
+    .await;
+    assert_eq!(r["in_force"], true, "{r}");
+    assert_eq!(
+        r["matches"],
+        json!({}),
+        "nothing claimed, nothing disclosed"
+    );
+    let r = ok(hub
+        .post("/v1/verify/104/000001", "acceptance")
+        .json(&ask(&valid[0], &valid[3]))
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(r["in_force"], false, "valid_to is exclusive");
+    if let Some(revoked) = licences.iter().find(|l| l[1] == "revoked") {
+        let r = ok(hub
+            .post("/v1/verify/104/000001", "acceptance")
+            .json(&ask(&revoked[0], &revoked[2]))
+            .send()
+            .await
+            .unwrap())
+        .await;
+        assert_eq!(r["in_force"], false, "revoked");
+    }
+    let people = sample(&hub, "101-000001", &["citizen_id"], 1);
+    let p = problem(
+        hub.post("/v1/verify/101/000001", "acceptance").json(&json!({"key": people[0][0], "valid_at": "2026-01-01", "matter": "310000-JZZ-001", "case": "x"})).send().await.unwrap(),
+        422,
+        "invalid_input",
+    )
+    .await;
+    assert_eq!(p["field"], "valid_at");
+}

@@ -470,8 +470,16 @@ pub struct VerifyRequest {
     /// The key of the row to check against (e.g. a citizen ID number).
     pub key: String,
     /// Claimed values by item, e.g. `{"name": "张三"}`. Dates as `YYYY-MM-DD`.
+    #[serde(default)]
     #[schema(value_type = Object)]
     pub claims: BTreeMap<String, String>,
+    /// For records with a validity window (licences): is the record in force
+    /// on this date — not revoked, `valid_from` ≤ date, and before `valid_to`
+    /// (open-ended when empty)? Needs `status`, `valid_from` and `valid_to`
+    /// to be verifiable by the caller.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub valid_at: Option<chrono::NaiveDate>,
     #[schema(pattern = "\\S")]
     pub matter: String,
     #[schema(pattern = "\\S")]
@@ -492,6 +500,9 @@ pub struct VerifyResponse {
     pub found: bool,
     /// Per permitted claim: whether it matches. No values are disclosed.
     pub matches: BTreeMap<String, bool>,
+    /// The answer to `valid_at`, when asked and permitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub in_force: Option<bool>,
     pub denied: Vec<Denied>,
 }
 
@@ -518,12 +529,33 @@ pub async fn verify(
     let resource = code(parts);
     required("matter", &req.matter)?;
     required("case", &req.case)?;
-    if req.claims.is_empty() {
-        return Err(unprocessable("claims", "claims: claim at least one item"));
+    if req.claims.is_empty() && req.valid_at.is_none() {
+        return Err(unprocessable(
+            "claims",
+            "claims: claim at least one item, or ask valid_at",
+        ));
     }
     let index = index_of(&state, &resource)?;
     let key = check_key(&index.key_items.join("+"), "key", &req.key)?;
-    let items: Vec<String> = req.claims.keys().cloned().collect();
+    const WINDOW: [&str; 3] = ["status", "valid_from", "valid_to"];
+    let mut items: Vec<String> = req.claims.keys().cloned().collect();
+    if req.valid_at.is_some() {
+        if WINDOW
+            .iter()
+            .any(|c| index.batch.column_by_name(c).is_none())
+        {
+            return Err(unprocessable(
+                "valid_at",
+                format!("valid_at: '{resource}' has no status and validity window"),
+            ));
+        }
+        items.extend(
+            WINDOW
+                .iter()
+                .filter(|w| !req.claims.contains_key(**w))
+                .map(|w| w.to_string()),
+        );
+    }
     let keys = [key.clone()];
     let asked = Asked {
         consumer: &who.department,
@@ -538,10 +570,13 @@ pub async fn verify(
     take_quota(&state, &asked, &decision, 1)?;
     let mut matches = BTreeMap::new();
     let mut found = false;
+    let mut in_force = None;
     if let Some(row) = index.row(&key) {
         let gathered = index.take(&[row]).map_err(internal)?;
         found = visible_rows(&gathered, &decision)?.value(0);
         if found {
+            // Each verifiable item's value, as text (dates as YYYY-MM-DD).
+            let mut value_of = std::collections::HashMap::new();
             for d in decision
                 .items
                 .iter()
@@ -555,8 +590,27 @@ pub async fn verify(
                     .as_any()
                     .downcast_ref::<StringArray>()
                     .expect("cast to Utf8");
-                let claimed = req.claims[&d.item].trim();
-                matches.insert(d.item.clone(), !text.is_null(0) && text.value(0) == claimed);
+                value_of.insert(
+                    d.item.as_str(),
+                    (!text.is_null(0)).then(|| text.value(0).to_string()),
+                );
+            }
+            for (item, claimed) in &req.claims {
+                if let Some(value) = value_of.get(item.as_str()) {
+                    matches.insert(item.clone(), value.as_deref() == Some(claimed.trim()));
+                }
+            }
+            if let Some(at) = req.valid_at {
+                let at = at.format("%Y-%m-%d").to_string();
+                let get = |item: &str| value_of.get(item);
+                in_force = match (get("status"), get("valid_from"), get("valid_to")) {
+                    (Some(status), Some(Some(from)), Some(to)) => Some(
+                        status.as_deref() != Some("revoked")
+                            && from.as_str() <= at.as_str()
+                            && to.as_deref().is_none_or(|to| at.as_str() < to),
+                    ),
+                    _ => None,
+                };
             }
         }
     }
@@ -573,6 +627,7 @@ pub async fn verify(
         rule: decision.rule.to_string(),
         found,
         matches,
+        in_force,
         denied: denied(&decision),
     }))
 }
