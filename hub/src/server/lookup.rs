@@ -418,12 +418,14 @@ fn release(
     }
     let gathered = index.take(&rows).map_err(internal)?;
     let visible = visible_rows(&gathered, decision)?;
-    let released = enforce::project_and_mask(
-        &arrow::compute::filter_record_batch(&gathered, &visible).map_err(internal)?,
-        &decision.projection(),
-        hash_key,
-    )
-    .map_err(internal)?;
+    // Without row filters every gathered row is visible: skip the copy.
+    let kept = if decision.row_filters.is_empty() {
+        gathered
+    } else {
+        arrow::compute::filter_record_batch(&gathered, &visible).map_err(internal)?
+    };
+    let released =
+        enforce::project_and_mask(&kept, &decision.projection(), hash_key).map_err(internal)?;
     let mut objects = to_json(&released)?.into_iter();
     for (pos, &i) in owner.iter().enumerate() {
         if visible.value(pos) {

@@ -124,6 +124,18 @@ impl Modify for CommonParts {
                             .or_insert_with(|| problem("The identity's role may not do this"));
                     }
                 }
+                let in_path = |p: &utoipa::openapi::path::Parameter| {
+                    matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path)
+                };
+                if op
+                    .parameters
+                    .as_ref()
+                    .is_some_and(|ps| ps.iter().any(in_path))
+                {
+                    responses
+                        .entry("404".into())
+                        .or_insert_with(|| problem("No such resource or record"));
+                }
                 if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
                     responses
                         .entry("400".into())
@@ -136,6 +148,9 @@ impl Modify for CommonParts {
                     responses
                         .entry("413".into())
                         .or_insert_with(|| problem("The body is too large"));
+                    responses
+                        .entry("422".into())
+                        .or_insert_with(|| problem("The body breaks a rule; `field` names it"));
                     responses
                         .entry("415".into())
                         .or_insert_with(|| problem("The body is not sent as application/json"));
