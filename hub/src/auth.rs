@@ -33,6 +33,12 @@ pub fn new_token() -> String {
     )
 }
 
+/// How a client certificate is stored among the tokens: `cert:` and its
+/// fingerprint. A token's hash is plain hex, so the two never collide.
+pub fn certificate_key(fingerprint: &str) -> String {
+    format!("cert:{fingerprint}")
+}
+
 /// The hex SHA-256 under which a token is stored.
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -71,6 +77,15 @@ impl Identities {
             .read()
             .expect("identities lock")
             .get(&hash_token(token))
+            .cloned()
+    }
+
+    /// The identity behind a client certificate's fingerprint, if registered.
+    pub fn resolve_certificate(&self, fingerprint: &str) -> Option<Identity> {
+        self.by_hash
+            .read()
+            .expect("identities lock")
+            .get(&certificate_key(fingerprint))
             .cloned()
     }
 }

@@ -64,6 +64,11 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Register client certificates (mTLS) to departments.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
+    },
     /// Issue and list API tokens.
     Token {
         #[command(subcommand)]
@@ -171,6 +176,24 @@ enum ListArg {
     Negative,
     /// 责任清单
     Responsibilities,
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Register a client certificate (PEM): requests presenting it act as the department.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        department: String,
+        #[arg(long, value_enum, default_value = "department")]
+        role: RoleArg,
+        #[arg(long)]
+        label: String,
+        /// The client's certificate, PEM.
+        #[arg(long)]
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -424,6 +447,32 @@ async fn run(command: Command) -> Result<()> {
                 crate::server::IDENTITY_REFRESH.as_secs()
             );
             println!("{token}");
+            Ok(())
+        }
+        Command::Cert {
+            command:
+                CertCommand::Add {
+                    store,
+                    department,
+                    role,
+                    label,
+                    file,
+                },
+        } => {
+            let fingerprint = crate::tls::fingerprint_of_file(&file)?;
+            let store = store.open().await?;
+            store
+                .put_token(&tongban_catalog::TokenRecord {
+                    token_hash: crate::auth::certificate_key(&fingerprint),
+                    department: department.clone(),
+                    role: match role {
+                        RoleArg::Department => tongban_catalog::Role::Department,
+                        RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
+                    },
+                    label,
+                })
+                .await?;
+            println!("registered certificate {fingerprint} for {department}");
             Ok(())
         }
         Command::Token {

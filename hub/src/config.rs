@@ -36,6 +36,9 @@ pub struct Config {
     /// `DATA_DIR/mask-hash.key`. Replicas sharing a catalog must share it.
     #[serde(default)]
     pub mask_hash_key: Option<String>,
+    /// Serve HTTPS (and accept client certificates) instead of plain HTTP.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 fn default_listen() -> String {
@@ -57,6 +60,7 @@ impl Default for Config {
             max_body_bytes: default_max_body_bytes(),
             secondary_keys: Default::default(),
             mask_hash_key: None,
+            tls: None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //! - [`index`]: in-memory lookup indexes over the newest dataset versions;
 //! - [`limits`]: rate limits from need quotas (governor);
 //! - [`spatial`]: point-in-polygon over division boundaries (R-tree);
+//! - [`tls`]: TLS and client certificates (mTLS) with rustls;
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
@@ -36,6 +37,7 @@ pub mod limits;
 pub mod policy;
 pub mod server;
 pub mod spatial;
+pub mod tls;
 
 pub use config::Config;
 pub use error::{Error, Result};

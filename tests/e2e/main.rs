@@ -5,10 +5,12 @@
 //!   store and on the machine's PostgreSQL;
 //! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
 //! - [`lists_api`]: the three lists, the review workflow, `explain`;
-//! - [`lookup_api`]: lookup and verification with policy, masks and row filters.
+//! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
+//! - [`tls_api`]: HTTPS and client certificates (mTLS).
 
 mod catalog_api;
 mod cli;
 mod common;
 mod lists_api;
 mod lookup_api;
+mod tls_api;

@@ -54,10 +54,23 @@ pub struct Caller(pub Identity);
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| Problem::unauthorized("send an Authorization: Bearer <token> header"))?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            // No token: a client certificate (mTLS) may identify the caller.
+            if let Some(crate::tls::PeerCertificate(Some(fp))) = parts.extensions.get() {
+                return state
+                    .identities
+                    .resolve_certificate(fp)
+                    .map(Caller)
+                    .ok_or_else(|| {
+                        Problem::unauthorized(
+                            "the client certificate is not registered to a department",
+                        )
+                    });
+            }
+            return Err(Problem::unauthorized(
+                "send an Authorization: Bearer <token> header or a client certificate",
+            ));
+        };
         // The scheme name is case-insensitive (RFC 9110 §11.1).
         let token = header
             .to_str()

@@ -299,6 +299,8 @@ pub struct Server {
     listener: TcpListener,
     app: Router,
     state: AppState,
+    /// Set: serve HTTPS, passing client certificates on to requests.
+    tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Server {
@@ -335,10 +337,16 @@ impl Server {
             limits: Default::default(),
         };
         let app = router(state.clone(), config.max_body_bytes);
+        let tls = config
+            .tls
+            .as_ref()
+            .map(crate::tls::server_config)
+            .transpose()?;
         Ok(Server {
             listener,
             app,
             state,
+            tls,
         })
     }
 
@@ -383,11 +391,74 @@ impl Server {
                 }
             }
         });
-        let served = axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = match self.tls {
+            None => {
+                axum::serve(self.listener, self.app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(tls) => {
+                serve_tls(self.listener, self.app, tls, shutdown).await;
+                Ok(())
+            }
+        };
         refresh.abort();
         Ok(served?)
+    }
+}
+
+/// Accepts TLS connections and serves each with hyper, adding the client
+/// certificate's fingerprint (if any) to every request. A failed handshake
+/// ends that connection only.
+async fn serve_tls(
+    listener: TcpListener,
+    app: Router,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(tcp).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+            };
+            let fingerprint = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|certs| certs.first())
+                .map(|c| crate::tls::fingerprint(c.as_ref()));
+            let service = hyper::service::service_fn(
+                move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut()
+                        .insert(crate::tls::PeerCertificate(fingerprint.clone()));
+                    tower::ServiceExt::oneshot(app.clone(), req)
+                },
+            );
+            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
     }
 }
 

@@ -1,0 +1,182 @@
+//! HTTPS with client certificates (mTLS): a registered certificate identifies
+//! its department without a token; an unknown one does not; tokens still work.
+
+use std::sync::Arc;
+use tongban_catalog::{Role, SqlStore, Store, TokenRecord};
+use tongban_hub::server::Server;
+use tongban_hub::tls::TlsConfig;
+use tongban_hub::{Config, auth, datagen};
+
+struct Pki {
+    ca_pem: String,
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+}
+
+fn pki() -> Pki {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Tongban test CA");
+    let ca = params.self_signed(&key).unwrap();
+    Pki {
+        ca_pem: ca.pem(),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A certificate and key signed by the CA: (cert PEM, key PEM).
+fn leaf(pki: &Pki, names: &[&str], client: bool) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+    params.extended_key_usages = vec![if client {
+        rcgen::ExtendedKeyUsagePurpose::ClientAuth
+    } else {
+        rcgen::ExtendedKeyUsagePurpose::ServerAuth
+    }];
+    let cert = params.signed_by(&key, &pki.issuer).unwrap();
+    (cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn client_certificates_identify_departments() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let (server_cert, server_key) = leaf(&pki, &["localhost", "127.0.0.1"], false);
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().join("data"),
+        tls: Some(TlsConfig {
+            cert_file: write("server.pem", &server_cert),
+            key_file: write("server.key", &server_key),
+            client_ca_file: Some(write("ca.pem", &pki.ca_pem)),
+        }),
+        ..Config::default()
+    };
+    let store = SqlStore::open_dir(&config.data_dir).await.unwrap();
+    let options = datagen::Options {
+        scale: 0.0005,
+        seed: 3,
+        progress: false,
+    };
+    datagen::run(&store, &config.data_dir, options)
+        .await
+        .unwrap();
+    let (client_cert, client_key) = leaf(&pki, &["sh-zwfw"], true);
+    let cert_file = write("client.pem", &client_cert);
+    let fingerprint = tongban_hub::tls::fingerprint_of_file(&cert_file).unwrap();
+    let token = auth::new_token();
+    for (key, label) in [
+        (auth::certificate_key(&fingerprint), "acceptance cert"),
+        (auth::hash_token(&token), "gaj token"),
+    ] {
+        let department = if label.contains("cert") {
+            "sh-zwfw"
+        } else {
+            "sh-gaj"
+        };
+        store
+            .put_token(&TokenRecord {
+                token_hash: key,
+                department: department.into(),
+                role: Role::Department,
+                label: label.into(),
+            })
+            .await
+            .unwrap();
+    }
+    let server = Server::bind_with(&config, Arc::new(store) as Arc<dyn Store>)
+        .await
+        .unwrap();
+    let url = format!("https://localhost:{}", server.local_addr().port());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.serve(async {
+        let _ = rx.await;
+    }));
+
+    let ca = reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap();
+    let client = |identity: Option<(&str, &str)>| {
+        let mut b = reqwest::Client::builder()
+            .add_root_certificate(ca.clone())
+            .resolve("localhost", ([127, 0, 0, 1], 0).into());
+        if let Some((cert, key)) = identity {
+            b = b.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
+        }
+        b.build().unwrap()
+    };
+    // A registered client certificate is an identity.
+    let me: serde_json::Value = client(Some((&client_cert, &client_key)))
+        .get(format!("{url}/v1/me"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me,
+        serde_json::json!({"department": "sh-zwfw", "role": "department"})
+    );
+    // A certificate from the same CA that nobody registered is not.
+    let (stranger_cert, stranger_key) = leaf(&pki, &["stranger"], true);
+    let resp = client(Some((&stranger_cert, &stranger_key)))
+        .get(format!("{url}/v1/me"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert!(
+        body["detail"].as_str().unwrap().contains("not registered"),
+        "{body}"
+    );
+    // Without a certificate: a token works, nothing does not; health is open.
+    let plain = client(None);
+    let me: serde_json::Value = plain
+        .get(format!("{url}/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["department"], "sh-gaj");
+    assert_eq!(
+        plain
+            .get(format!("{url}/v1/me"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    assert_eq!(
+        plain
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // A certificate from another CA fails the handshake.
+    let other = self::pki();
+    let (alien_cert, alien_key) = leaf(&other, &["alien"], true);
+    assert!(
+        client(Some((&alien_cert, &alien_key)))
+            .get(format!("{url}/health"))
+            .send()
+            .await
+            .is_err()
+    );
+    let _ = tx.send(());
+}
