@@ -36,6 +36,10 @@ pub struct Config {
     /// `DATA_DIR/mask-hash.key`. Replicas sharing a catalog must share it.
     #[serde(default)]
     pub mask_hash_key: Option<String>,
+    /// Address of the Arrow Flight endpoint (bulk lookups by `DoExchange`);
+    /// unset: no Flight endpoint.
+    #[serde(default)]
+    pub flight_listen: Option<String>,
     /// Serve HTTPS (and accept client certificates) instead of plain HTTP.
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
@@ -60,6 +64,7 @@ impl Default for Config {
             max_body_bytes: default_max_body_bytes(),
             secondary_keys: Default::default(),
             mask_hash_key: None,
+            flight_listen: None,
             tls: None,
         }
     }
@@ -87,6 +92,13 @@ impl Config {
             problems.push(format!(
                 "listen: '{}' is not an address like 127.0.0.1:8080",
                 self.listen
+            ));
+        }
+        if let Some(f) = &self.flight_listen
+            && f.parse::<SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "flight_listen: '{f}' is not an address like 127.0.0.1:8815"
             ));
         }
         if self.data_dir.as_os_str().is_empty() {

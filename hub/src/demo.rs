@@ -134,6 +134,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         listen: args.listen.clone(),
         data_dir: args.data_dir.clone(),
         secondary_keys: directory::secondary_keys(),
+        // Flight listens on the next port (any free one when the API's is 0).
+        flight_listen: args
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .ok()
+            .map(|mut a| {
+                if a.port() != 0 {
+                    a.set_port(a.port().wrapping_add(1));
+                }
+                a.to_string()
+            }),
         ..Config::default()
     };
     config.validate()?;
@@ -169,11 +180,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let creds = ensure_credentials(&store, &args.data_dir).await?;
     let server = Server::bind_with(&config, Arc::new(store)).await?;
     let url = format!("http://{}", server.local_addr());
-    print_banner(&url, &args.data_dir, &creds);
+    let flight = server.flight_addr().map(|a| format!("grpc://{a}"));
+    print_banner(&url, flight.as_deref(), &args.data_dir, &creds);
     server.serve(shutdown_signal()).await
 }
 
-fn print_banner(url: &str, data_dir: &Path, creds: &Credentials) {
+fn print_banner(url: &str, flight: Option<&str>, data_dir: &Path, creds: &Credentials) {
     let office = creds.token("data-office").unwrap_or_default();
     let acceptance = creds.token("acceptance").unwrap_or_default();
     println!();
@@ -183,6 +195,9 @@ fn print_banner(url: &str, data_dir: &Path, creds: &Credentials) {
     println!("  departments  {url}/v1/catalog/departments");
     println!("  openapi      {url}/openapi.json");
     println!("  health       {url}/health");
+    if let Some(flight) = flight {
+        println!("  flight       {flight}  (DoExchange lookups)");
+    }
     println!(
         "  credentials  {}",
         data_dir.join(CREDENTIALS_FILE).display()

@@ -10,6 +10,7 @@
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
 //! - [`policy`]: the compiled lists (the policy set) the hub decides with;
 //! - [`index`]: in-memory lookup indexes over the newest dataset versions;
+//! - [`flight`]: Arrow Flight `DoExchange` for bulk lookups;
 //! - [`limits`]: rate limits from need quotas (governor);
 //! - [`spatial`]: point-in-polygon over division boundaries (R-tree);
 //! - [`tls`]: TLS and client certificates (mTLS) with rustls;
@@ -32,6 +33,7 @@ pub mod datagen;
 pub mod datasets;
 pub mod demo;
 pub mod error;
+pub mod flight;
 pub mod index;
 pub mod limits;
 pub mod policy;

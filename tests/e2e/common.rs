@@ -13,6 +13,8 @@ pub struct Hub {
     pub client: reqwest::Client,
     /// The hub's catalog, for tests that change data behind its back.
     pub store: SqlStore,
+    /// The Arrow Flight endpoint, `http://127.0.0.1:PORT`.
+    pub flight: String,
     dir: tempfile::TempDir,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
@@ -52,6 +54,7 @@ impl Hub {
             data_dir: dir.path().to_path_buf(),
             store_url,
             secondary_keys: tongban_hub::datagen::directory::secondary_keys(),
+            flight_listen: Some("127.0.0.1:0".into()),
             ..Config::default()
         };
         let store = SqlStore::open(&config.store_url()).await.unwrap();
@@ -67,6 +70,10 @@ impl Hub {
             .await
             .unwrap();
         let url = format!("http://{}", server.local_addr());
+        let flight = format!(
+            "http://{}",
+            server.flight_addr().expect("a Flight endpoint")
+        );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(server.serve(async {
             let _ = rx.await;
@@ -76,6 +83,7 @@ impl Hub {
             creds,
             client: reqwest::Client::new(),
             store: store_handle,
+            flight,
             dir,
             _shutdown: tx,
         }

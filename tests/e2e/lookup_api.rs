@@ -774,3 +774,124 @@ async fn licences_are_checked_in_force_at_a_date() {
     .await;
     assert_eq!(p["field"], "valid_at");
 }
+
+/// Arrow Flight DoExchange: batches of keys in, batches of permitted, masked
+/// items out, under the same policy, row filters and audit.
+#[tokio::test]
+async fn flight_exchange_answers_batches_of_keys() {
+    use arrow_flight::encode::FlightDataEncoderBuilder;
+    use arrow_flight::{FlightClient, FlightDescriptor};
+    use futures::TryStreamExt;
+    use std::sync::Arc;
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id", "name"], 3);
+    // Wait for the index through HTTP first.
+    let body = json!({"keys": [people[0][0]], "items": ["name"], "matter": "310000-JZZ-001", "case": "F-0"});
+    ok(post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await).await;
+
+    let channel = tonic::transport::Channel::from_shared(hub.flight.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let exchange = |token: String, cmd: Value, keys: Vec<String>| {
+        let channel = channel.clone();
+        async move {
+            let mut client = FlightClient::new(channel);
+            client
+                .add_header("authorization", &format!("Bearer {token}"))
+                .unwrap();
+            let schema = Arc::new(arrow::datatypes::Schema::new(vec![
+                arrow::datatypes::Field::new("key", arrow::datatypes::DataType::Utf8, false),
+            ]));
+            let batch = arrow::record_batch::RecordBatch::try_new(
+                schema,
+                vec![Arc::new(StringArray::from(keys))],
+            )
+            .unwrap();
+            let input = FlightDataEncoderBuilder::new()
+                .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd.to_string())))
+                .build(futures::stream::iter(vec![Ok(batch)]));
+            client
+                .do_exchange(input)
+                .await?
+                .try_collect::<Vec<_>>()
+                .await
+        }
+    };
+    let cmd = json!({"resource": "101/000001", "matter": "310000-JZZ-001", "case": "F-1", "items": ["name", "religion"]});
+    let keys = vec![
+        people[0][0].clone(),
+        "12345".into(),
+        "11010519491231002X".into(),
+        people[1][0].to_lowercase(),
+    ];
+    let batches = exchange(hub.token("acceptance"), cmd.clone(), keys)
+        .await
+        .unwrap();
+    let batch = &batches[0];
+    let schema = batch.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(
+        names,
+        ["key", "found", "error", "name"],
+        "religion is not released"
+    );
+    let col = |name: &str| {
+        arrow::compute::cast(
+            batch.column_by_name(name).unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap()
+    };
+    let (found, name, error) = (col("found"), col("name"), col("error"));
+    let s = |a: &arrow::array::ArrayRef, i: usize| {
+        let a = a.as_any().downcast_ref::<StringArray>().unwrap();
+        if a.is_null(i) {
+            None
+        } else {
+            Some(a.value(i).to_string())
+        }
+    };
+    assert_eq!(
+        (s(&found, 0).as_deref(), s(&name, 0)),
+        (Some("true"), Some(people[0][1].clone()))
+    );
+    assert_eq!(s(&found, 1).as_deref(), Some("false"));
+    assert!(s(&error, 1).unwrap().contains("18 characters"));
+    assert_eq!(
+        (s(&found, 2).as_deref(), s(&name, 2)),
+        (Some("false"), None)
+    );
+    assert_eq!(
+        s(&name, 3),
+        Some(people[1][1].clone()),
+        "keys are normalised"
+    );
+
+    // No token, or nothing permitted: refused with the gRPC status that says so.
+    let err = exchange("tb_nope".into(), cmd.clone(), vec![people[0][0].clone()])
+        .await
+        .unwrap_err();
+    let code = |e: arrow_flight::error::FlightError| match e {
+        arrow_flight::error::FlightError::Tonic(s) => s.code(),
+        other => panic!("expected a gRPC status, got {other}"),
+    };
+    assert_eq!(code(err), tonic::Code::Unauthenticated);
+    let denied = json!({"resource": "101/000001", "matter": "310000-NONE", "case": "F-2", "items": ["name"]});
+    let err = exchange(hub.token("acceptance"), denied, vec![people[0][0].clone()])
+        .await
+        .unwrap_err();
+    assert_eq!(code(err), tonic::Code::PermissionDenied);
+    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(verify.stdout)
+            .unwrap()
+            .contains("intact: 3 records"),
+        "the HTTP lookup, the Flight batch and the Flight denial are audited"
+    );
+}

@@ -126,18 +126,23 @@ fn required(field: &str, v: &str) -> ApiResult<()> {
 }
 
 /// What a request is about, for its decision and its audit record.
-struct Asked<'a> {
-    consumer: &'a str,
-    resource: &'a str,
-    matter: &'a str,
-    case: &'a str,
-    mode: Mode,
-    keys: &'a [String],
-    started: std::time::Instant,
+#[derive(Clone, Copy)]
+pub(crate) struct Asked<'a> {
+    pub consumer: &'a str,
+    pub resource: &'a str,
+    pub matter: &'a str,
+    pub case: &'a str,
+    pub mode: Mode,
+    pub keys: &'a [String],
+    pub started: std::time::Instant,
 }
 
 /// Appends the request's audit record; no answer leaves unrecorded.
-async fn audit(state: &AppState, asked: &Asked<'_>, decision: &Decision) -> ApiResult<()> {
+pub(crate) async fn audit(
+    state: &AppState,
+    asked: &Asked<'_>,
+    decision: &Decision,
+) -> ApiResult<()> {
     let event = crate::audit::Event {
         time: Utc::now(),
         consumer: asked.consumer.to_string(),
@@ -179,7 +184,12 @@ async fn audit(state: &AppState, asked: &Asked<'_>, decision: &Decision) -> ApiR
 }
 
 /// Takes `n` keys from the need's daily quota, if it has one.
-fn take_quota(state: &AppState, asked: &Asked<'_>, decision: &Decision, n: usize) -> ApiResult<()> {
+pub(crate) fn take_quota(
+    state: &AppState,
+    asked: &Asked<'_>,
+    decision: &Decision,
+    n: usize,
+) -> ApiResult<()> {
     let Some(quota) = decision.daily_quota else {
         return Ok(());
     };
@@ -215,7 +225,11 @@ fn take_quota(state: &AppState, asked: &Asked<'_>, decision: &Decision, n: usize
 
 /// The decision for this request; a denial of everything is recorded and
 /// answered with a 403 naming the rule.
-async fn decide(state: &AppState, asked: &Asked<'_>, items: &[String]) -> ApiResult<Decision> {
+pub(crate) async fn decide(
+    state: &AppState,
+    asked: &Asked<'_>,
+    items: &[String],
+) -> ApiResult<Decision> {
     let decision = state.policies.current().decide(&Request {
         consumer: asked.consumer,
         resource: asked.resource,
@@ -239,7 +253,7 @@ async fn decide(state: &AppState, asked: &Asked<'_>, items: &[String]) -> ApiRes
     Ok(decision)
 }
 
-fn index_of(state: &AppState, resource: &str) -> ApiResult<Arc<Index>> {
+pub(crate) fn index_of(state: &AppState, resource: &str) -> ApiResult<Arc<Index>> {
     state.indexes.get(resource).ok_or_else(|| {
         if state.policies.is_published(resource) {
             Problem::new(
@@ -437,7 +451,10 @@ fn release(
 }
 
 /// Which gathered rows the decision's row filters let through.
-fn visible_rows(batch: &RecordBatch, decision: &Decision) -> ApiResult<arrow::array::BooleanArray> {
+pub(crate) fn visible_rows(
+    batch: &RecordBatch,
+    decision: &Decision,
+) -> ApiResult<arrow::array::BooleanArray> {
     let mut keep = arrow::array::BooleanArray::from(vec![true; batch.num_rows()]);
     for f in &decision.row_filters {
         let col = batch

@@ -301,6 +301,8 @@ pub struct Server {
     state: AppState,
     /// Set: serve HTTPS, passing client certificates on to requests.
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// Set: serve Arrow Flight lookups here too.
+    flight: Option<TcpListener>,
 }
 
 impl Server {
@@ -342,12 +344,24 @@ impl Server {
             .as_ref()
             .map(crate::tls::server_config)
             .transpose()?;
+        let flight = match &config.flight_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                crate::Error::Usage(format!("cannot listen on {addr} for Flight: {e}"))
+            })?),
+            None => None,
+        };
         Ok(Server {
             listener,
             app,
             state,
             tls,
+            flight,
         })
+    }
+
+    /// The Flight endpoint's bound address, if it has one.
+    pub fn flight_addr(&self) -> Option<std::net::SocketAddr> {
+        self.flight.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The bound address (useful with port 0).
@@ -362,6 +376,34 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
+        // Flight answers from the same state; both stop on the same signal.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let flight = self.flight.map(|listener| {
+            let service = arrow_flight::flight_service_server::FlightServiceServer::new(
+                crate::flight::Lookups {
+                    state: self.state.clone(),
+                },
+            );
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let incoming =
+                    tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener);
+                let done = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(incoming, done)
+                    .await
+                {
+                    tracing::error!(error = %e, "the Flight endpoint failed");
+                }
+            })
+        });
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         let AppState {
             store,
             identities,
@@ -403,6 +445,9 @@ impl Server {
             }
         };
         refresh.abort();
+        if let Some(flight) = flight {
+            let _ = flight.await;
+        }
         Ok(served?)
     }
 }
