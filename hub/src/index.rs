@@ -177,6 +177,30 @@ impl Index {
             &UInt32Array::from(rows.to_vec()),
         )?)
     }
+
+    /// The given rows of only the named columns (those the data has), in
+    /// order. Copying just what an answer needs is most of a lookup's saving:
+    /// a row of the population has 15 items, an answer often 3.
+    pub fn take_columns<'a>(
+        &self,
+        rows: &[u32],
+        columns: impl IntoIterator<Item = &'a str>,
+    ) -> Result<RecordBatch> {
+        let schema = self.batch.schema();
+        let mut indices: Vec<usize> = Vec::new();
+        for c in columns {
+            if let Ok(i) = schema.index_of(c)
+                && !indices.contains(&i)
+            {
+                indices.push(i);
+            }
+        }
+        let projected = self.batch.project(&indices)?;
+        Ok(take_record_batch(
+            &projected,
+            &UInt32Array::from(rows.to_vec()),
+        )?)
+    }
 }
 
 /// All indexes of the hub, by resource code.

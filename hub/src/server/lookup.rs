@@ -53,9 +53,10 @@ pub struct LookupRequest {
 pub struct KeyResult {
     pub key: String,
     pub found: bool,
-    /// The permitted, masked items of each matching row.
+    /// The permitted, masked items of each matching row. Kept as the JSON
+    /// Arrow wrote, so an answer is encoded once, never parsed back.
     #[schema(value_type = Vec<Object>)]
-    pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    pub rows: Vec<Box<serde_json::value::RawValue>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -282,16 +283,20 @@ fn denied(decision: &Decision) -> Vec<Denied> {
 }
 
 /// Rows as JSON objects.
-fn to_json(batch: &RecordBatch) -> ApiResult<Vec<serde_json::Map<String, serde_json::Value>>> {
-    let mut w = arrow::json::ArrayWriter::new(Vec::new());
-    let rows: Vec<&RecordBatch> = vec![batch];
-    w.write_batches(&rows).map_err(internal)?;
+/// Rows as JSON objects, one per row, as Arrow's JSON writer encodes them.
+fn to_json(batch: &RecordBatch) -> ApiResult<Vec<Box<serde_json::value::RawValue>>> {
+    let mut w = arrow::json::LineDelimitedWriter::new(Vec::with_capacity(batch.num_rows() * 96));
+    w.write(batch).map_err(internal)?;
     w.finish().map_err(internal)?;
-    let bytes = w.into_inner();
-    if bytes.is_empty() {
-        return Ok(Vec::new());
-    }
-    serde_json::from_slice(&bytes).map_err(internal)
+    let text = String::from_utf8(w.into_inner()).map_err(internal)?;
+    text.lines()
+        .map(|line| serde_json::value::RawValue::from_string(line.to_string()).map_err(internal))
+        .collect()
+}
+
+/// `{}`: a row with no released items.
+fn empty_row() -> Box<serde_json::value::RawValue> {
+    serde_json::value::RawValue::from_string("{}".to_string()).expect("valid JSON")
 }
 
 fn internal(e: impl std::fmt::Display) -> Problem {
@@ -430,7 +435,12 @@ fn release(
     if rows.is_empty() {
         return Ok(results);
     }
-    let gathered = index.take(&rows).map_err(internal)?;
+    let projection = decision.projection();
+    let needed = projection
+        .iter()
+        .map(|(c, _)| *c)
+        .chain(decision.row_filters.iter().map(|f| f.item.as_str()));
+    let gathered = index.take_columns(&rows, needed).map_err(internal)?;
     let visible = visible_rows(&gathered, decision)?;
     // Without row filters every gathered row is visible: skip the copy.
     let kept = if decision.row_filters.is_empty() {
@@ -438,13 +448,14 @@ fn release(
     } else {
         arrow::compute::filter_record_batch(&gathered, &visible).map_err(internal)?
     };
-    let released =
-        enforce::project_and_mask(&kept, &decision.projection(), hash_key).map_err(internal)?;
+    let released = enforce::project_and_mask(&kept, &projection, hash_key).map_err(internal)?;
     let mut objects = to_json(&released)?.into_iter();
     for (pos, &i) in owner.iter().enumerate() {
         if visible.value(pos) {
             results[i].found = true;
-            results[i].rows.push(objects.next().unwrap_or_default());
+            results[i]
+                .rows
+                .push(objects.next().unwrap_or_else(empty_row));
         }
     }
     Ok(results)
@@ -591,7 +602,13 @@ pub async fn verify(
     let mut found = false;
     let mut in_force = None;
     if let Some(row) = index.row(&key) {
-        let gathered = index.take(&[row]).map_err(internal)?;
+        let needed = decision
+            .items
+            .iter()
+            .filter(|d| d.release.is_some())
+            .map(|d| d.item.as_str())
+            .chain(decision.row_filters.iter().map(|f| f.item.as_str()));
+        let gathered = index.take_columns(&[row], needed).map_err(internal)?;
         found = visible_rows(&gathered, &decision)?.value(0);
         if found {
             // Each verifiable item's value, as text (dates as YYYY-MM-DD).
