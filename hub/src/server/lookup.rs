@@ -86,6 +86,33 @@ pub struct LookupResponse {
     pub denied: Vec<Denied>,
 }
 
+impl LookupResponse {
+    /// An answer from `index` under `decision`.
+    fn new(
+        state: &AppState,
+        index: &Index,
+        resource: String,
+        matter: String,
+        case: String,
+        decision: &Decision,
+        results: Vec<KeyResult>,
+    ) -> LookupResponse {
+        LookupResponse {
+            within_sla: state
+                .policies
+                .within_sla(&resource, index.as_of, Utc::now()),
+            resource,
+            version: index.version,
+            as_of: index.as_of,
+            matter,
+            case,
+            rule: decision.rule.to_string(),
+            results,
+            denied: denied(decision),
+        }
+    }
+}
+
 fn code((class, seq): (String, String)) -> String {
     format!("{class}/{seq}")
 }
@@ -375,19 +402,9 @@ pub async fn lookup(
         state.hash_key.as_bytes(),
     )?;
     audit(&state, &asked, &decision).await?;
-    Ok(axum::Json(LookupResponse {
-        within_sla: state
-            .policies
-            .within_sla(&resource, index.as_of, Utc::now()),
-        resource,
-        version: index.version,
-        as_of: index.as_of,
-        matter: req.matter,
-        case: req.case,
-        rule: decision.rule.to_string(),
-        results,
-        denied: denied(&decision),
-    }))
+    Ok(axum::Json(LookupResponse::new(
+        &state, &index, resource, req.matter, req.case, &decision, results,
+    )))
 }
 
 /// The answer for each key, in key order: its rows (by the key, or by a
@@ -975,17 +992,7 @@ pub async fn locate(
     let rows = spatial.rows_at(req.lon, req.lat);
     let results = release(&index, &keys, &[rows], &decision, state.hash_key.as_bytes())?;
     audit(&state, &asked, &decision).await?;
-    Ok(axum::Json(LookupResponse {
-        within_sla: state
-            .policies
-            .within_sla(&resource, index.as_of, Utc::now()),
-        resource,
-        version: index.version,
-        as_of: index.as_of,
-        matter: req.matter,
-        case: req.case,
-        rule: decision.rule.to_string(),
-        results,
-        denied: denied(&decision),
-    }))
+    Ok(axum::Json(LookupResponse::new(
+        &state, &index, resource, req.matter, req.case, &decision, results,
+    )))
 }
