@@ -119,6 +119,7 @@ async fn answer_batch(
         decision,
         good.len(),
     )
+    .await
     .map_err(status)?;
     // Rows of the keys found, then the row filters, then one take with
     // nulls for the keys absent or hidden.

@@ -633,6 +633,27 @@ async fn quotas_refuse_with_retry_after() {
         .await
         .unwrap())
     .await;
+    // The refusal is on the record too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
+        .args(["audit", "trace", "--json", "--key"])
+        .arg(&people[2][0])
+        .arg("--data-dir")
+        .arg(hub.data_dir())
+        .output()
+        .unwrap();
+    let traced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let outcomes: Vec<&str> = traced
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["quota_exceeded", "released"]);
+    assert_eq!(
+        traced[0]["items"],
+        json!([]),
+        "nothing was released to the refused request"
+    );
 }
 
 /// Geospatial: a point falls in its city, district and street (R-tree plus

@@ -171,6 +171,23 @@ pub(crate) async fn audit(
     asked: &Asked<'_>,
     decision: &Decision,
 ) -> ApiResult<()> {
+    let outcome = if decision.permitted {
+        "released"
+    } else {
+        "denied"
+    };
+    record(state, asked, decision, outcome).await
+}
+
+/// Appends a record with the given outcome; items count as released only
+/// when the outcome is `released`.
+async fn record(
+    state: &AppState,
+    asked: &Asked<'_>,
+    decision: &Decision,
+    outcome: &str,
+) -> ApiResult<()> {
+    let released = outcome == "released";
     let event = crate::audit::Event {
         time: Utc::now(),
         consumer: asked.consumer.to_string(),
@@ -181,7 +198,7 @@ pub(crate) async fn audit(
         items: decision
             .items
             .iter()
-            .filter(|d| d.release.is_some())
+            .filter(|d| released && d.release.is_some())
             .map(|d| d.item.clone())
             .collect(),
         denied: decision
@@ -192,12 +209,7 @@ pub(crate) async fn audit(
             .collect(),
         keys: asked.keys.iter().map(|k| state.audit.key_hash(k)).collect(),
         rule: decision.rule.to_string(),
-        outcome: if decision.permitted {
-            "released"
-        } else {
-            "denied"
-        }
-        .to_string(),
+        outcome: outcome.to_string(),
         latency_us: asked.started.elapsed().as_micros() as u64,
     };
     state.audit.record(event).await.map(drop).map_err(|e| {
@@ -211,8 +223,9 @@ pub(crate) async fn audit(
     })
 }
 
-/// Takes `n` keys from the need's daily quota, if it has one.
-pub(crate) fn take_quota(
+/// Takes `n` keys from the need's daily quota, if it has one; a refusal is
+/// audited like any other.
+pub(crate) async fn take_quota(
     state: &AppState,
     asked: &Asked<'_>,
     decision: &Decision,
@@ -238,6 +251,7 @@ pub(crate) fn take_quota(
                     None,
                 ),
             };
+            record(state, asked, decision, "quota_exceeded").await?;
             let mut p = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "quota_exceeded",
@@ -392,7 +406,7 @@ pub async fn lookup(
         started,
     };
     let decision = decide(&state, &asked, &req.items).await?;
-    take_quota(&state, &asked, &decision, keys.len())?;
+    take_quota(&state, &asked, &decision, keys.len()).await?;
 
     let results = answer(
         &index,
@@ -614,7 +628,7 @@ pub async fn verify(
         started,
     };
     let decision = decide(&state, &asked, &items).await?;
-    take_quota(&state, &asked, &decision, 1)?;
+    take_quota(&state, &asked, &decision, 1).await?;
     let mut matches = BTreeMap::new();
     let mut found = false;
     let mut in_force = None;
@@ -839,7 +853,7 @@ pub async fn stream(
                     keys: &keys,
                     started: std::time::Instant::now(),
                 };
-                if let Err(p) = take_quota(&state, &asked, &decision, keys.len()) {
+                if let Err(p) = take_quota(&state, &asked, &decision, keys.len()).await {
                     let _ = tx
                         .send(format!("{}\n", serde_json::json!({"error": p.detail})).into())
                         .await;
@@ -988,7 +1002,7 @@ pub async fn locate(
         started,
     };
     let decision = decide(&state, &asked, &req.items).await?;
-    take_quota(&state, &asked, &decision, 1)?;
+    take_quota(&state, &asked, &decision, 1).await?;
     let rows = spatial.rows_at(req.lon, req.lat);
     let results = release(&index, &keys, &[rows], &decision, state.hash_key.as_bytes())?;
     audit(&state, &asked, &decision).await?;
