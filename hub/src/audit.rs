@@ -81,7 +81,17 @@ fn seal(seq: u64, prev: &str, event: &Event) -> String {
 
 /// The keyed hash under which a key is recorded.
 pub fn key_hash(secret: &[u8], key: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length");
+    keyed_hash(
+        &Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
+        key,
+    )
+}
+
+/// [`key_hash`] from an HMAC already keyed with the secret: cloning the keyed
+/// state saves the two key-block compressions of every fresh HMAC, which
+/// halves the cost per key of a streamed lookup's audit record.
+fn keyed_hash(keyed: &Hmac<Sha256>, key: &str) -> String {
+    let mut mac = keyed.clone();
     mac.update(key.as_bytes());
     hex::encode(&mac.finalize().into_bytes()[..16])
 }
@@ -121,7 +131,8 @@ struct Job {
 #[derive(Clone)]
 pub struct Audit {
     tx: mpsc::Sender<Job>,
-    secret: std::sync::Arc<[u8]>,
+    /// HMAC-SHA256 keyed with the hub's secret, cloned for each key hash.
+    keyed: Hmac<Sha256>,
 }
 
 struct Writer {
@@ -249,12 +260,12 @@ impl Audit {
             .map_err(Error::Io)?;
         Ok(Audit {
             tx,
-            secret: secret.into(),
+            keyed: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
         })
     }
 
     pub fn key_hash(&self, key: &str) -> String {
-        key_hash(&self.secret, key)
+        keyed_hash(&self.keyed, key)
     }
 
     /// Records an event durably; returns its sequence number.

@@ -16,6 +16,12 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+
+/// The key maps' hasher: foldhash, several times faster than SipHash on
+/// 18-byte citizen IDs. It is seeded randomly per process, so the maps keep
+/// their resistance to crafted collisions (keys come from the providers'
+/// data anyway, not from callers).
+type Fast = foldhash::fast::RandomState;
 use tongban_catalog::{ResourceQuery, Status, Store};
 
 /// Separates the parts of a composite key.
@@ -30,9 +36,9 @@ pub struct Index {
     pub batch: RecordBatch,
     /// The key items, in order.
     pub key_items: Vec<String>,
-    primary: HashMap<Box<str>, u32>,
+    primary: HashMap<Box<str>, u32, Fast>,
     /// item → value → rows.
-    secondary: HashMap<String, HashMap<Box<str>, Vec<u32>>>,
+    secondary: HashMap<String, HashMap<Box<str>, Vec<u32>, Fast>>,
     /// Division boundaries, for resources with a `boundary_wkt` item.
     pub spatial: Option<crate::spatial::Spatial>,
 }
@@ -78,7 +84,7 @@ impl Index {
             .iter()
             .map(|k| text_column(&batch, k))
             .collect::<Result<_>>()?;
-        let mut primary = HashMap::with_capacity(batch.num_rows());
+        let mut primary = HashMap::with_capacity_and_hasher(batch.num_rows(), Fast::default());
         let mut duplicates = 0usize;
         let mut buf = String::new();
         for row in 0..batch.num_rows() {
@@ -110,7 +116,7 @@ impl Index {
         let mut secondary = HashMap::new();
         for item in secondary_items {
             let values = text_column(&batch, item)?;
-            let mut map: HashMap<Box<str>, Vec<u32>> = HashMap::new();
+            let mut map: HashMap<Box<str>, Vec<u32>, Fast> = HashMap::default();
             for row in 0..batch.num_rows() {
                 if !values.is_null(row) {
                     map.entry(Box::from(values.value(row)))

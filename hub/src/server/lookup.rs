@@ -814,92 +814,26 @@ pub async fn stream(
     };
     let decision = decide(&state, &asked, &items).await?;
 
-    let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(8);
-    let consumer = who.department.clone();
+    // The reader parses chunks of keys and takes their quota in input order,
+    // then hands each chunk to its own task (lookups, masking, JSON, audit),
+    // so up to STREAM_IN_FLIGHT chunks are answered at once on all cores. The
+    // body awaits the tasks in order, so answers keep the input's order.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(STREAM_IN_FLIGHT);
+    let job = Arc::new(StreamJob {
+        state,
+        decision,
+        index,
+        consumer: who.department,
+        resource,
+        matter: p.matter,
+        case: p.case,
+        by: p.by,
+    });
     tokio::spawn(async move {
         let mut input = body.into_data_stream();
         let mut pending: Vec<u8> = Vec::new();
         let mut chunk: Vec<Line> = Vec::with_capacity(STREAM_CHUNK);
         let mut number = 0usize;
-        // Answers one chunk; false when the client is gone or the audit failed.
-        let flush = |chunk: &mut Vec<Line>| {
-            let lines = std::mem::take(chunk);
-            let (state, decision, index, tx) =
-                (state.clone(), decision.clone(), index.clone(), tx.clone());
-            let (consumer, resource, matter, case, by) = (
-                consumer.clone(),
-                resource.clone(),
-                p.matter.clone(),
-                p.case.clone(),
-                p.by.clone(),
-            );
-            async move {
-                let keys: Vec<String> = lines
-                    .iter()
-                    .filter_map(|l| {
-                        if let Line::Key(k) = l {
-                            Some(k.clone())
-                        } else {
-                            None
-                        }
-                    })
-                    .collect();
-                let asked = Asked {
-                    consumer: &consumer,
-                    resource: &resource,
-                    matter: &matter,
-                    case: &case,
-                    mode: Mode::Lookup,
-                    keys: &keys,
-                    started: std::time::Instant::now(),
-                };
-                if let Err(p) = take_quota(&state, &asked, &decision, keys.len()).await {
-                    let _ = tx
-                        .send(format!("{}\n", serde_json::json!({"error": p.detail})).into())
-                        .await;
-                    return false;
-                }
-                let mut out = Vec::with_capacity(lines.len() * 128);
-                let answered = match answer(
-                    &index,
-                    &keys,
-                    by.as_deref(),
-                    &decision,
-                    state.hash_key.as_bytes(),
-                ) {
-                    Ok(a) => a,
-                    Err(p) => {
-                        let _ = tx
-                            .send(format!("{}\n", serde_json::json!({"error": p.detail})).into())
-                            .await;
-                        return false;
-                    }
-                };
-                if let Err(p) = audit(&state, &asked, &decision).await {
-                    let _ = tx
-                        .send(format!("{}\n", serde_json::json!({"error": p.detail})).into())
-                        .await;
-                    return false;
-                }
-                let mut answers = answered.into_iter();
-                for line in &lines {
-                    match line {
-                        Line::Key(_) => serde_json::to_writer(
-                            &mut out,
-                            &answers.next().expect("one answer per key"),
-                        )
-                        .expect("answers serialise"),
-                        Line::Bad(n, e) => serde_json::to_writer(
-                            &mut out,
-                            &serde_json::json!({"line": n, "error": e}),
-                        )
-                        .expect("errors serialise"),
-                    }
-                    out.push(b'\n');
-                }
-                tx.send(out.into()).await.is_ok()
-            }
-        };
         while let Some(data) = input.next().await {
             let Ok(data) = data else { break };
             pending.extend_from_slice(&data);
@@ -910,7 +844,7 @@ pub async fn stream(
                     chunk.push(line);
                 }
                 start += end + 1;
-                if chunk.len() >= STREAM_CHUNK && !flush(&mut chunk).await {
+                if chunk.len() >= STREAM_CHUNK && !job.dispatch(&mut chunk, &tx).await {
                     return;
                 }
             }
@@ -921,18 +855,126 @@ pub async fn stream(
             chunk.push(line);
         }
         if !chunk.is_empty() {
-            flush(&mut chunk).await;
+            job.dispatch(&mut chunk, &tx).await;
         }
     });
-    let body = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    let body = futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        let (bytes, more) = match rx.recv().await? {
+            Chunk::Failed(bytes) => (bytes, false),
+            Chunk::Answering(task) => task.await.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "stream chunk task failed");
+                (error_line("internal error; the stream stopped here"), false)
+            }),
+        };
+        Some((Ok::<_, std::convert::Infallible>(bytes), more.then_some(rx)))
     });
     Ok(axum::response::Response::builder()
         .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
         .body(axum::body::Body::from_stream(body))
         .expect("a valid response"))
+}
+
+/// Chunks of a stream answered at once.
+const STREAM_IN_FLIGHT: usize = 4;
+
+/// A chunk of a stream on its way to the body: refused before any lookup
+/// (its error line ends the stream), or being answered by its task, which
+/// yields the answer lines and whether the stream goes on.
+enum Chunk {
+    Failed(bytes::Bytes),
+    Answering(tokio::task::JoinHandle<(bytes::Bytes, bool)>),
+}
+
+/// `{"error": …}` and a newline: how a stream says why it stopped.
+fn error_line(detail: &str) -> bytes::Bytes {
+    format!("{}\n", serde_json::json!({ "error": detail })).into()
+}
+
+/// What every chunk of one stream shares.
+struct StreamJob {
+    state: AppState,
+    decision: Decision,
+    index: Arc<Index>,
+    consumer: String,
+    resource: String,
+    matter: String,
+    case: String,
+    by: Option<String>,
+}
+
+impl StreamJob {
+    fn asked<'a>(&'a self, keys: &'a [String]) -> Asked<'a> {
+        Asked {
+            consumer: &self.consumer,
+            resource: &self.resource,
+            matter: &self.matter,
+            case: &self.case,
+            mode: Mode::Lookup,
+            keys,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes the chunk's quota (in input order) and sends it on to be
+    /// answered; false when the stream must stop.
+    async fn dispatch(
+        self: &Arc<Self>,
+        chunk: &mut Vec<Line>,
+        tx: &tokio::sync::mpsc::Sender<Chunk>,
+    ) -> bool {
+        let lines = std::mem::take(chunk);
+        let keys: Vec<String> = lines
+            .iter()
+            .filter_map(|l| match l {
+                Line::Key(k) => Some(k.clone()),
+                Line::Bad(..) => None,
+            })
+            .collect();
+        if let Err(p) =
+            take_quota(&self.state, &self.asked(&keys), &self.decision, keys.len()).await
+        {
+            let _ = tx.send(Chunk::Failed(error_line(&p.detail))).await;
+            return false;
+        }
+        let job = self.clone();
+        let task = tokio::spawn(async move { job.answer(lines, keys).await });
+        tx.send(Chunk::Answering(task)).await.is_ok()
+    }
+
+    /// The answer lines of one chunk, recorded in the audit log first.
+    async fn answer(&self, lines: Vec<Line>, keys: Vec<String>) -> (bytes::Bytes, bool) {
+        let asked = self.asked(&keys);
+        let answered = match answer(
+            &self.index,
+            &keys,
+            self.by.as_deref(),
+            &self.decision,
+            self.state.hash_key.as_bytes(),
+        ) {
+            Ok(a) => a,
+            Err(p) => return (error_line(&p.detail), false),
+        };
+        if let Err(p) = audit(&self.state, &asked, &self.decision).await {
+            return (error_line(&p.detail), false);
+        }
+        let mut out = Vec::with_capacity(lines.len() * 128);
+        let mut answers = answered.into_iter();
+        for line in &lines {
+            match line {
+                Line::Key(_) => {
+                    serde_json::to_writer(&mut out, &answers.next().expect("one answer per key"))
+                        .expect("answers serialise")
+                }
+                Line::Bad(n, e) => {
+                    serde_json::to_writer(&mut out, &serde_json::json!({"line": n, "error": e}))
+                        .expect("errors serialise")
+                }
+            }
+            out.push(b'\n');
+        }
+        (out.into(), true)
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
