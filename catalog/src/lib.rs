@@ -15,7 +15,10 @@
 //!   responsibilities (with refresh compliance) and negative entries;
 //!   `sql_lists` stores them.
 //!
-//! Still to come: subscriptions, sync job definitions and run history.
+//! - [`sync`]: sync jobs (source → resource, mode, schedule, watermark) and
+//!   their run history; `sql_sync` stores them.
+//!
+//! Still to come: subscriptions.
 
 pub mod error;
 pub mod exchange;
@@ -24,7 +27,9 @@ pub mod lists;
 pub mod model;
 pub mod sql;
 mod sql_lists;
+mod sql_sync;
 pub mod store;
+pub mod sync;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -6,7 +6,9 @@
 use crate::lists::*;
 use crate::model::*;
 use crate::sql_lists;
+use crate::sql_sync;
 use crate::store::Store;
+use crate::sync::*;
 use crate::{Error, Result, validate};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -27,6 +29,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0001_directory.sql"),
     ),
     (2, "lists", include_str!("../migrations/0002_lists.sql")),
+    (3, "sync", include_str!("../migrations/0003_sync.sql")),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -407,6 +410,43 @@ async fn complete_resources(conn: &mut AnyConnection, resources: &mut [Resource]
     Ok(())
 }
 
+/// Inserts a dataset version record (in the caller's transaction).
+pub(crate) async fn insert_version(conn: &mut AnyConnection, v: &NewDatasetVersion) -> Result<()> {
+    if find_resource(&mut *conn, &v.resource).await?.is_none() {
+        return Err(Error::NotFound {
+            what: "resource",
+            key: v.resource.clone(),
+        });
+    }
+    if v.version < 1 || v.row_count < 0 || v.byte_size < 0 {
+        return Err(Error::invalid(
+            "version",
+            "version must be positive and counts not negative",
+        ));
+    }
+    sqlx::query(
+        "INSERT INTO dataset_versions (resource_code, version, created_at, row_count, byte_size,
+         location, origin) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(v.resource.clone())
+    .bind(v.version)
+    .bind(now_text())
+    .bind(v.row_count)
+    .bind(v.byte_size)
+    .bind(v.location.clone())
+    .bind(v.origin.clone())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        unique_to_duplicate(
+            e,
+            "dataset version",
+            &format!("{}@{}", v.resource, v.version),
+        )
+    })?;
+    Ok(())
+}
+
 pub(crate) async fn find_resource(
     conn: &mut AnyConnection,
     code: &str,
@@ -763,32 +803,7 @@ impl Store for SqlStore {
 
     async fn record_version(&self, v: &NewDatasetVersion) -> Result<DatasetVersion> {
         let mut tx = self.pool.begin().await?;
-        if find_resource(&mut tx, &v.resource).await?.is_none() {
-            return Err(Error::NotFound {
-                what: "resource",
-                key: v.resource.clone(),
-            });
-        }
-        if v.version < 1 || v.row_count < 0 || v.byte_size < 0 {
-            return Err(Error::invalid(
-                "version",
-                "version must be positive and counts not negative",
-            ));
-        }
-        sqlx::query(
-            "INSERT INTO dataset_versions (resource_code, version, created_at, row_count, byte_size,
-             location, origin) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(v.resource.clone())
-        .bind(v.version)
-        .bind(now_text())
-        .bind(v.row_count)
-        .bind(v.byte_size)
-        .bind(v.location.clone())
-        .bind(v.origin.clone())
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| unique_to_duplicate(e, "dataset version", &format!("{}@{}", v.resource, v.version)))?;
+        insert_version(&mut tx, v).await?;
         tx.commit().await?;
         Ok(self
             .list_versions(&v.resource)
@@ -806,6 +821,49 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(version_from_row).collect()
+    }
+
+    async fn create_sync_job(&self, spec: &SyncJobSpec) -> Result<SyncJob> {
+        let mut tx = self.pool.begin().await?;
+        sql_sync::create_job(&mut tx, spec).await?;
+        tx.commit().await?;
+        self.get_sync_job(&spec.name).await
+    }
+
+    async fn get_sync_job(&self, name: &str) -> Result<SyncJob> {
+        let mut conn = self.pool.acquire().await?;
+        sql_sync::find_job(&mut conn, name)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "sync job",
+                key: name.to_string(),
+            })
+    }
+
+    async fn list_sync_jobs(&self) -> Result<Vec<SyncJob>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_sync::list_jobs(&mut conn).await
+    }
+
+    async fn start_sync_run(&self, job: &str) -> Result<SyncRun> {
+        let mut tx = self.pool.begin().await?;
+        let id = sql_sync::start_run(&mut tx, job).await?;
+        tx.commit().await?;
+        let mut conn = self.pool.acquire().await?;
+        sql_sync::find_run(&mut conn, id).await
+    }
+
+    async fn finish_sync_run(&self, run: i64, finish: &RunFinish) -> Result<SyncRun> {
+        let mut tx = self.pool.begin().await?;
+        sql_sync::finish_run(&mut tx, run, finish).await?;
+        tx.commit().await?;
+        let mut conn = self.pool.acquire().await?;
+        sql_sync::find_run(&mut conn, run).await
+    }
+
+    async fn list_sync_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<SyncRun>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_sync::list_runs(&mut conn, job, limit).await
     }
 
     async fn put_token(&self, t: &TokenRecord) -> Result<()> {

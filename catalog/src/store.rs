@@ -3,6 +3,7 @@
 use crate::Result;
 use crate::lists::*;
 use crate::model::*;
+use crate::sync::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tongban_policies::PolicyInput;
@@ -46,6 +47,24 @@ pub trait Store: Send + Sync + 'static {
     async fn record_version(&self, version: &NewDatasetVersion) -> Result<DatasetVersion>;
     /// A resource's versions, newest first.
     async fn list_versions(&self, resource: &str) -> Result<Vec<DatasetVersion>>;
+
+    // ---- sync jobs -------------------------------------------------------------
+
+    /// Adds a job for an existing resource.
+    async fn create_sync_job(&self, spec: &SyncJobSpec) -> Result<SyncJob>;
+    async fn get_sync_job(&self, name: &str) -> Result<SyncJob>;
+    /// All jobs, by name.
+    async fn list_sync_jobs(&self) -> Result<Vec<SyncJob>>;
+    /// Records that a run of the job starts. Runs of the job still marked
+    /// running are marked interrupted first: one process runs a job at a
+    /// time, so they belong to a process that died.
+    async fn start_sync_run(&self, job: &str) -> Result<SyncRun>;
+    /// Records how a run ended. A successful run's dataset version, the
+    /// run's record and the job's new watermark are written in one
+    /// transaction: a crash leaves all or none of them.
+    async fn finish_sync_run(&self, run: i64, finish: &RunFinish) -> Result<SyncRun>;
+    /// Runs, newest first, of one job or of all.
+    async fn list_sync_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<SyncRun>>;
 
     async fn put_token(&self, token: &TokenRecord) -> Result<()>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;

@@ -5,3 +5,4 @@
 
 mod lists;
 mod store;
+mod sync;

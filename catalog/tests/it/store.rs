@@ -61,6 +61,7 @@ use crate::lists::{
     bad_applications_change_nothing, calendar_and_policy_input,
     lists_round_trip_and_bad_rows_change_nothing, need_workflow, negative_and_responsibility_lists,
 };
+use crate::sync::sync_jobs_and_runs;
 
 both!(
     need_workflow,
@@ -76,6 +77,7 @@ both!(
     import_is_all_or_nothing,
     dataset_versions,
     tokens,
+    sync_jobs_and_runs,
 );
 
 fn dept(code: &str, level: Level, parent: Option<&str>) -> Department {
