@@ -49,7 +49,38 @@ impl DatasetStore {
 
     /// Starts writing version `version` of `resource` with the given schema.
     pub fn begin(&self, resource: &str, version: i64, schema: SchemaRef) -> Result<VersionWriter> {
-        let location = Self::location(resource, version);
+        self.begin_at(resource, version, Self::location(resource, version), schema)
+    }
+
+    /// Where the change set of an incremental version lives: beside the
+    /// version (not inside it, so reading the version never reads it).
+    pub fn changes_location(resource: &str, version: i64) -> String {
+        format!("{}-changes", Self::location(resource, version))
+    }
+
+    /// Starts writing the change set of version `version` (rows of the
+    /// resource's items plus `_change_type`).
+    pub fn begin_changes(
+        &self,
+        resource: &str,
+        version: i64,
+        schema: SchemaRef,
+    ) -> Result<VersionWriter> {
+        self.begin_at(
+            resource,
+            version,
+            Self::changes_location(resource, version),
+            schema,
+        )
+    }
+
+    fn begin_at(
+        &self,
+        resource: &str,
+        version: i64,
+        location: String,
+        schema: SchemaRef,
+    ) -> Result<VersionWriter> {
         let path = ObjectPath::from(format!("{location}/part-00000.parquet"));
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
@@ -92,21 +123,24 @@ impl VersionWriter {
 
     /// Completes the files, then records the version in the catalog.
     pub async fn publish(self, store: &dyn Store, origin: &str) -> Result<DatasetVersion> {
+        let record = self.complete(origin).await?;
+        Ok(store.record_version(&record).await?)
+    }
+
+    /// Completes the files and returns the record that makes them visible,
+    /// for a caller that commits it with more (a sync run's record).
+    pub async fn complete(self, origin: &str) -> Result<NewDatasetVersion> {
         let mut writer = self.writer;
         // `finish` writes the footer and completes the upload.
         writer.finish().await?;
-        let bytes = writer.bytes_written();
-        let version = store
-            .record_version(&NewDatasetVersion {
-                resource: self.resource,
-                version: self.version,
-                row_count: self.rows as i64,
-                byte_size: bytes as i64,
-                location: self.location,
-                origin: origin.to_string(),
-            })
-            .await?;
-        Ok(version)
+        Ok(NewDatasetVersion {
+            resource: self.resource,
+            version: self.version,
+            row_count: self.rows as i64,
+            byte_size: writer.bytes_written() as i64,
+            location: self.location,
+            origin: origin.to_string(),
+        })
     }
 }
 

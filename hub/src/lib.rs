@@ -13,6 +13,8 @@
 //! - [`flight`]: Arrow Flight `DoExchange` for bulk lookups;
 //! - [`limits`]: rate limits from need quotas (governor);
 //! - [`spatial`]: point-in-polygon over division boundaries (R-tree);
+//! - [`sync`]: sync runs (source → quality gate → dataset version) and the
+//!   scheduler;
 //! - [`tls`]: TLS and client certificates (mTLS) with rustls;
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
@@ -39,6 +41,7 @@ pub mod limits;
 pub mod policy;
 pub mod server;
 pub mod spatial;
+pub mod sync;
 pub mod tls;
 
 pub use config::Config;

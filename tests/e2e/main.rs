@@ -13,4 +13,5 @@ mod cli;
 mod common;
 mod lists_api;
 mod lookup_api;
+mod sync_runs;
 mod tls_api;

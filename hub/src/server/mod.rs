@@ -303,6 +303,8 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// Set: serve Arrow Flight lookups here too.
     flight: Option<TcpListener>,
+    /// Where scheduled sync runs put their quarantine files.
+    data_dir: std::path::PathBuf,
 }
 
 impl Server {
@@ -356,6 +358,7 @@ impl Server {
             state,
             tls,
             flight,
+            data_dir: config.data_dir.clone(),
         })
     }
 
@@ -412,6 +415,12 @@ impl Server {
             datasets,
             ..
         } = self.state;
+        // Sync jobs with a schedule run from here.
+        let scheduler = tokio::spawn(crate::sync::schedule::run(crate::sync::SyncContext {
+            store: store.clone(),
+            datasets: datasets.clone(),
+            data_dir: self.data_dir.clone(),
+        }));
         // Tokens and lists can change behind this hub's back (the CLI, another
         // replica): pick the changes up periodically.
         let refresh = tokio::spawn(async move {
@@ -445,6 +454,7 @@ impl Server {
             }
         };
         refresh.abort();
+        scheduler.abort();
         if let Some(flight) = flight {
             let _ = flight.await;
         }

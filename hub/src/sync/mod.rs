@@ -1,0 +1,478 @@
+//! Sync runs: a job's source read into a new, immutable dataset version.
+//!
+//! A run: resolve the job, its resource and its connector config; check the
+//! source's schema against the resource's items (before anything is
+//! written); read — everything (`full`) or past the job's watermark
+//! (`incremental`); pass each batch through the quality gate (`gate.rs`),
+//! quarantining bad rows to `DATA_DIR/quarantine/<job>/run-<id>.parquet`
+//! with their reason; write the new version's Parquet; then, in one catalog
+//! transaction, record the version, the run and the job's new watermark.
+//!
+//! A run that fails or is killed at any point leaves the previous version
+//! serving: its files may exist, unreferenced (the next run overwrites
+//! them), but nothing points at them. The next run then yields exactly the
+//! source's rows — a full run by reading them all, an incremental one
+//! because the watermark only moves with a published version.
+//!
+//! `schedule.rs` runs due jobs from the server.
+
+mod gate;
+pub mod schedule;
+
+pub use gate::Gate;
+
+use crate::datasets::{DatasetStore, next_version};
+use crate::{Error, Result};
+use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
+use arrow::compute::{cast, concat_batches, filter, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use futures::StreamExt;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tongban_catalog::sync::{RunCounts, RunFinish, RunOutcome, SyncJob, SyncMode, SyncRun};
+use tongban_catalog::{NewDatasetVersion, ResourceSpec, Store};
+use tongban_connectors::{Read, SourceConfig};
+
+/// What a run needs from the hub.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub store: Arc<dyn Store>,
+    pub datasets: DatasetStore,
+    /// Quarantine files go under `DATA_DIR/quarantine`.
+    pub data_dir: PathBuf,
+}
+
+/// Progress of a running sync, reported after every batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Progress {
+    pub rows_read: u64,
+    /// Arrow bytes of the rows read.
+    pub bytes_read: u64,
+    pub rows_quarantined: u64,
+}
+
+/// Parses and checks a job's connector config.
+pub fn source_config(job_source: &serde_json::Value) -> Result<SourceConfig> {
+    let config: SourceConfig = serde_json::from_value(job_source.clone())
+        .map_err(|e| Error::Usage(format!("source: {e}")))?;
+    config
+        .validate()
+        .map_err(|e| Error::Usage(format!("source: {e}")))?;
+    Ok(config)
+}
+
+/// Runs a job once and returns its run record. A failed run is recorded as
+/// failed (with its error) and also returned as an error.
+pub async fn run_job(
+    ctx: &SyncContext,
+    name: &str,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<SyncRun> {
+    let job = ctx.store.get_sync_job(name).await?;
+    let resource = ctx.store.get_resource(&job.spec.resource).await?;
+    let run = ctx.store.start_sync_run(name).await?;
+    let mut counts = RunCounts::default();
+    let outcome = execute(ctx, &job, &resource.spec, run.id, &mut counts, progress).await;
+    let failure = outcome.as_ref().err().map(|e| e.to_string());
+    let finish = match outcome {
+        Ok(done) => RunFinish {
+            outcome: RunOutcome::Succeeded,
+            counts,
+            version: Some(done.version),
+            quarantine: done.quarantine,
+            watermark: done.watermark,
+            error: None,
+        },
+        Err(_) => RunFinish {
+            outcome: RunOutcome::Failed,
+            counts,
+            version: None,
+            quarantine: None,
+            watermark: job.watermark.clone(),
+            error: failure.clone(),
+        },
+    };
+    let recorded = ctx.store.finish_sync_run(run.id, &finish).await?;
+    match failure {
+        None => Ok(recorded),
+        Some(e) => Err(Error::Usage(format!(
+            "sync run {} of '{name}' failed: {e}",
+            recorded.id
+        ))),
+    }
+}
+
+struct Done {
+    version: NewDatasetVersion,
+    quarantine: Option<String>,
+    watermark: Option<String>,
+}
+
+async fn execute(
+    ctx: &SyncContext,
+    job: &SyncJob,
+    spec: &ResourceSpec,
+    run_id: i64,
+    counts: &mut RunCounts,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<Done> {
+    let config = source_config(&job.spec.source)?;
+    let source = config.open().map_err(connector)?;
+    if job.spec.transform.is_some() {
+        return Err(Error::Usage(
+            "transform: SQL transforms are not supported yet; map columns in the source query"
+                .into(),
+        ));
+    }
+    let source_schema = source.schema().await.map_err(connector)?;
+    let mut gate = Gate::new(spec, &source_schema)?;
+    let (watermark_col, tombstone_col) = match job.spec.mode {
+        SyncMode::Full => (None, None),
+        SyncMode::Incremental => (
+            job.spec.watermark_column.clone(),
+            job.spec.tombstone_column.clone(),
+        ),
+    };
+    for col in watermark_col.iter().chain(&tombstone_col) {
+        if source_schema.index_of(col).is_err() {
+            return Err(Error::Usage(format!("column '{col}' is not in the source")));
+        }
+    }
+    let read = match (&watermark_col, &job.watermark) {
+        (Some(column), Some(after)) => Read::Since {
+            column: column.clone(),
+            after: after.clone(),
+        },
+        _ => Read::Full,
+    };
+    let version = next_version(ctx.store.as_ref(), &spec.code).await?;
+    let mut quarantine = Quarantine::new(
+        &ctx.data_dir,
+        &job.spec.name,
+        run_id,
+        gate.quarantine_schema(),
+    );
+    let mut stream = source.read(&read).await.map_err(connector)?;
+    let mut seen = Progress::default();
+    let origin = format!("sync:{}#{run_id}", job.spec.name);
+
+    match job.spec.mode {
+        SyncMode::Full => {
+            let mut writer = ctx.datasets.begin(&spec.code, version, gate.schema())?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(connector)?;
+                let gated = admit(&mut gate, &mut quarantine, &mut seen, &batch)?;
+                if gated.valid.num_rows() > 0 {
+                    writer.write(&gated.valid).await?;
+                }
+                progress(seen);
+            }
+            counts.rows_read = seen.rows_read as i64;
+            counts.rows_quarantined = seen.rows_quarantined as i64;
+            let record = writer.complete(&origin).await?;
+            counts.rows_written = record.row_count;
+            counts.bytes = record.byte_size;
+            counts.inserts = record.row_count;
+            Ok(Done {
+                version: record,
+                quarantine: quarantine.finish()?,
+                watermark: None,
+            })
+        }
+        SyncMode::Incremental => {
+            let watermark_col = watermark_col.expect("incremental jobs have one");
+            let mut changed = Vec::new();
+            let mut deleted: Vec<BooleanArray> = Vec::new();
+            let mut marks: Vec<ArrayRef> = Vec::new();
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(connector)?;
+                let gated = admit(&mut gate, &mut quarantine, &mut seen, &batch)?;
+                let mark = batch.column_by_name(&watermark_col).expect("checked");
+                marks.push(filter(mark, &gated.passed)?);
+                let tomb = match &tombstone_col {
+                    Some(t) => {
+                        let col = cast(
+                            batch.column_by_name(t).expect("checked"),
+                            &DataType::Boolean,
+                        )
+                        .map_err(|e| Error::Usage(format!("tombstone column '{t}': {e}")))?;
+                        let col = filter(&col, &gated.passed)?;
+                        let b = col
+                            .as_any()
+                            .downcast_ref::<BooleanArray>()
+                            .expect("boolean")
+                            .clone();
+                        // NULL means not deleted.
+                        b.iter().map(|v| Some(v == Some(true))).collect()
+                    }
+                    None => BooleanArray::from(vec![false; gated.valid.num_rows()]),
+                };
+                deleted.push(tomb);
+                changed.push(gated.valid);
+                progress(seen);
+            }
+            counts.rows_read = seen.rows_read as i64;
+            counts.rows_quarantined = seen.rows_quarantined as i64;
+            let watermark =
+                new_watermark(&watermark_col, &marks)?.or_else(|| job.watermark.clone());
+            let previous = match ctx.store.list_versions(&spec.code).await?.first() {
+                Some(v) => Some(ctx.datasets.read_version(&v.location).await?),
+                None => None,
+            };
+            let merged = merge(spec, &gate.schema(), previous, &changed, &deleted)?;
+            counts.inserts = merged.inserts;
+            counts.updates = merged.updates;
+            counts.deletes = merged.deletes;
+            let mut changes =
+                ctx.datasets
+                    .begin_changes(&spec.code, version, merged.changes.schema())?;
+            changes.write(&merged.changes).await?;
+            changes.complete(&origin).await?;
+            let mut writer = ctx.datasets.begin(&spec.code, version, gate.schema())?;
+            for b in &merged.rows {
+                if b.num_rows() > 0 {
+                    writer.write(b).await?;
+                }
+            }
+            let record = writer.complete(&origin).await?;
+            counts.rows_written = record.row_count;
+            counts.bytes = record.byte_size;
+            Ok(Done {
+                version: record,
+                quarantine: quarantine.finish()?,
+                watermark,
+            })
+        }
+    }
+}
+
+/// Passes a batch through the gate, quarantines what fails, counts both.
+fn admit(
+    gate: &mut Gate,
+    quarantine: &mut Quarantine,
+    seen: &mut Progress,
+    batch: &RecordBatch,
+) -> Result<gate::Gated> {
+    let gated = gate.apply(batch, seen.rows_read + 1)?;
+    seen.rows_read += batch.num_rows() as u64;
+    seen.bytes_read += batch.get_array_memory_size() as u64;
+    if let Some(rejected) = &gated.rejected {
+        seen.rows_quarantined += rejected.num_rows() as u64;
+        quarantine.write(rejected)?;
+    }
+    Ok(gated)
+}
+
+fn connector(e: tongban_connectors::Error) -> Error {
+    Error::Usage(format!("source: {e}"))
+}
+
+/// The largest watermark value among the rows read, in the column's type.
+fn new_watermark(column: &str, marks: &[ArrayRef]) -> Result<Option<String>> {
+    let Some(first) = marks.first() else {
+        return Ok(None);
+    };
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        column,
+        first.data_type().clone(),
+        true,
+    )]));
+    let batches = marks
+        .iter()
+        .map(|m| RecordBatch::try_new(schema.clone(), vec![m.clone()]))
+        .collect::<Result<Vec<_>, _>>()?;
+    let all = concat_batches(&schema, &batches)?;
+    tongban_connectors::watermark_of(&all, column).map_err(connector)
+}
+
+/// The new version of an incremental run and its change set.
+struct Merged {
+    rows: Vec<RecordBatch>,
+    /// The resource's items plus `_change_type`: `insert`,
+    /// `update_preimage`, `update_postimage` or `delete` (Delta Sharing's
+    /// change data feed vocabulary).
+    changes: RecordBatch,
+    inserts: i64,
+    updates: i64,
+    deletes: i64,
+}
+
+/// Each row's key as text (parts joined by U+001F).
+fn keys_of(batch: &RecordBatch, key_items: &[String]) -> Result<Vec<String>> {
+    let parts: Vec<ArrayRef> = key_items
+        .iter()
+        .map(|k| {
+            let col = batch
+                .column_by_name(k)
+                .ok_or_else(|| Error::Usage(format!("key item '{k}' is missing")))?;
+            Ok(cast(col, &DataType::Utf8)?)
+        })
+        .collect::<Result<_>>()?;
+    let parts: Vec<&StringArray> = parts
+        .iter()
+        .map(|p| p.as_any().downcast_ref::<StringArray>().expect("utf8"))
+        .collect();
+    Ok((0..batch.num_rows())
+        .map(|r| {
+            parts
+                .iter()
+                .map(|p| p.value(r))
+                .collect::<Vec<_>>()
+                .join("\u{1f}")
+        })
+        .collect())
+}
+
+/// Applies the changed rows (upserts, and deletes where `deleted`) to the
+/// previous version, by key.
+fn merge(
+    spec: &ResourceSpec,
+    schema: &SchemaRef,
+    previous: Option<Vec<RecordBatch>>,
+    changed: &[RecordBatch],
+    deleted: &[BooleanArray],
+) -> Result<Merged> {
+    if spec.key_items.is_empty() {
+        return Err(Error::Usage(format!(
+            "resource {} has no key items; an incremental job needs them to merge",
+            spec.code
+        )));
+    }
+    let changed = concat_batches(schema, changed)?;
+    let deleted: Vec<bool> = deleted
+        .iter()
+        .flat_map(|d| d.iter().map(|v| v == Some(true)))
+        .collect();
+    let change_keys = keys_of(&changed, &spec.key_items)?;
+    let by_key: HashMap<&str, usize> = change_keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (k.as_str(), i))
+        .collect();
+    let previous = match previous {
+        Some(batches) if !batches.is_empty() => {
+            let prev = concat_batches(&batches[0].schema(), &batches)?;
+            if prev.schema().fields() != schema.fields() {
+                return Err(Error::Usage(
+                    "the previous version's columns differ from the directory's items; run a full sync".into(),
+                ));
+            }
+            // Same fields; adopt the target schema's metadata.
+            RecordBatch::try_new(schema.clone(), prev.columns().to_vec())?
+        }
+        _ => RecordBatch::new_empty(schema.clone()),
+    };
+    let prev_keys = keys_of(&previous, &spec.key_items)?;
+    let mut keep = Vec::with_capacity(previous.num_rows());
+    let mut in_previous = vec![false; changed.num_rows()];
+    for k in &prev_keys {
+        match by_key.get(k.as_str()) {
+            Some(&i) => {
+                in_previous[i] = true;
+                keep.push(false);
+            }
+            None => keep.push(true),
+        }
+    }
+    let keep = BooleanArray::from(keep);
+    let upsert = BooleanArray::from(deleted.iter().map(|d| !d).collect::<Vec<_>>());
+    let mut rows = vec![filter_record_batch(&previous, &keep)?];
+    rows.push(filter_record_batch(&changed, &upsert)?);
+
+    // The change set: preimages and deletes from the previous version,
+    // inserts and postimages from the changed rows.
+    let mut prev_kind: Vec<Option<&str>> = Vec::with_capacity(previous.num_rows());
+    for k in &prev_keys {
+        prev_kind.push(by_key.get(k.as_str()).map(|&i| {
+            if deleted[i] {
+                "delete"
+            } else {
+                "update_preimage"
+            }
+        }));
+    }
+    let new_kind: Vec<Option<&str>> = (0..changed.num_rows())
+        .map(|i| match (deleted[i], in_previous[i]) {
+            (true, _) => None,
+            (false, true) => Some("update_postimage"),
+            (false, false) => Some("insert"),
+        })
+        .collect();
+    let (mut inserts, mut updates, mut deletes) = (0, 0, 0);
+    for k in new_kind.iter().chain(&prev_kind).flatten() {
+        match *k {
+            "insert" => inserts += 1,
+            "update_postimage" => updates += 1,
+            "delete" => deletes += 1,
+            _ => {}
+        }
+    }
+    let with_kind = |batch: &RecordBatch, kinds: &[Option<&str>]| -> Result<RecordBatch> {
+        let mask: BooleanArray = kinds.iter().map(|k| Some(k.is_some())).collect();
+        let rows = filter_record_batch(batch, &mask)?;
+        let kinds = StringArray::from_iter_values(kinds.iter().flatten().copied());
+        let mut cols = rows.columns().to_vec();
+        cols.push(Arc::new(kinds));
+        let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("_change_type", DataType::Utf8, false));
+        Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), cols)?)
+    };
+    let a = with_kind(&previous, &prev_kind)?;
+    let b = with_kind(&changed, &new_kind)?;
+    let changes = concat_batches(&a.schema(), &[a.clone(), b])?;
+    Ok(Merged {
+        rows,
+        changes,
+        inserts,
+        updates,
+        deletes,
+    })
+}
+
+/// The run's quarantine file, created at the first rejected row.
+struct Quarantine {
+    path: PathBuf,
+    schema: SchemaRef,
+    writer: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
+}
+
+impl Quarantine {
+    fn new(data_dir: &Path, job: &str, run: i64, schema: SchemaRef) -> Quarantine {
+        Quarantine {
+            path: data_dir
+                .join("quarantine")
+                .join(job)
+                .join(format!("run-{run}.parquet")),
+            schema,
+            writer: None,
+        }
+    }
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        if self.writer.is_none() {
+            let dir = self.path.parent().expect("a parent");
+            std::fs::create_dir_all(dir).map_err(Error::file(dir))?;
+            let file = std::fs::File::create(&self.path).map_err(Error::file(&self.path))?;
+            self.writer = Some(parquet::arrow::ArrowWriter::try_new(
+                file,
+                self.schema.clone(),
+                None,
+            )?);
+        }
+        self.writer.as_mut().expect("opened").write(batch)?;
+        Ok(())
+    }
+
+    /// Closes the file; its path if any row was quarantined.
+    fn finish(self) -> Result<Option<String>> {
+        match self.writer {
+            Some(w) => {
+                w.close()?;
+                Ok(Some(self.path.display().to_string()))
+            }
+            None => Ok(None),
+        }
+    }
+}
