@@ -534,3 +534,37 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
         "{history}"
     );
 }
+
+/// The server runs a job when its schedule comes due, and the new version
+/// reaches lookups' directory without anyone running the CLI.
+#[tokio::test]
+async fn the_server_runs_scheduled_jobs() {
+    let (hub, p) = start("scheduled", 30).await;
+    let mut spec = job("payments-every-second", p.source(16), SyncMode::Full);
+    spec.schedule = Some("* * * * * *".into());
+    hub.store.create_sync_job(&spec).await.unwrap();
+    let started = std::time::Instant::now();
+    let run = loop {
+        let runs = hub
+            .store
+            .list_sync_runs(Some("payments-every-second"), 1)
+            .await
+            .unwrap();
+        if let Some(r) = runs
+            .into_iter()
+            .find(|r| r.outcome == RunOutcome::Succeeded)
+        {
+            break r;
+        }
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "no scheduled run within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(run.counts.rows_written, 30);
+    assert_eq!(
+        hub.store.list_versions(CODE).await.unwrap()[0].version,
+        run.version.unwrap()
+    );
+}

@@ -114,6 +114,13 @@ fn check_url(url: &str) -> Result<()> {
             parsed.scheme()
         )));
     }
+    // The config is stored in the catalog: a password does not belong in it.
+    if parsed.password().is_some() {
+        return Err(Error::Config(
+            "postgres url: remove the password; name an environment variable in `password_env`"
+                .into(),
+        ));
+    }
     Ok(())
 }
 

@@ -225,6 +225,7 @@ async fn a_query_source_and_bad_configs() {
         r#"{"type":"postgres","url":"postgres://x/db"}"#,
         r#"{"type":"postgres","url":"mysql://x/db","table":"t"}"#,
         r#"{"type":"postgres","url":"postgres://x/db","table":"t; DROP TABLE t"}"#,
+        r#"{"type":"postgres","url":"postgres://u:secret@x/db","table":"t"}"#,
     ] {
         let cfg: AnySource = serde_json::from_str(bad).unwrap();
         assert!(matches!(cfg.validate(), Err(Error::Config(_))), "{bad}");

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How often due jobs are looked for.
-pub const TICK: Duration = Duration::from_secs(15);
+pub const TICK: Duration = Duration::from_secs(5);
 
 /// Parses a schedule: a cron expression with seconds first
 /// (`sec min hour day-of-month month day-of-week`, e.g. `0 30 2 * * *`).
