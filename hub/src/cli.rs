@@ -154,6 +154,10 @@ enum SyncCommand {
         /// Cron, seconds first, China time: '0 30 2 * * *' is 02:30 daily.
         #[arg(long)]
         schedule: Option<String>,
+        /// SQL over the table `source` (DataFusion) whose output the run
+        /// publishes, e.g. to rename or derive columns.
+        #[arg(long)]
+        transform: Option<String>,
         /// Define the job disabled (the scheduler skips it).
         #[arg(long)]
         disabled: bool,
@@ -685,6 +689,7 @@ async fn sync(command: SyncCommand) -> Result<()> {
             watermark_column,
             tombstone_column,
             schedule,
+            transform,
             disabled,
         } => {
             let text = match source.strip_prefix('@') {
@@ -694,6 +699,9 @@ async fn sync(command: SyncCommand) -> Result<()> {
             let source: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::Usage(format!("--source: not JSON: {e}")))?;
             crate::sync::source_config(&source)?;
+            if let Some(sql) = &transform {
+                crate::sync::transform::check(sql)?;
+            }
             if let Some(expr) = &schedule {
                 crate::sync::schedule::parse(expr).map_err(Error::Usage)?;
             }
@@ -710,7 +718,7 @@ async fn sync(command: SyncCommand) -> Result<()> {
                     watermark_column,
                     tombstone_column,
                     schedule,
-                    transform: None,
+                    transform,
                     enabled: !disabled,
                 })
                 .await?;

@@ -568,3 +568,64 @@ async fn the_server_runs_scheduled_jobs() {
         run.version.unwrap()
     );
 }
+
+/// A job's SQL transform (DataFusion) reshapes the source before the gate:
+/// columns renamed and derived, rows filtered; an incremental job's
+/// watermark still filters the source.
+#[tokio::test]
+async fn a_transform_reshapes_the_source() {
+    let (hub, mut p) = start("transform", 40).await;
+    p.exec("ALTER TABLE payments RENAME COLUMN citizen_id TO sfzh")
+        .await;
+    let mut spec = job("payments-transform", p.source(16), SyncMode::Incremental);
+    spec.transform = Some(
+        "SELECT sfzh AS citizen_id, 'T-' || name AS name, amount, paid_on, months * 2 AS months, \
+         updated_at, deleted FROM source WHERE months < 30"
+            .into(),
+    );
+    hub.store.create_sync_job(&spec).await.unwrap();
+    let run = run_job(&ctx(&hub), "payments-transform", &|_| {})
+        .await
+        .unwrap();
+    assert_eq!((run.counts.rows_read, run.counts.rows_written), (30, 30));
+    let rows = published(&hub).await;
+    assert!(
+        rows.contains(&(citizen_id(4), "T-参保人4".into(), "4.50".into(), 8)),
+        "{:?}",
+        &rows[..3]
+    );
+    // Past the watermark only: two new rows, one filtered out by the query.
+    p.exec(&format!(
+        "INSERT INTO payments VALUES ('{}', 'x', 1, '2026-01-01', 5, '2026-11-03', false), ('{}', 'y', 1, '2026-01-01', 50, '2026-11-03', false)",
+        citizen_id(500), citizen_id(501)
+    ))
+    .await;
+    let run = run_job(&ctx(&hub), "payments-transform", &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            run.counts.rows_read,
+            run.counts.inserts,
+            run.counts.rows_written
+        ),
+        (1, 1, 31)
+    );
+    // A transform that drops an item fails the run before anything is written.
+    let mut bad = job("payments-bad-transform", p.source(16), SyncMode::Full);
+    bad.transform = Some("SELECT sfzh AS citizen_id, name FROM source".into());
+    hub.store.create_sync_job(&bad).await.unwrap();
+    let err = run_job(&ctx(&hub), "payments-bad-transform", &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("item 'amount' is missing"), "{err}");
+    let mut bad = job("payments-bad-sql", p.source(16), SyncMode::Full);
+    bad.transform = Some("SELECT nope FROM source".into());
+    hub.store.create_sync_job(&bad).await.unwrap();
+    let err = run_job(&ctx(&hub), "payments-bad-sql", &|_| {})
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("transform") && err.contains("nope"), "{err}");
+}

@@ -14,10 +14,12 @@
 //! source's rows — a full run by reading them all, an incremental one
 //! because the watermark only moves with a published version.
 //!
-//! `schedule.rs` runs due jobs from the server.
+//! `transform.rs` runs a job's SQL transform (DataFusion) between the source
+//! and the gate; `schedule.rs` runs due jobs from the server.
 
 mod gate;
 pub mod schedule;
+pub mod transform;
 
 pub use gate::Gate;
 
@@ -120,14 +122,7 @@ async fn execute(
 ) -> Result<Done> {
     let config = source_config(&job.spec.source)?;
     let source = config.open().map_err(connector)?;
-    if job.spec.transform.is_some() {
-        return Err(Error::Usage(
-            "transform: SQL transforms are not supported yet; map columns in the source query"
-                .into(),
-        ));
-    }
     let source_schema = source.schema().await.map_err(connector)?;
-    let mut gate = Gate::new(spec, &source_schema)?;
     let (watermark_col, tombstone_col) = match job.spec.mode {
         SyncMode::Full => (None, None),
         SyncMode::Incremental => (
@@ -135,10 +130,13 @@ async fn execute(
             job.spec.tombstone_column.clone(),
         ),
     };
-    for col in watermark_col.iter().chain(&tombstone_col) {
-        if source_schema.index_of(col).is_err() {
-            return Err(Error::Usage(format!("column '{col}' is not in the source")));
-        }
+    // The watermark filters the source itself, before any transform.
+    if let Some(col) = &watermark_col
+        && source_schema.index_of(col).is_err()
+    {
+        return Err(Error::Usage(format!(
+            "watermark column '{col}' is not in the source"
+        )));
     }
     let read = match (&watermark_col, &job.watermark) {
         (Some(column), Some(after)) => Read::Since {
@@ -147,6 +145,25 @@ async fn execute(
         },
         _ => Read::Full,
     };
+    let raw = source
+        .read(&read)
+        .await
+        .map_err(connector)?
+        .map(|b| b.map_err(connector))
+        .boxed();
+    let (schema, mut stream) = match &job.spec.transform {
+        Some(sql) => transform::apply(sql, source_schema.clone(), raw).await?,
+        None => (source_schema.clone(), raw),
+    };
+    // Checked against what the run will see, before anything is written.
+    let mut gate = Gate::new(spec, &schema)?;
+    for col in watermark_col.iter().chain(&tombstone_col) {
+        if schema.index_of(col).is_err() {
+            return Err(Error::Usage(format!(
+                "column '{col}' is not in the transform's output; select it"
+            )));
+        }
+    }
     let version = next_version(ctx.store.as_ref(), &spec.code).await?;
     let mut quarantine = Quarantine::new(
         &ctx.data_dir,
@@ -154,7 +171,6 @@ async fn execute(
         run_id,
         gate.quarantine_schema(),
     );
-    let mut stream = source.read(&read).await.map_err(connector)?;
     let mut seen = Progress::default();
     let origin = format!("sync:{}#{run_id}", job.spec.name);
 
@@ -162,7 +178,7 @@ async fn execute(
         SyncMode::Full => {
             let mut writer = ctx.datasets.begin(&spec.code, version, gate.schema())?;
             while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(connector)?;
+                let batch = batch?;
                 let gated = admit(&mut gate, &mut quarantine, &mut seen, &batch)?;
                 if gated.valid.num_rows() > 0 {
                     writer.write(&gated.valid).await?;
@@ -187,7 +203,7 @@ async fn execute(
             let mut deleted: Vec<BooleanArray> = Vec::new();
             let mut marks: Vec<ArrayRef> = Vec::new();
             while let Some(batch) = stream.next().await {
-                let batch = batch.map_err(connector)?;
+                let batch = batch?;
                 let gated = admit(&mut gate, &mut quarantine, &mut seen, &batch)?;
                 let mark = batch.column_by_name(&watermark_col).expect("checked");
                 marks.push(filter(mark, &gated.passed)?);
