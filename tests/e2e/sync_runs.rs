@@ -629,3 +629,62 @@ async fn a_transform_reshapes_the_source() {
         .to_string();
     assert!(err.contains("transform") && err.contains("nope"), "{err}");
 }
+
+/// The same pipeline from MariaDB: a table read in key ranges, a bad row
+/// quarantined, the rest published.
+#[tokio::test]
+async fn a_mariadb_table_syncs_too() {
+    use sqlx::MySqlConnection;
+    let url = std::env::var("TONGBAN_TEST_MYSQL_URL")
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
+    let mut my = MySqlConnection::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("MariaDB at {url} must be reachable: {e}"));
+    for sql in [
+        "DROP TABLE IF EXISTS tongban_e2e_payments".to_string(),
+        "CREATE TABLE tongban_e2e_payments (id INT PRIMARY KEY, citizen_id VARCHAR(18), name VARCHAR(50), \
+         amount DECIMAL(12,2), paid_on DATE, months INT)"
+            .to_string(),
+    ] {
+        sqlx::raw_sql(&sql).execute(&mut my).await.unwrap();
+    }
+    let rows: Vec<String> = (0..120)
+        .map(|n| {
+            format!(
+                "({n}, '{}', '参保人{n}', {n}.25, '2026-02-01', {n})",
+                citizen_id(n)
+            )
+        })
+        .chain(std::iter::once(
+            "(999, '310101198001010000', '坏号', 1, '2026-02-01', 1)".to_string(),
+        ))
+        .collect();
+    sqlx::raw_sql(&format!(
+        "INSERT INTO tongban_e2e_payments VALUES {}",
+        rows.join(", ")
+    ))
+    .execute(&mut my)
+    .await
+    .unwrap();
+    let hub = Hub::start(None).await;
+    hub.store.create_resource(&resource()).await.unwrap();
+    let source = serde_json::json!({"type": "mysql", "url": url, "table": "tongban_e2e_payments",
+        "split_rows": 25, "batch_rows": 16});
+    hub.store
+        .create_sync_job(&job("payments-mariadb", source, SyncMode::Full))
+        .await
+        .unwrap();
+    let run = run_job(&ctx(&hub), "payments-mariadb", &|_| {})
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            run.counts.rows_read,
+            run.counts.rows_written,
+            run.counts.rows_quarantined
+        ),
+        (121, 120, 1)
+    );
+    let rows = published(&hub).await;
+    assert!(rows.contains(&(citizen_id(42), "参保人42".into(), "42.25".into(), 42)));
+}
