@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (2, "lists", include_str!("../migrations/0002_lists.sql")),
     (3, "sync", include_str!("../migrations/0003_sync.sql")),
+    (
+        4,
+        "sync diff deletes",
+        include_str!("../migrations/0004_sync_diff.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 const JOB_COLS: &str = "id, name, resource_code, source, mode, watermark_column, tombstone_column, \
-     schedule, transform, enabled, watermark, created_at, updated_at";
+     schedule, transform, enabled, watermark, created_at, updated_at, diff_deletes";
 
 fn job_from_row(row: &AnyRow) -> Result<SyncJob> {
     let source: String = row.try_get("source")?;
@@ -22,6 +22,7 @@ fn job_from_row(row: &AnyRow) -> Result<SyncJob> {
             mode: parse_word(&row.try_get::<String, _>("mode")?)?,
             watermark_column: row.try_get("watermark_column")?,
             tombstone_column: row.try_get("tombstone_column")?,
+            diff_deletes: row.try_get::<i64, _>("diff_deletes")? != 0,
             schedule: row.try_get("schedule")?,
             transform: row.try_get("transform")?,
             enabled: row.try_get::<i64, _>("enabled")? != 0,
@@ -67,6 +68,12 @@ fn validate(spec: &SyncJobSpec) -> Result<()> {
         }
         _ => {}
     }
+    if spec.diff_deletes && spec.mode == SyncMode::Full {
+        return Err(Error::invalid(
+            "diff_deletes",
+            "a full run already drops the rows gone from the source; diffing is for incremental jobs",
+        ));
+    }
     if spec.tombstone_column.is_some() && spec.mode == SyncMode::Full {
         return Err(Error::invalid(
             "tombstone_column",
@@ -102,7 +109,7 @@ pub(crate) async fn create_job(conn: &mut AnyConnection, spec: &SyncJobSpec) -> 
         .await?;
     let now = now_text();
     sqlx::query(&format!(
-        "INSERT INTO sync_jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $11)"
+        "INSERT INTO sync_jobs ({JOB_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $11, $12)"
     ))
     .bind(max.unwrap_or(0) + 1)
     .bind(spec.name.clone())
@@ -115,6 +122,7 @@ pub(crate) async fn create_job(conn: &mut AnyConnection, spec: &SyncJobSpec) -> 
     .bind(spec.transform.clone())
     .bind(i64::from(spec.enabled))
     .bind(now)
+    .bind(i64::from(spec.diff_deletes))
     .execute(&mut *conn)
     .await
     .map_err(|e| unique_to_duplicate(e, "sync job", &spec.name))?;

@@ -46,6 +46,11 @@ pub struct SyncJobSpec {
     /// Without one, an incremental run cannot see deletes (use a full run).
     #[serde(default)]
     pub tombstone_column: Option<String>,
+    /// Incremental: also read the source's keys in full each run and delete
+    /// the keys that are gone (for sources without a tombstone column). It
+    /// costs a full read of the source, but only the keys are kept.
+    #[serde(default)]
+    pub diff_deletes: bool,
     /// A cron expression (seconds first, China time: `0 30 2 * * *` is
     /// 02:30 daily); none: run by hand only.
     #[serde(default)]

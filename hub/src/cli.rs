@@ -151,6 +151,10 @@ enum SyncCommand {
         /// Incremental: a boolean column marking deleted rows.
         #[arg(long)]
         tombstone_column: Option<String>,
+        /// Incremental: find deletes by reading the source's keys in full
+        /// each run (for sources without a tombstone column).
+        #[arg(long)]
+        diff_deletes: bool,
         /// Cron, seconds first, China time: '0 30 2 * * *' is 02:30 daily.
         #[arg(long)]
         schedule: Option<String>,
@@ -688,6 +692,7 @@ async fn sync(command: SyncCommand) -> Result<()> {
             mode,
             watermark_column,
             tombstone_column,
+            diff_deletes,
             schedule,
             transform,
             disabled,
@@ -717,6 +722,7 @@ async fn sync(command: SyncCommand) -> Result<()> {
                     },
                     watermark_column,
                     tombstone_column,
+                    diff_deletes,
                     schedule,
                     transform,
                     enabled: !disabled,

@@ -116,6 +116,7 @@ fn job(name: &str, source: serde_json::Value, mode: SyncMode) -> SyncJobSpec {
         mode,
         watermark_column: (mode == SyncMode::Incremental).then(|| "updated_at".into()),
         tombstone_column: (mode == SyncMode::Incremental).then(|| "deleted".into()),
+        diff_deletes: false,
         schedule: None,
         transform: None,
         enabled: true,
@@ -687,4 +688,33 @@ async fn a_mariadb_table_syncs_too() {
     );
     let rows = published(&hub).await;
     assert!(rows.contains(&(citizen_id(42), "参保人42".into(), "42.25".into(), 42)));
+}
+
+/// An incremental job without tombstones finds deletes by a full diff of
+/// the source's keys.
+#[tokio::test]
+async fn diffed_deletes_remove_rows_gone_from_the_source() {
+    let (hub, mut p) = start("diff", 50).await;
+    let mut spec = job("payments-diff", p.source(16), SyncMode::Incremental);
+    spec.tombstone_column = None;
+    spec.diff_deletes = true;
+    hub.store.create_sync_job(&spec).await.unwrap();
+    run_job(&ctx(&hub), "payments-diff", &|_| {}).await.unwrap();
+    p.exec(&format!(
+        "DELETE FROM payments WHERE citizen_id IN ('{}', '{}', '{}')",
+        citizen_id(1),
+        citizen_id(2),
+        citizen_id(3)
+    ))
+    .await;
+    p.insert(50, 52, "2026-11-05 00:00").await;
+    let run = run_job(&ctx(&hub), "payments-diff", &|_| {}).await.unwrap();
+    assert_eq!(
+        (run.counts.inserts, run.counts.updates, run.counts.deletes),
+        (2, 0, 3)
+    );
+    assert_eq!(run.counts.rows_written, 49);
+    let rows = published(&hub).await;
+    assert!(!rows.iter().any(|r| r.0 == citizen_id(2)));
+    assert!(rows.iter().any(|r| r.0 == citizen_id(51)));
 }

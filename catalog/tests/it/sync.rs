@@ -12,6 +12,7 @@ fn spec(name: &str, mode: SyncMode) -> SyncJobSpec {
         mode,
         watermark_column: (mode == SyncMode::Incremental).then(|| "updated_at".into()),
         tombstone_column: None,
+        diff_deletes: false,
         schedule: Some("0 30 2 * * *".into()),
         transform: None,
         enabled: true,
@@ -65,6 +66,11 @@ pub async fn sync_jobs_and_runs(f: Fixture) {
     bad.resource = "101/999999".into();
     assert!(
         matches!(s.create_sync_job(&bad).await, Err(Error::Invalid { field, .. }) if field == "resource")
+    );
+    bad = spec("people", SyncMode::Full);
+    bad.diff_deletes = true;
+    assert!(
+        matches!(s.create_sync_job(&bad).await, Err(Error::Invalid { field, .. }) if field == "diff_deletes")
     );
     bad = spec("people", SyncMode::Full);
     bad.source = serde_json::json!({"path": "/x.csv"});

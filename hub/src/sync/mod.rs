@@ -30,7 +30,7 @@ use arrow::compute::{cast, concat_batches, filter, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tongban_catalog::sync::{RunCounts, RunFinish, RunOutcome, SyncJob, SyncMode, SyncRun};
@@ -237,7 +237,18 @@ async fn execute(
                 Some(v) => Some(ctx.datasets.read_version(&v.location).await?),
                 None => None,
             };
-            let merged = merge(spec, &gate.schema(), previous, &changed, &deleted)?;
+            let present = match job.spec.diff_deletes {
+                true => Some(present_keys(job, &spec.key_items, source.as_ref()).await?),
+                false => None,
+            };
+            let merged = merge(
+                spec,
+                &gate.schema(),
+                previous,
+                &changed,
+                &deleted,
+                present.as_ref(),
+            )?;
             counts.inserts = merged.inserts;
             counts.updates = merged.updates;
             counts.deletes = merged.deletes;
@@ -341,14 +352,41 @@ fn keys_of(batch: &RecordBatch, key_items: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Every key the source holds now (after the transform, if any): the "full
+/// diff" way to find deletes. Only the keys are kept.
+async fn present_keys(
+    job: &SyncJob,
+    key_items: &[String],
+    source: &dyn tongban_connectors::Source,
+) -> Result<HashSet<String>> {
+    let schema = source.schema().await.map_err(connector)?;
+    let raw = source
+        .read(&Read::Full)
+        .await
+        .map_err(connector)?
+        .map(|b| b.map_err(connector))
+        .boxed();
+    let mut stream = match &job.spec.transform {
+        Some(sql) => transform::apply(sql, schema, raw).await?.1,
+        None => raw,
+    };
+    let mut keys = HashSet::new();
+    while let Some(batch) = stream.next().await {
+        keys.extend(keys_of(&batch?, key_items)?);
+    }
+    Ok(keys)
+}
+
 /// Applies the changed rows (upserts, and deletes where `deleted`) to the
-/// previous version, by key.
+/// previous version, by key; with `present`, previous rows whose key the
+/// source no longer has are deleted too.
 fn merge(
     spec: &ResourceSpec,
     schema: &SchemaRef,
     previous: Option<Vec<RecordBatch>>,
     changed: &[RecordBatch],
     deleted: &[BooleanArray],
+    present: Option<&HashSet<String>>,
 ) -> Result<Merged> {
     if spec.key_items.is_empty() {
         return Err(Error::Usage(format!(
@@ -383,13 +421,14 @@ fn merge(
     let prev_keys = keys_of(&previous, &spec.key_items)?;
     let mut keep = Vec::with_capacity(previous.num_rows());
     let mut in_previous = vec![false; changed.num_rows()];
+    let gone = |k: &str| present.is_some_and(|p| !p.contains(k));
     for k in &prev_keys {
         match by_key.get(k.as_str()) {
             Some(&i) => {
                 in_previous[i] = true;
                 keep.push(false);
             }
-            None => keep.push(true),
+            None => keep.push(!gone(k)),
         }
     }
     let keep = BooleanArray::from(keep);
@@ -401,13 +440,12 @@ fn merge(
     // inserts and postimages from the changed rows.
     let mut prev_kind: Vec<Option<&str>> = Vec::with_capacity(previous.num_rows());
     for k in &prev_keys {
-        prev_kind.push(by_key.get(k.as_str()).map(|&i| {
-            if deleted[i] {
-                "delete"
-            } else {
-                "update_preimage"
-            }
-        }));
+        prev_kind.push(match by_key.get(k.as_str()) {
+            Some(&i) if deleted[i] => Some("delete"),
+            Some(_) => Some("update_preimage"),
+            None if gone(k) => Some("delete"),
+            None => None,
+        });
     }
     let new_kind: Vec<Option<&str>> = (0..changed.num_rows())
         .map(|i| match (deleted[i], in_previous[i]) {
