@@ -75,6 +75,14 @@ pub trait Source: Send + Sync {
 
     /// Streams the rows `read` selects.
     async fn read(&self, read: &Read) -> Result<BatchStream>;
+
+    /// Sets of columns whose values the source guarantees unique (a primary
+    /// key or a unique constraint), each in column order; empty when the
+    /// source cannot say. A sync whose key is one of them need not check
+    /// keys for duplicates row by row.
+    async fn unique_keys(&self) -> Result<Vec<Vec<String>>> {
+        Ok(Vec::new())
+    }
 }
 
 /// A system that rows are written into.

@@ -265,6 +265,28 @@ impl crate::Source for PgSource {
         Ok(schema_of(&columns))
     }
 
+    async fn unique_keys(&self) -> Result<Vec<Vec<String>>> {
+        // A query's rows promise nothing; a table's unique indexes do (whole
+        // columns only: no partial or expression indexes).
+        let Relation::Table(table) = self.config.relation() else {
+            return Ok(Vec::new());
+        };
+        let mut conn = connect(&self.config.url, &self.config.password_env).await?;
+        let sets: Vec<Vec<String>> = sqlx::query_scalar(
+            "SELECT array_agg(a.attname::text ORDER BY k.ord) FROM pg_index i \
+             CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) \
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+             WHERE i.indrelid = $1::regclass AND i.indisunique AND i.indpred IS NULL \
+             AND NOT (0 = ANY (i.indkey)) GROUP BY i.indexrelid",
+        )
+        .bind(quote_table(table))
+        .fetch_all(&mut conn)
+        .await
+        .map_err(remote)?;
+        let _ = conn.close().await;
+        Ok(sets)
+    }
+
     async fn read(&self, read: &Read) -> Result<BatchStream> {
         let mut conn = connect(&self.config.url, &self.config.password_env).await?;
         let select = self.config.select();

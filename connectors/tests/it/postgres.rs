@@ -75,6 +75,27 @@ async fn postgres_source_passes_the_conformance_suite() {
         since: Some(("id".into(), "600".into(), 400)),
     })
     .await;
+    // The primary key is a unique key the source can vouch for.
+    assert_eq!(
+        source(&url, "people", 128).unique_keys().await.unwrap(),
+        vec![vec!["id".to_string()]]
+    );
+    sqlx::raw_sql(
+        "CREATE UNIQUE INDEX ON nobody (name, code); CREATE UNIQUE INDEX ON nobody (lower(name))",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let mut sets = source(&url, "nobody", 128).unique_keys().await.unwrap();
+    sets.sort();
+    assert_eq!(
+        sets,
+        vec![
+            vec!["id".to_string()],
+            vec!["name".to_string(), "code".to_string()]
+        ],
+        "expression indexes do not count"
+    );
     // A timestamp watermark compares as a timestamp.
     let read = Read::Since {
         column: "seen".into(),

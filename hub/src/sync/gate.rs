@@ -18,6 +18,40 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use tongban_catalog::ResourceSpec;
 
+/// The hasher of the seen-key set: its values are already 128-bit hashes,
+/// so their low 64 bits serve as they are (hashing them again was a tenth
+/// of a large sync's CPU).
+#[derive(Default, Clone, Copy)]
+struct PreHashed;
+
+impl BuildHasher for PreHashed {
+    type Hasher = PreHashedHasher;
+    fn build_hasher(&self) -> PreHashedHasher {
+        PreHashedHasher(0)
+    }
+}
+
+#[derive(Default)]
+struct PreHashedHasher(u64);
+
+impl Hasher for PreHashedHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 values are hashed here (see `write_u128`); fold anything
+        // else rather than lose it.
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(b);
+        }
+    }
+    fn write_u128(&mut self, v: u128) {
+        self.0 = v as u64;
+    }
+}
+
 /// Which check digit an item's values carry.
 #[derive(Clone, Copy)]
 enum IdKind {
@@ -55,7 +89,8 @@ pub struct Gate {
     /// Keys seen so far, as 128-bit hashes: two independent 64-bit hashes,
     /// so a false duplicate needs a 128-bit collision (never, in practice)
     /// at 16 bytes a row.
-    seen: HashSet<u128>,
+    /// `None` when the source vouches for the key's uniqueness.
+    seen: Option<HashSet<u128, PreHashed>>,
     hashers: (foldhash::quality::FixedState, foldhash::quality::FixedState),
     quarantine: SchemaRef,
 }
@@ -64,7 +99,12 @@ impl Gate {
     /// A gate from the source's schema to the resource's items. Fails,
     /// before anything is read, if an item is missing from the source or
     /// its source type cannot be converted; the error lists every problem.
-    pub fn new(spec: &ResourceSpec, source: &Schema) -> Result<Gate> {
+    ///
+    /// `unique_keys` are the column sets the source guarantees unique: when
+    /// the resource's key is one of them, with the same types, duplicates
+    /// cannot occur and the per-row duplicate check (a set of every key of
+    /// the run, the gate's largest cost on a big table) is skipped.
+    pub fn new(spec: &ResourceSpec, source: &Schema, unique_keys: &[Vec<String>]) -> Result<Gate> {
         let target = Arc::new(schema_of(spec)?);
         let mut columns = Vec::new();
         let mut problems = Vec::new();
@@ -102,6 +142,17 @@ impl Gate {
             .iter()
             .filter_map(|k| target.index_of(k).ok())
             .collect();
+        let mut key = spec.key_items.clone();
+        key.sort();
+        let vouched = unique_keys.iter().any(|set| {
+            let mut set = set.clone();
+            set.sort();
+            set == key
+                && key.iter().all(|k| {
+                    source.field_with_name(k).map(|f| f.data_type()).ok()
+                        == target.field_with_name(k).map(|f| f.data_type()).ok()
+                })
+        });
         let ids = target
             .fields()
             .iter()
@@ -131,7 +182,7 @@ impl Gate {
             columns,
             keys,
             ids,
-            seen: HashSet::new(),
+            seen: (!vouched).then(HashSet::default),
             hashers: (
                 foldhash::quality::FixedState::with_seed(0x7458_6f6e_6762_616e),
                 foldhash::quality::FixedState::with_seed(0x9e37_79b9_7f4a_7c15),
@@ -225,7 +276,7 @@ impl Gate {
                 }
             }
         }
-        if !self.keys.is_empty() {
+        if let Some(seen) = self.seen.as_mut().filter(|_| !self.keys.is_empty()) {
             for (r, reason) in reasons.iter_mut().enumerate() {
                 if reason.is_some() {
                     continue;
@@ -239,7 +290,7 @@ impl Gate {
                     h2.write_u8(0x1f);
                 }
                 let h = (u128::from(h1.finish()) << 64) | u128::from(h2.finish());
-                if !self.seen.insert(h) {
+                if !seen.insert(h) {
                     let key: Vec<&str> = key_text.iter().map(|t| t.value(r)).collect();
                     *reason = Some(format!(
                         "duplicate key '{}': an earlier row of this run has it",
@@ -283,5 +334,57 @@ impl Gate {
             passed,
             rejected,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::Int32Array;
+
+    fn spec() -> ResourceSpec {
+        serde_json::from_value(serde_json::json!({
+            "code": "301/000101", "name": "n", "provider": "p", "summary": "s",
+            "category": "department", "format": "database", "update_cycle": "daily",
+            "key_items": ["citizen_id"],
+            "items": [
+                {"name": "citizen_id", "label": "号码", "data_type": "Utf8", "sensitivity": "internal", "share_type": "unconditional"},
+                {"name": "months", "label": "月数", "data_type": "Int32", "sensitivity": "internal", "share_type": "unconditional"}
+            ]
+        }))
+        .unwrap()
+    }
+
+    fn batch(ids: &[&str]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("citizen_id", DataType::Utf8, true),
+            Field::new("months", DataType::Int32, true),
+        ]));
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(ids.to_vec())),
+                Arc::new(Int32Array::from(vec![1; ids.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn duplicates_are_quarantined_unless_the_source_vouches_for_the_key() {
+        let id = "11010519491231002X";
+        let b = batch(&[id, id]);
+        let mut checked = Gate::new(&spec(), &b.schema(), &[]).unwrap();
+        let gated = checked.apply(&b, 1).unwrap();
+        assert_eq!(gated.valid.num_rows(), 1);
+        assert_eq!(gated.rejected.unwrap().num_rows(), 1);
+        // Across batches too.
+        assert_eq!(checked.apply(&batch(&[id]), 3).unwrap().valid.num_rows(), 0);
+        // A source whose primary key is the resource's key: no per-row set.
+        let vouched = Gate::new(&spec(), &b.schema(), &[vec!["citizen_id".into()]]).unwrap();
+        assert!(vouched.seen.is_none());
+        // A unique set of other columns does not count.
+        let other = Gate::new(&spec(), &b.schema(), &[vec!["months".into()]]).unwrap();
+        assert!(other.seen.is_some());
     }
 }

@@ -156,7 +156,13 @@ async fn execute(
         None => (source_schema.clone(), raw),
     };
     // Checked against what the run will see, before anything is written.
-    let mut gate = Gate::new(spec, &schema)?;
+    // Without a transform, the source's unique keys hold for what the gate
+    // sees; a query over them may repeat keys, so then nothing is vouched.
+    let unique = match job.spec.transform {
+        None => source.unique_keys().await.map_err(connector)?,
+        Some(_) => Vec::new(),
+    };
+    let mut gate = Gate::new(spec, &schema, &unique)?;
     for col in watermark_col.iter().chain(&tombstone_col) {
         if schema.index_of(col).is_err() {
             return Err(Error::Usage(format!(
