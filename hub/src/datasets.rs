@@ -60,26 +60,28 @@ impl DatasetStore {
         self.begin_at(resource, version, Self::location(resource, version), schema)
     }
 
-    /// Where the change set of an incremental version lives: beside the
-    /// version (not inside it, so reading the version never reads it).
-    pub fn changes_location(resource: &str, version: i64) -> String {
-        format!("{}-changes", Self::location(resource, version))
+    /// The folder of a version written by sync run `run`: the run's id in
+    /// the name, so two runs racing for the same version number never
+    /// write into each other's files (the catalog lets only one record it).
+    pub fn run_location(resource: &str, version: i64, run: i64) -> String {
+        format!("{}-run{run}", Self::location(resource, version))
     }
 
-    /// Starts writing the change set of version `version` (rows of the
-    /// resource's items plus `_change_type`).
-    pub fn begin_changes(
+    /// Where the change set of the version at `location` lives: beside it
+    /// (not inside, so reading the version never reads it).
+    pub fn changes_location(location: &str) -> String {
+        format!("{location}-changes")
+    }
+
+    /// Starts writing version `version` of `resource` into `location`.
+    pub fn begin_in(
         &self,
         resource: &str,
         version: i64,
+        location: String,
         schema: SchemaRef,
     ) -> Result<VersionWriter> {
-        self.begin_at(
-            resource,
-            version,
-            Self::changes_location(resource, version),
-            schema,
-        )
+        self.begin_at(resource, version, location, schema)
     }
 
     fn begin_at(

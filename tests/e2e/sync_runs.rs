@@ -320,8 +320,7 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
     let changes = ctx(&hub)
         .datasets
         .read_version(&tongban_hub::datasets::DatasetStore::changes_location(
-            CODE,
-            run.version.unwrap(),
+            &hub.store.list_versions(CODE).await.unwrap()[0].location,
         ))
         .await
         .unwrap();

@@ -9,8 +9,8 @@
 //! transaction, record the version, the run and the job's new watermark.
 //!
 //! A run that fails or is killed at any point leaves the previous version
-//! serving: its files may exist, unreferenced (the next run overwrites
-//! them), but nothing points at them. The next run then yields exactly the
+//! serving: its files may exist, unreferenced, in the run's own folder
+//! (`v<N>-run<id>`), but nothing points at them. The next run then yields exactly the
 //! source's rows — a full run by reading them all, an incremental one
 //! because the watermark only moves with a published version.
 //!
@@ -171,6 +171,7 @@ async fn execute(
         }
     }
     let version = next_version(ctx.store.as_ref(), &spec.code).await?;
+    let location = DatasetStore::run_location(&spec.code, version, run_id);
     let mut quarantine = Quarantine::new(
         &ctx.data_dir,
         &job.spec.name,
@@ -182,7 +183,9 @@ async fn execute(
 
     match job.spec.mode {
         SyncMode::Full => {
-            let mut writer = ctx.datasets.begin(&spec.code, version, gate.schema())?;
+            let mut writer =
+                ctx.datasets
+                    .begin_in(&spec.code, version, location.clone(), gate.schema())?;
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 let gated = admit(&mut gate, &mut quarantine, &mut seen, &batch)?;
@@ -258,12 +261,17 @@ async fn execute(
             counts.inserts = merged.inserts;
             counts.updates = merged.updates;
             counts.deletes = merged.deletes;
-            let mut changes =
-                ctx.datasets
-                    .begin_changes(&spec.code, version, merged.changes.schema())?;
+            let mut changes = ctx.datasets.begin_in(
+                &spec.code,
+                version,
+                DatasetStore::changes_location(&location),
+                merged.changes.schema(),
+            )?;
             changes.write(&merged.changes).await?;
             changes.complete(&origin).await?;
-            let mut writer = ctx.datasets.begin(&spec.code, version, gate.schema())?;
+            let mut writer =
+                ctx.datasets
+                    .begin_in(&spec.code, version, location.clone(), gate.schema())?;
             for b in &merged.rows {
                 if b.num_rows() > 0 {
                     writer.write(b).await?;
