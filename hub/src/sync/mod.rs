@@ -155,18 +155,19 @@ async fn execute(
         Some(sql) => transform::apply(sql, source_schema.clone(), raw).await?,
         None => (source_schema.clone(), raw),
     };
-    // Checked against what the run will see, before anything is written.
     // Without a transform, the source's unique keys hold for what the gate
     // sees; a query over them may repeat keys, so then nothing is vouched.
     let unique = match job.spec.transform {
         None => source.unique_keys().await.map_err(connector)?,
         Some(_) => Vec::new(),
     };
+    // Checked against what the run will see, before anything is written
+    // (the read has started, but dropping it cancels it).
     let mut gate = Gate::new(spec, &schema, &unique)?;
     for col in watermark_col.iter().chain(&tombstone_col) {
         if schema.index_of(col).is_err() {
             return Err(Error::Usage(format!(
-                "column '{col}' is not in the transform's output; select it"
+                "column '{col}' is not in the rows the run reads (a transform must select it)"
             )));
         }
     }
