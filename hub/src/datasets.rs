@@ -57,7 +57,7 @@ impl DatasetStore {
 
     /// Starts writing version `version` of `resource` with the given schema.
     pub fn begin(&self, resource: &str, version: i64, schema: SchemaRef) -> Result<VersionWriter> {
-        self.begin_at(resource, version, Self::location(resource, version), schema)
+        self.begin_in(resource, version, Self::location(resource, version), schema)
     }
 
     /// The folder of a version written by sync run `run`: the run's id in
@@ -75,16 +75,6 @@ impl DatasetStore {
 
     /// Starts writing version `version` of `resource` into `location`.
     pub fn begin_in(
-        &self,
-        resource: &str,
-        version: i64,
-        location: String,
-        schema: SchemaRef,
-    ) -> Result<VersionWriter> {
-        self.begin_at(resource, version, location, schema)
-    }
-
-    fn begin_at(
         &self,
         resource: &str,
         version: i64,

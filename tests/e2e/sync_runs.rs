@@ -399,27 +399,30 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
         c.env("RUST_LOG", "warn").arg("sync");
         c
     };
+    // `tongban sync ARGS`, which must succeed; its standard output.
+    let sync_ok = |args: &[&str]| {
+        let out = tongban().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
     let dir = hub.data_dir().to_str().unwrap().to_string();
-    let out = tongban()
-        .args([
-            "add",
-            "payments-cli",
-            "--data-dir",
-            &dir,
-            "--resource",
-            CODE,
-            "--schedule",
-            "0 30 2 * * *",
-            "--source",
-        ])
-        .arg(p.source(10).to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let source = p.source(10).to_string();
+    sync_ok(&[
+        "add",
+        "payments-cli",
+        "--data-dir",
+        &dir,
+        "--resource",
+        CODE,
+        "--schedule",
+        "0 30 2 * * *",
+        "--source",
+        &source,
+    ]);
     // A bad source config is refused before anything is stored.
     let out = tongban()
         .args([
@@ -436,28 +439,12 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exactly one of `table` and `query`"));
-    let out = tongban()
-        .args(["run", "payments-cli", "--data-dir", &dir])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = sync_ok(&["run", "payments-cli", "--data-dir", &dir]);
     assert!(
         text.contains("succeeded") && text.contains("with 50 rows"),
         "{text}"
     );
-    let list = String::from_utf8(
-        tongban()
-            .args(["list", "--data-dir", &dir])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let list = sync_ok(&["list", "--data-dir", &dir]);
     assert!(
         list.contains("payments-cli")
             && list.contains("0 30 2 * * *")
@@ -504,15 +491,7 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
         "nothing published"
     );
     // The rerun: the dead run is marked interrupted; exactly the source's rows.
-    let out = tongban()
-        .args(["run", "payments-slow", "--data-dir", &dir])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sync_ok(&["run", "payments-slow", "--data-dir", &dir]);
     let runs = hub
         .store
         .list_sync_runs(Some("payments-slow"), 10)
@@ -521,14 +500,7 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
     assert_eq!(runs[0].outcome, RunOutcome::Succeeded);
     assert_eq!(runs[1].outcome, RunOutcome::Interrupted);
     assert_eq!(published(&hub).await.len(), 60);
-    let history = String::from_utf8(
-        tongban()
-            .args(["history", "--data-dir", &dir])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
+    let history = sync_ok(&["history", "--data-dir", &dir]);
     assert!(
         history.contains("interrupted") && history.contains("payments-slow"),
         "{history}"
