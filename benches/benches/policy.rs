@@ -194,6 +194,7 @@ fn policy_input() -> PolicyInput {
     let departments: Vec<String> = (0..DEPARTMENTS).map(department).collect();
     let resources = (0..RESOURCES)
         .map(|i| ResourcePolicy {
+            division_item: None,
             code: resource_code(i),
             provider: department(i % DEPARTMENTS),
             // A few drafts: requests for them stop at the first check.
@@ -331,6 +332,7 @@ fn policy_input() -> PolicyInput {
     }
 
     PolicyInput {
+        divisions: Default::default(),
         departments,
         resources,
         needs,

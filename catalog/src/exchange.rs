@@ -84,6 +84,9 @@ struct CsvRow {
     legal_basis: String,
     #[serde(default)]
     mask: String,
+    /// The resource's division item (return flow), if any.
+    #[serde(default)]
+    division_item: String,
 }
 
 fn opt(s: &str) -> Option<String> {
@@ -129,6 +132,7 @@ fn resource_of(row: &CsvRow) -> Result<ResourceSpec> {
             })
             .transpose()?,
         key_items: row.key_items.split(';').filter_map(opt).collect(),
+        division_item: opt(&row.division_item),
         items: Vec::new(),
         status: opt_word("status", &row.status)?,
     })
@@ -250,6 +254,7 @@ pub fn to_csv(resources: &[ResourceSpec]) -> String {
                 share_condition: item.share_condition.clone().unwrap_or_default(),
                 legal_basis: item.legal_basis.clone().unwrap_or_default(),
                 mask: item.mask.map(|m| m.to_string()).unwrap_or_default(),
+                division_item: r.division_item.clone().unwrap_or_default(),
             })
             .expect("writing to memory");
         }

@@ -18,7 +18,9 @@
 //! - [`sync`]: sync jobs (source → resource, mode, schedule, watermark) and
 //!   their run history; `sql_sync` stores them.
 //!
-//! Still to come: subscriptions.
+//! - [`subscriptions`]: subscriptions (a consumer's standing order for a
+//!   resource under a bulk need, with its delivery channel and cursor) and
+//!   the push outbox (deliveries); `sql_subscriptions` stores them.
 
 pub mod error;
 pub mod exchange;
@@ -27,8 +29,10 @@ pub mod lists;
 pub mod model;
 pub mod sql;
 mod sql_lists;
+mod sql_subscriptions;
 mod sql_sync;
 pub mod store;
+pub mod subscriptions;
 pub mod sync;
 pub mod validate;
 

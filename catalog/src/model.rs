@@ -179,6 +179,13 @@ pub struct ResourceSpec {
     /// Items that identify a row (the lookup key), in order.
     #[serde(default)]
     pub key_items: Vec<String>,
+    /// The text item holding each row's administrative division code
+    /// (GB/T 2260: 6-digit district or 12-digit street code), if any. Bulk
+    /// deliveries to a district or street department keep only the rows of
+    /// its own division (return flow, 回流).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(example = "residence_street")]
+    pub division_item: Option<String>,
     #[schema(min_items = 1)]
     pub items: Vec<DataItem>,
     /// Lifecycle state. On create it defaults to `draft`; when given on update

@@ -6,8 +6,10 @@
 use crate::lists::*;
 use crate::model::*;
 use crate::sql_lists;
+use crate::sql_subscriptions;
 use crate::sql_sync;
 use crate::store::Store;
+use crate::subscriptions::*;
 use crate::sync::*;
 use crate::{Error, Result, validate};
 use async_trait::async_trait;
@@ -34,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "sync diff deletes",
         include_str!("../migrations/0004_sync_diff.sql"),
+    ),
+    (
+        5,
+        "subscriptions and return flow",
+        include_str!("../migrations/0005_subscriptions.sql"),
     ),
 ];
 
@@ -298,7 +305,7 @@ pub(crate) fn unique_to_duplicate(e: sqlx::Error, what: &'static str, key: &str)
 // ---- resources -------------------------------------------------------------
 
 const RESOURCE_COLS: &str = "code, name, provider_code, summary, category, base_library, format, \
-     update_cycle, publish_date, key_items, status, version, created_at, updated_at";
+     update_cycle, publish_date, key_items, division_item, status, version, created_at, updated_at";
 const ITEM_COLS: &str = "resource_code, name, label, data_type, description, sensitivity, \
      share_type, share_condition, legal_basis, mask";
 const VERSION_COLS: &str =
@@ -328,6 +335,7 @@ fn resource_from_row(row: &AnyRow) -> Result<Resource> {
                 .transpose()?,
             key_items: serde_json::from_str(&key_items)
                 .map_err(|e| Error::Corrupt(format!("key_items '{key_items}': {e}")))?,
+            division_item: row.try_get("division_item")?,
             items: Vec::new(),
             status: Some(parse_word(&row.try_get::<String, _>("status")?)?),
         },
@@ -540,11 +548,13 @@ async fn upsert_resource(
     let sql = if existing.is_some() {
         "UPDATE resources SET name = $2, provider_code = $3, summary = $4, category = $5,
          base_library = $6, format = $7, update_cycle = $8, publish_date = $9, key_items = $10,
-         status = $11, version = version + 1, updated_at = $12, search_text = $13 WHERE code = $1"
+         status = $11, version = version + 1, updated_at = $12, search_text = $13,
+         division_item = $14 WHERE code = $1"
     } else {
         "INSERT INTO resources (code, name, provider_code, summary, category, base_library,
          format, update_cycle, publish_date, key_items, status, version, created_at, updated_at,
-         search_text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13)"
+         search_text, division_item)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, 1, $12, $12, $13, $14)"
     };
     sqlx::query(sql)
         .bind(spec.code.clone())
@@ -560,6 +570,7 @@ async fn upsert_resource(
         .bind(status.as_str())
         .bind(t)
         .bind(search_text(spec))
+        .bind(spec.division_item.clone())
         .execute(&mut *conn)
         .await
         .map_err(|e| unique_to_duplicate(e, "resource", &spec.code))?;
@@ -866,6 +877,87 @@ impl Store for SqlStore {
         sql_sync::find_run(&mut conn, run).await
     }
 
+    async fn create_subscription(
+        &self,
+        consumer: &str,
+        spec: &SubscriptionSpec,
+        secret: Option<String>,
+    ) -> Result<Subscription> {
+        let mut tx = self.pool.begin().await?;
+        let id = sql_subscriptions::create(&mut tx, consumer, spec, secret).await?;
+        let sub = sql_subscriptions::find(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(sub)
+    }
+
+    async fn get_subscription(&self, id: i64) -> Result<Subscription> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::find(&mut conn, id).await
+    }
+
+    async fn find_subscription(&self, consumer: &str, name: &str) -> Result<Subscription> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::find_by_name(&mut conn, consumer, name).await
+    }
+
+    async fn list_subscriptions(&self, consumer: Option<&str>) -> Result<Vec<Subscription>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::list(&mut conn, consumer).await
+    }
+
+    async fn set_subscription_status(
+        &self,
+        id: i64,
+        status: SubscriptionStatus,
+        reason: Option<&str>,
+    ) -> Result<Subscription> {
+        let mut tx = self.pool.begin().await?;
+        sql_subscriptions::set_status(&mut tx, id, status, reason).await?;
+        let sub = sql_subscriptions::find(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(sub)
+    }
+
+    async fn advance_cursor(&self, id: i64, version: i64) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::advance_cursor(&mut conn, id, version).await
+    }
+
+    async fn enqueue_deliveries(&self, subscription: i64, versions: &[i64]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let added = sql_subscriptions::enqueue(&mut tx, subscription, versions).await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Delivery>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::due(&mut conn, now, limit).await
+    }
+
+    async fn claim_delivery(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::claim(&mut conn, id, now, lease_until).await
+    }
+
+    async fn finish_delivery(&self, id: i64, attempt: &Attempt) -> Result<Delivery> {
+        let mut tx = self.pool.begin().await?;
+        sql_subscriptions::finish(&mut tx, id, attempt).await?;
+        let delivery = sql_subscriptions::find_delivery(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(delivery)
+    }
+
+    async fn list_deliveries(&self, subscription: i64, limit: i64) -> Result<Vec<Delivery>> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::list_deliveries(&mut conn, subscription, limit).await
+    }
+
     async fn list_sync_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<SyncRun>> {
         let mut conn = self.pool.acquire().await?;
         sql_sync::list_runs(&mut conn, job, limit).await
@@ -915,6 +1007,25 @@ impl Store for SqlStore {
     ) -> Result<NeedRecord> {
         let mut tx = self.pool.begin().await?;
         sql_lists::review_need(&mut tx, id, actor, &action, reason).await?;
+        if action == ReviewAction::Revoke {
+            // Nothing more is delivered under a revoked need, in the same
+            // transaction as the revocation.
+            let subs: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM subscriptions WHERE need_id = $1 AND status = 'active'",
+            )
+            .bind(id)
+            .fetch_all(&mut *tx)
+            .await?;
+            for sub in subs {
+                sql_subscriptions::set_status(
+                    &mut tx,
+                    sub,
+                    SubscriptionStatus::Stopped,
+                    Some(&format!("need {id} was revoked: {reason}")),
+                )
+                .await?;
+            }
+        }
         tx.commit().await?;
         self.get_need(id).await
     }

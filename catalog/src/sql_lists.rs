@@ -688,6 +688,17 @@ pub(crate) async fn policy_input(
     let departments: Vec<String> = sqlx::query_scalar("SELECT code FROM departments")
         .fetch_all(&mut *conn)
         .await?;
+    // Departments below city level receive bulk data of their own division
+    // only (return flow).
+    let divisions = sqlx::query(
+        "SELECT code, division_code FROM departments
+         WHERE level <> 'city' AND division_code IS NOT NULL",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    .iter()
+    .map(|row| Ok((row.try_get("code")?, row.try_get("division_code")?)))
+    .collect::<Result<_>>()?;
     let needs = list_needs(conn, &NeedQuery::default())
         .await?
         .iter()
@@ -700,10 +711,12 @@ pub(crate) async fn policy_input(
         .collect();
     Ok(PolicyInput {
         departments,
+        divisions,
         resources: resources
             .into_iter()
             .map(|r| ResourcePolicy {
                 published: r.status() == Status::Published,
+                division_item: r.spec.division_item,
                 code: r.spec.code,
                 provider: r.spec.provider,
                 items: r

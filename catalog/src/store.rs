@@ -3,6 +3,7 @@
 use crate::Result;
 use crate::lists::*;
 use crate::model::*;
+use crate::subscriptions::*;
 use crate::sync::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -65,6 +66,52 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_sync_run(&self, run: i64, finish: &RunFinish) -> Result<SyncRun>;
     /// Runs, newest first, of one job or of all.
     async fn list_sync_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<SyncRun>>;
+
+    // ---- subscriptions and the push outbox --------------------------------------
+
+    /// Subscribes `consumer` under one of its needs: approved, in force, of
+    /// mode `subscribe` or `batch`, for the resource, covering the items.
+    /// Stored with the need's items when the spec names none.
+    async fn create_subscription(
+        &self,
+        consumer: &str,
+        spec: &SubscriptionSpec,
+        secret: Option<String>,
+    ) -> Result<Subscription>;
+    async fn get_subscription(&self, id: i64) -> Result<Subscription>;
+    /// A consumer's subscription by its name (a Delta Sharing table name).
+    async fn find_subscription(&self, consumer: &str, name: &str) -> Result<Subscription>;
+    /// Subscriptions of one consumer, or of all, by id.
+    async fn list_subscriptions(&self, consumer: Option<&str>) -> Result<Vec<Subscription>>;
+    /// Stops or cancels an active subscription; its pending deliveries are
+    /// abandoned with the reason. Revoking a need stops its subscriptions.
+    async fn set_subscription_status(
+        &self,
+        id: i64,
+        status: SubscriptionStatus,
+        reason: Option<&str>,
+    ) -> Result<Subscription>;
+    /// Moves a subscription's cursor forward to `version` (never back).
+    async fn advance_cursor(&self, id: i64, version: i64) -> Result<()>;
+    /// Queues a pending delivery of each version not queued yet; returns how
+    /// many were queued.
+    async fn enqueue_deliveries(&self, subscription: i64, versions: &[i64]) -> Result<usize>;
+    /// The deliveries to attempt now: the oldest pending one of each active
+    /// subscription, when due and not leased.
+    async fn due_deliveries(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Delivery>>;
+    /// Takes a delivery's lease (and counts the attempt); false when another
+    /// hub holds it or it is no longer pending.
+    async fn claim_delivery(
+        &self,
+        id: i64,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Records an attempt; a delivered version moves the cursor in the same
+    /// transaction.
+    async fn finish_delivery(&self, id: i64, attempt: &Attempt) -> Result<Delivery>;
+    /// A subscription's deliveries, newest version first.
+    async fn list_deliveries(&self, subscription: i64, limit: i64) -> Result<Vec<Delivery>>;
 
     async fn put_token(&self, token: &TokenRecord) -> Result<()>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;

@@ -339,6 +339,26 @@ pub fn resource(r: &ResourceSpec) -> Result<()> {
             ));
         }
     }
+    if let Some(d) = &r.division_item {
+        match r.items.iter().find(|i| &i.name == d) {
+            None => {
+                return Err(Error::invalid(
+                    "division_item",
+                    format!("'{d}' is not one of the items"),
+                ));
+            }
+            Some(i) if i.data_type != "Utf8" => {
+                return Err(Error::invalid(
+                    "division_item",
+                    format!(
+                        "'{d}' holds division codes as text: its type must be Utf8, not {}",
+                        i.data_type
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+    }
     if r.category == Category::Base && r.key_items.is_empty() {
         return Err(Error::invalid(
             "key_items",

@@ -11,7 +11,11 @@
 //!    goes to any registered department, under such a need's obligations if
 //!    one covers it;
 //! 5. verification releases match / no-match only, never values; otherwise the
-//!    item's directory mask applies unless the need lists it as clear.
+//!    item's directory mask applies unless the need lists it as clear;
+//! 6. return flow (回流): a bulk release (`batch`, `subscribe`) to a district
+//!    or street department of a resource whose rows carry a division code
+//!    keeps only the rows of the consumer's own division — a row filter added
+//!    to the needs' filters.
 //!
 //! A policy set is compiled once from the lists and then read by every
 //! request: no locks, no allocation beyond the decision itself.
@@ -161,6 +165,8 @@ impl Decision {
 
 struct CompiledResource {
     published: bool,
+    /// The item with each row's division code, for return flow.
+    division_item: Option<String>,
     items: Vec<crate::lists::ItemPolicy>,
     by_name: HashMap<String, usize>,
     /// Negative entries on this resource (by index into `PolicySet::negatives`).
@@ -174,6 +180,8 @@ pub struct PolicySet {
     /// consumer → resource → needs, by id.
     needs: HashMap<String, HashMap<String, Vec<Need>>>,
     negatives: Vec<crate::lists::NegativeEntry>,
+    /// District and street departments → their division code (return flow).
+    divisions: HashMap<String, String>,
 }
 
 impl PolicySet {
@@ -194,6 +202,7 @@ impl PolicySet {
                     r.code,
                     CompiledResource {
                         published: r.published,
+                        division_item: r.division_item,
                         items: r.items,
                         by_name,
                         negatives: Vec::new(),
@@ -228,6 +237,7 @@ impl PolicySet {
             resources,
             needs,
             negatives,
+            divisions: input.divisions.into_iter().collect(),
         }
     }
 
@@ -312,6 +322,12 @@ impl PolicySet {
                 row_filters.push(f.clone());
             }
         }
+        if let Some(filter) = self.return_flow(req, resource)
+            && permitted
+            && !row_filters.contains(&filter)
+        {
+            row_filters.push(filter);
+        }
         let daily_quota = used.iter().filter_map(|n| n.daily_quota).min();
         Decision {
             permitted,
@@ -320,6 +336,18 @@ impl PolicySet {
             row_filters,
             daily_quota,
         }
+    }
+
+    /// The return-flow row filter of a bulk request by a district or street
+    /// department: rows whose division item starts with its division code.
+    fn return_flow(&self, req: &Request<'_>, resource: &CompiledResource) -> Option<RowFilter> {
+        if !matches!(req.mode, Mode::Batch | Mode::Subscribe) {
+            return None;
+        }
+        Some(RowFilter {
+            item: resource.division_item.clone()?,
+            op: crate::enforce::FilterOp::Prefix(self.divisions.get(req.consumer)?.clone()),
+        })
     }
 
     fn decide_item<'s>(

@@ -169,6 +169,12 @@ pub struct ResourcePolicy {
     /// Only published resources are shared.
     pub published: bool,
     pub items: Vec<ItemPolicy>,
+    /// The item holding each row's administrative division code (GB/T 2260;
+    /// 6-digit district or 12-digit street), if the data has one: bulk
+    /// deliveries to a district or street department keep only the rows of
+    /// its own division (return flow, 回流).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub division_item: Option<String>,
 }
 
 /// Everything a policy set compiles from.
@@ -179,4 +185,8 @@ pub struct PolicyInput {
     pub resources: Vec<ResourcePolicy>,
     pub needs: Vec<Need>,
     pub negatives: Vec<NegativeEntry>,
+    /// Departments below city level → the division they serve (6-digit
+    /// district or 12-digit street code), for return flow (回流).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub divisions: std::collections::BTreeMap<String, String>,
 }

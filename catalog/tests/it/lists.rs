@@ -7,11 +7,11 @@ use tongban_catalog::*;
 use tongban_policies::calendar::Calendar;
 use tongban_policies::{FilterOp, Mode, NeedStatus, RowFilter, ShareType};
 
-const OFFICE: Actor = Actor {
+pub const OFFICE: Actor = Actor {
     department: "sh-dsjzx",
     role: Role::DataOffice,
 };
-const PROVIDER: Actor = Actor {
+pub const PROVIDER: Actor = Actor {
     department: "sh-gaj",
     role: Role::Department,
 };
@@ -22,7 +22,7 @@ const CONSUMER: Actor = Actor {
 
 /// Departments, a published population resource with one unconditional-only
 /// sibling, ready for needs.
-async fn directory(s: &SqlStore) {
+pub async fn directory(s: &SqlStore) {
     seed(s).await;
     for (code, level, parent) in [
         ("sh-dsjzx", Level::City, None),
@@ -50,7 +50,7 @@ async fn directory(s: &SqlStore) {
     s.create_resource(&draft).await.unwrap();
 }
 
-fn application(items: &[&str]) -> NeedApplication {
+pub fn application(items: &[&str]) -> NeedApplication {
     NeedApplication {
         resource: "101/000001".into(),
         items: items.iter().map(|s| s.to_string()).collect(),

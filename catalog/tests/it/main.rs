@@ -5,4 +5,5 @@
 
 mod lists;
 mod store;
+mod subscriptions;
 mod sync;

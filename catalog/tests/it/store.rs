@@ -61,6 +61,7 @@ use crate::lists::{
     bad_applications_change_nothing, calendar_and_policy_input,
     lists_round_trip_and_bad_rows_change_nothing, need_workflow, negative_and_responsibility_lists,
 };
+use crate::subscriptions::subscriptions_and_outbox;
 use crate::sync::sync_jobs_and_runs;
 
 both!(
@@ -78,6 +79,7 @@ both!(
     dataset_versions,
     tokens,
     sync_jobs_and_runs,
+    subscriptions_and_outbox,
 );
 
 fn dept(code: &str, level: Level, parent: Option<&str>) -> Department {
@@ -117,6 +119,7 @@ pub fn population(code: &str) -> ResourceSpec {
         update_cycle: UpdateCycle::Daily,
         publish_date: None,
         key_items: vec!["citizen_id".into()],
+        division_item: None,
         items: vec![
             item("citizen_id", ShareType::Conditional),
             item("name", ShareType::Conditional),
@@ -273,6 +276,10 @@ async fn invalid_resources_change_nothing(f: Fixture) {
             Box::new(|r| r.key_items = vec!["nope".into()]),
         ),
         ("key_items", Box::new(|r| r.key_items.clear())),
+        (
+            "division_item",
+            Box::new(|r| r.division_item = Some("nope".into())),
+        ),
         ("base_library", Box::new(|r| r.base_library = None)),
         ("items", Box::new(|r| r.items.clear())),
         ("name", Box::new(|r| r.name = " ".into())),

@@ -37,6 +37,7 @@ fn resource(code: &'static str, published: bool) -> impl Strategy<Value = Resour
         ITEMS.len(),
     )
     .prop_map(move |items| ResourcePolicy {
+        division_item: None,
         code: code.into(),
         provider: "d0".into(),
         published,
@@ -127,7 +128,14 @@ fn input() -> impl Strategy<Value = PolicyInput> {
             for (i, n) in negatives.iter_mut().enumerate() {
                 n.id = i as i64 + 1;
             }
+            // r0's rows carry a division code and d1 is a district: bulk
+            // releases of r0 to d1 are return flow.
+            let r0 = ResourcePolicy {
+                division_item: Some("i0".into()),
+                ..r0
+            };
             PolicyInput {
+                divisions: [("d1".to_string(), "310104".to_string())].into(),
                 departments: vec!["d0".into(), "d1".into(), "d2".into()],
                 resources: vec![r0, r1, r2],
                 needs,
@@ -243,6 +251,19 @@ proptest! {
 
     /// 4. Decisions are deterministic, whatever order the lists come in.
     #[test]
+    fn bulk_releases_to_a_district_keep_its_own_rows(input in input(), req in request()) {
+        let set = PolicySet::compile(input);
+        let d = decide(&set, &req);
+        let return_flow = RowFilter { item: "i0".into(), op: FilterOp::Prefix("310104".into()) };
+        let bulk = matches!(req.mode, Mode::Batch | Mode::Subscribe);
+        if d.permitted && bulk && req.consumer == "d1" && req.resource == "r0" {
+            prop_assert!(d.row_filters.contains(&return_flow), "{:?}", d.row_filters);
+        } else {
+            prop_assert!(!d.row_filters.contains(&return_flow), "{:?}", d.row_filters);
+        }
+    }
+
+    #[test]
     fn decisions_are_deterministic(input in input(), req in request()) {
         let a = decide(&PolicySet::compile(input.clone()), &req);
         let mut shuffled = input;
@@ -280,8 +301,10 @@ fn fixture() -> PolicyInput {
         mask,
     };
     PolicyInput {
+        divisions: Default::default(),
         departments: vec!["sh-zwfw".into(), "xh-zwfw".into(), "sh-gaj".into()],
         resources: vec![ResourcePolicy {
+            division_item: None,
             code: "101/000001".into(),
             provider: "sh-gaj".into(),
             published: true,
