@@ -43,6 +43,102 @@ pub struct Config {
     /// Serve HTTPS (and accept client certificates) instead of plain HTTP.
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
+    /// Subscriptions: Delta Sharing file URLs, push retries.
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
+}
+
+/// How subscriptions are delivered (the `[delivery]` table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// The hub's base URL as consumers reach it, e.g.
+    /// `https://tongban.example.gov.cn`: Delta Sharing profiles and file URLs
+    /// point there. Unset: `http://` (or `https://` with TLS) and `listen`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// Lifetime of a signed Delta Sharing file URL, in seconds.
+    #[serde(default = "default_url_ttl_s")]
+    pub url_ttl_s: u64,
+    /// Rows per shared Parquet file (Delta Sharing files, pagination unit).
+    #[serde(default = "default_file_rows")]
+    pub file_rows: usize,
+    /// How often the push outbox is polled, in milliseconds.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// Wait before the first retry of a failed push, in milliseconds; it
+    /// doubles with each failure up to `retry_max_ms`.
+    #[serde(default = "default_retry_base_ms")]
+    pub retry_base_ms: u64,
+    /// Longest wait between retries, in milliseconds.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// Time limit of one push attempt (a webhook POST, a database write), in
+    /// milliseconds.
+    #[serde(default = "default_push_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+fn default_url_ttl_s() -> u64 {
+    900
+}
+fn default_file_rows() -> usize {
+    128 * 1024
+}
+fn default_tick_ms() -> u64 {
+    1000
+}
+fn default_retry_base_ms() -> u64 {
+    1000
+}
+fn default_retry_max_ms() -> u64 {
+    5 * 60 * 1000
+}
+fn default_push_timeout_ms() -> u64 {
+    60 * 1000
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            public_url: None,
+            url_ttl_s: default_url_ttl_s(),
+            file_rows: default_file_rows(),
+            tick_ms: default_tick_ms(),
+            retry_base_ms: default_retry_base_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            timeout_ms: default_push_timeout_ms(),
+        }
+    }
+}
+
+impl DeliveryConfig {
+    fn problems(&self, out: &mut Vec<String>) {
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            out.push(format!(
+                "delivery.public_url: '{url}' is not an http:// or https:// URL"
+            ));
+        }
+        if !(10..=7 * 24 * 3600).contains(&self.url_ttl_s) {
+            out.push("delivery.url_ttl_s: must be between 10 and 604800".to_string());
+        }
+        if !(1..=16 * 1024 * 1024).contains(&self.file_rows) {
+            out.push("delivery.file_rows: must be between 1 and 16777216".to_string());
+        }
+        if !(10..=60_000).contains(&self.tick_ms) {
+            out.push("delivery.tick_ms: must be between 10 and 60000".to_string());
+        }
+        if self.retry_base_ms == 0 || self.retry_base_ms > self.retry_max_ms {
+            out.push(
+                "delivery.retry_base_ms: must be positive and at most retry_max_ms".to_string(),
+            );
+        }
+        if !(100..=3_600_000).contains(&self.timeout_ms) {
+            out.push("delivery.timeout_ms: must be between 100 and 3600000".to_string());
+        }
+    }
 }
 
 fn default_listen() -> String {
@@ -66,6 +162,7 @@ impl Default for Config {
             mask_hash_key: None,
             flight_listen: None,
             tls: None,
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -120,6 +217,7 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
             problems.push("max_body_bytes: must be between 1024 and 67108864".to_string());
         }
+        self.delivery.problems(&mut problems);
         if problems.is_empty() {
             Ok(())
         } else {
@@ -150,6 +248,17 @@ impl Config {
                 Ok(key)
             }
             Err(e) => Err(Error::File { path, source: e }),
+        }
+    }
+
+    /// The hub's base URL as consumers reach it (no trailing `/`).
+    pub fn public_url(&self, bound: SocketAddr) -> String {
+        match &self.delivery.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => {
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
+                format!("{scheme}://{bound}")
+            }
         }
     }
 

@@ -99,7 +99,7 @@ pub async fn ensure_credentials(store: &dyn Store, data_dir: &Path) -> Result<Cr
 }
 
 /// Writes a file only its owner can read: it holds secrets.
-fn write_private(path: &Path, text: &str) -> Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -195,8 +195,11 @@ fn print_banner(url: &str, flight: Option<&str>, data_dir: &Path, creds: &Creden
     println!("  departments  {url}/v1/catalog/departments");
     println!("  openapi      {url}/openapi.json");
     println!("  health       {url}/health");
+    println!(
+        "  delta share  {url}/delta-sharing  (subscriptions; profile: POST {url}/v1/sharing/profile)"
+    );
     if let Some(flight) = flight {
-        println!("  flight       {flight}  (DoExchange lookups)");
+        println!("  flight       {flight}  (DoExchange lookups, DoGet subscriptions)");
     }
     println!(
         "  credentials  {}",
@@ -231,6 +234,14 @@ fn print_banner(url: &str, flight: Option<&str>, data_dir: &Path, creds: &Creden
         "  curl -s -H 'Authorization: Bearer {office}' -H 'Content-Type: application/json' \\\n       \
          -X POST '{url}/v1/catalog/departments' \\\n       \
          -d '{{\"code\":\"jd-zwfw\",\"name\":\"嘉定区政务服务中心\",\"level\":\"district\",\"parent\":\"sh-zwfw\",\"division_code\":\"310114\"}}'"
+    );
+    let district = creds.token("xuhui-district").unwrap_or_default();
+    println!("  curl -s -H 'Authorization: Bearer {district}' '{url}/v1/subscriptions'");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {district}' -X POST '{url}/v1/sharing/profile' > xuhui.share"
+    );
+    println!(
+        "  python -c \"import delta_sharing as d; print(d.load_as_pandas('xuhui.share#population.sh-gaj.residents', limit=5))\""
     );
     println!();
     println!("Press Ctrl-C to stop.");

@@ -25,6 +25,10 @@ pub enum Error {
     ObjectStore(#[from] object_store::Error),
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
+    /// Enforcing a decision on data failed (a column the decision names is
+    /// missing, a mask on a non-text column).
+    #[error("policy enforcement: {0}")]
+    Policy(#[from] tongban_policies::Error),
     /// Generated data does not match its resource's items (a bug, caught before writing).
     #[error("dataset {resource}: {message}")]
     Dataset { resource: String, message: String },

@@ -8,6 +8,9 @@
 //! the caller's token goes in the `authorization: Bearer …` metadata. Input
 //! batches have a Utf8 column `key`; each answer batch has `key`, `found`,
 //! `error` (a key that fails its check digit) and the permitted items.
+//!
+//! `DoGet` and `ListFlights` serve pull subscriptions
+//! ([`crate::delivery::flight`]).
 
 use crate::server::AppState;
 use crate::server::lookup::{self, Asked};
@@ -308,10 +311,12 @@ impl FlightService for Lookups {
     }
     async fn list_flights(
         &self,
-        _: Request<Criteria>,
+        request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
-        Err(Status::unimplemented(
-            "this endpoint serves DoExchange lookups only",
+        let who = self.identify(&request)?;
+        let flights = crate::delivery::flight::list(&self.state, &who).await?;
+        Ok(Response::new(
+            futures::stream::iter(flights.into_iter().map(Ok)).boxed(),
         ))
     }
     async fn get_flight_info(
@@ -338,10 +343,13 @@ impl FlightService for Lookups {
             "this endpoint serves DoExchange lookups only",
         ))
     }
-    async fn do_get(&self, _: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
-        Err(Status::unimplemented(
-            "bulk pulls of subscriptions come with the subscriptions issue",
-        ))
+    async fn do_get(
+        &self,
+        request: Request<Ticket>,
+    ) -> Result<Response<Self::DoGetStream>, Status> {
+        let who = self.identify(&request)?;
+        let stream = crate::delivery::flight::do_get(&self.state, &who, request.get_ref()).await?;
+        Ok(Response::new(stream))
     }
     async fn do_put(
         &self,

@@ -7,6 +7,8 @@
 //! - [`auth`]: tokens and the identities behind them;
 //! - [`audit`]: the hash-chained, append-only audit log with group commit;
 //! - [`datasets`]: immutable Parquet dataset versions on the object store;
+//! - [`delivery`]: subscriptions delivered — one policy plan for every
+//!   channel: Delta Sharing, Arrow Flight `DoGet`, webhooks, PostgreSQL;
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
 //! - [`policy`]: the compiled lists (the policy set) the hub decides with;
 //! - [`index`]: in-memory lookup indexes over the newest dataset versions;
@@ -19,8 +21,7 @@
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
-//! Still to come: lookup indexes, enforcement on data paths, audit, sync
-//! scheduler, delivery (Delta Sharing, Flight, push), the console.
+//! Still to come: the console.
 
 // A `Problem` (an HTTP error body) is ~150 bytes and is returned by value
 // from handlers: it is built once per failed request, never in a loop, and
@@ -33,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod datagen;
 pub mod datasets;
+pub mod delivery;
 pub mod demo;
 pub mod error;
 pub mod flight;

@@ -112,6 +112,16 @@ fn items(resource: &str, list: &[Item]) -> Vec<DataItem> {
         .collect()
 }
 
+/// The item with each row's division code, for return flow (回流).
+fn division_item_of(resource: &str) -> Option<&'static str> {
+    match resource {
+        "101/000001" => Some("residence_street"),
+        "102/000001" => Some("division_code"),
+        "103/000002" => Some("street_code"),
+        _ => None,
+    }
+}
+
 const FOR_MATTER: &str = "办理具体政务服务事项，经需求清单审批";
 const PIPL_28: &str =
     "《中华人民共和国个人信息保护法》第二十八条：敏感个人信息仅在具有特定目的和充分必要性时处理";
@@ -140,6 +150,7 @@ pub fn resources() -> Vec<ResourceSpec> {
             update_cycle: cycle,
             publish_date: None,
             key_items: keys.iter().map(|k| (*k).into()).collect(),
+            division_item: division_item_of(code).map(Into::into),
             items: items(code, list),
             status: Some(tongban_catalog::Status::Published),
         }
@@ -726,6 +737,23 @@ pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
         op: FilterOp::Prefix("310104".into()),
     });
     elderly.daily_quota = Some(2000);
+    // Return flow (回流): the district receives its own elderly residents,
+    // kept fresh by subscription (phone numbers cannot even be asked for in
+    // bulk: the negative list bars them).
+    let mut elderly_subscribe = need(
+        "101/000001",
+        &[
+            "citizen_id",
+            "name",
+            "gender",
+            "birth_date",
+            "residence_street",
+        ],
+        "310104-LNBT-004",
+        Mode::Subscribe,
+        "高龄老人津贴：辖区老年人口数据按日回流，主动发现符合条件的老人",
+    );
+    elderly_subscribe.clear_items = vec!["name".into()];
     let mut elderly_batch = elderly.clone();
     elderly_batch.mode = Mode::Batch;
     elderly_batch.items = vec!["citizen_id".into(), "name".into(), "birth_date".into()];
@@ -779,6 +807,7 @@ pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
             Outcome::Approved,
         ),
         ("xh-zwfw", elderly, Outcome::Approved),
+        ("xh-zwfw", elderly_subscribe, Outcome::Approved),
         ("xh-zwfw", elderly_batch, Outcome::Pending),
         (
             "pd-zwfw",
@@ -792,6 +821,27 @@ pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
             Outcome::Rejected("联系电话仅限办理具体事项时实时核验，补贴通知请通过一网通办消息推送"),
         ),
     ]
+}
+
+/// A demo subscription: consumer, name, and the need it rests on (by
+/// resource, matter and mode).
+pub struct DemoSubscription {
+    pub consumer: &'static str,
+    pub name: &'static str,
+    pub resource: &'static str,
+    pub matter: &'static str,
+    pub mode: Mode,
+}
+
+/// The district's pull subscription to its residents (Delta Sharing, Flight).
+pub fn subscriptions() -> Vec<DemoSubscription> {
+    vec![DemoSubscription {
+        consumer: "xh-zwfw",
+        name: "residents",
+        resource: "101/000001",
+        matter: "310104-LNBT-004",
+        mode: Mode::Subscribe,
+    }]
 }
 
 /// Items the demo indexes besides the keys: licences by holder, so the

@@ -188,6 +188,32 @@ async fn install_lists(store: &dyn Store) -> Result<()> {
             }
         }
     }
+    for s in directory::subscriptions() {
+        let need = store
+            .list_needs(&NeedQuery::default())
+            .await?
+            .into_iter()
+            .find(|n| {
+                n.consumer == s.consumer
+                    && n.resource == s.resource
+                    && n.matter == s.matter
+                    && n.mode == s.mode
+            })
+            .ok_or_else(|| Error::Usage(format!("no demo need for subscription {}", s.name)))?;
+        store
+            .create_subscription(
+                s.consumer,
+                &tongban_catalog::subscriptions::SubscriptionSpec {
+                    name: s.name.into(),
+                    resource: s.resource.into(),
+                    need: need.id,
+                    items: Vec::new(),
+                    channel: tongban_catalog::subscriptions::Channel::Pull {},
+                },
+                None,
+            )
+            .await?;
+    }
     // One need whose provider reply is late, as happens.
     let mut late = store
         .list_needs(&NeedQuery::default())

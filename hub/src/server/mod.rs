@@ -5,7 +5,9 @@
 //! - [`catalog`]: the directory API under `/v1/catalog`;
 //! - [`lists`]: the three lists and their review workflow under `/v1/lists`;
 //! - [`policy`]: `POST /v1/policy/explain`;
-//! - [`lookup`]: real-time lookup and verification over the in-memory indexes.
+//! - [`lookup`]: real-time lookup and verification over the in-memory indexes;
+//! - [`subscriptions`]: subscriptions, their delivery status, Delta Sharing
+//!   profiles (the protocol itself is [`crate::delivery::sharing`]).
 
 pub mod catalog;
 pub mod extract;
@@ -13,6 +15,7 @@ pub mod lists;
 pub mod lookup;
 pub mod policy;
 pub mod problem;
+pub mod subscriptions;
 
 use crate::auth::Identities;
 use crate::{Config, Result};
@@ -47,6 +50,8 @@ pub struct AppState {
     pub hash_key: Arc<str>,
     pub audit: crate::audit::Audit,
     pub limits: crate::limits::Limits,
+    /// Subscriptions' delivery: Delta Sharing files, signed URLs, push.
+    pub delivery: crate::delivery::Delivery,
 }
 
 #[derive(OpenApi)]
@@ -61,6 +66,7 @@ pub struct AppState {
          (name = "lists", description = "Needs, negative and responsibility lists (三清单)"),
          (name = "policy", description = "The decision point"),
          (name = "lookup", description = "Real-time lookup and verification (实时查询核验)"),
+         (name = "subscriptions", description = "Subscriptions and their delivery (订阅与推送); Delta Sharing under /delta-sharing"),
          (name = "system", description = "Health and identity")),
     components(schemas(
         Problem,
@@ -232,6 +238,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .routes(routes!(lookup::verify))
         .routes(routes!(lookup::stream))
         .routes(routes!(lookup::locate))
+        .routes(routes!(subscriptions::list, subscriptions::create))
+        .routes(routes!(subscriptions::get, subscriptions::cancel))
+        .routes(routes!(subscriptions::deliveries))
+        .routes(routes!(subscriptions::profile))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;
@@ -244,25 +254,26 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     }
     point_flattened_at_fields(&mut doc);
     let doc = Arc::new(doc);
-    api.route(
-        "/v1/catalog/resources/{code}",
-        get(catalog::get_resource_encoded),
-    )
-    .route(
-        "/openapi.json",
-        get(move |_: Caller| {
-            let doc = doc.clone();
-            async move { axum::Json(doc.as_ref().clone()) }
-        }),
-    )
-    .fallback(problem::no_route)
-    .method_not_allowed_fallback(problem::no_method)
-    .layer(DefaultBodyLimit::max(max_body_bytes))
-    .layer(CatchPanicLayer::custom(|_| {
-        Problem::internal().into_response()
-    }))
-    .layer(TraceLayer::new_for_http())
-    .with_state(state)
+    api.merge(crate::delivery::sharing::routes())
+        .route(
+            "/v1/catalog/resources/{code}",
+            get(catalog::get_resource_encoded),
+        )
+        .route(
+            "/openapi.json",
+            get(move |_: Caller| {
+                let doc = doc.clone();
+                async move { axum::Json(doc.as_ref().clone()) }
+            }),
+        )
+        .fallback(problem::no_route)
+        .method_not_allowed_fallback(problem::no_method)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            Problem::internal().into_response()
+        }))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 /// How often a hub reloads tokens and lists from the catalog, so that tokens
@@ -330,6 +341,15 @@ impl Server {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
+        let delivery = crate::delivery::Delivery::new(
+            config.delivery.clone(),
+            &config.data_dir,
+            config.public_url(bound),
+            hash_key.as_bytes(),
+        );
         let state = AppState {
             store,
             identities,
@@ -339,6 +359,7 @@ impl Server {
             hash_key,
             audit,
             limits: Default::default(),
+            delivery,
         };
         let app = router(state.clone(), config.max_body_bytes);
         let tls = config
@@ -407,6 +428,8 @@ impl Server {
             shutdown.await;
             let _ = stop.send(true);
         };
+        // Push subscriptions are delivered from here.
+        let outbox = tokio::spawn(crate::delivery::push::run(self.state.clone()));
         let AppState {
             store,
             identities,
@@ -455,6 +478,7 @@ impl Server {
         };
         refresh.abort();
         scheduler.abort();
+        outbox.abort();
         if let Some(flight) = flight {
             let _ = flight.await;
         }
