@@ -138,6 +138,18 @@ impl SqlStore {
         Ok(store)
     }
 
+    /// A write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads, then writes,
+    /// fails with "database is locked" — without waiting — when another
+    /// connection wrote in between, and the hub writes from several tasks
+    /// (requests, the scheduler, the push outbox). PostgreSQL needs nothing.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// The embedded store of a data directory: `DIR/catalog.db`.
     pub async fn open_dir(dir: &Path) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
@@ -622,7 +634,7 @@ pub const DEFAULT_PAGE_SIZE: u32 = 20;
 #[async_trait]
 impl Store for SqlStore {
     async fn create_department(&self, department: &Department) -> Result<Department> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         upsert_department(&mut tx, department, false).await?;
         tx.commit().await?;
         self.get_department(&department.code).await
@@ -648,7 +660,7 @@ impl Store for SqlStore {
     }
 
     async fn create_resource(&self, spec: &ResourceSpec) -> Result<Resource> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         upsert_resource(&mut tx, spec, false).await?;
         tx.commit().await?;
         self.get_resource(&spec.code).await
@@ -658,7 +670,7 @@ impl Store for SqlStore {
         if spec.code != code {
             return Err(Error::invalid("code", "a resource's code cannot change"));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if find_resource(&mut tx, code).await?.is_none() {
             return Err(Error::NotFound {
                 what: "resource",
@@ -671,7 +683,7 @@ impl Store for SqlStore {
     }
 
     async fn set_resource_status(&self, code: &str, status: Status) -> Result<Resource> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let Some(mut current) = find_resource(&mut tx, code).await? else {
             return Err(Error::NotFound {
                 what: "resource",
@@ -789,7 +801,7 @@ impl Store for SqlStore {
         resources: &[Located<ResourceSpec>],
     ) -> Result<ImportReport> {
         let mut report = ImportReport::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         // Parents first, whatever order the file has them in.
         let mut ordered: Vec<&Located<Department>> = departments.iter().collect();
         ordered.sort_by_key(|d| d.value.level as u8);
@@ -818,7 +830,7 @@ impl Store for SqlStore {
     }
 
     async fn record_version(&self, v: &NewDatasetVersion) -> Result<DatasetVersion> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         insert_version(&mut tx, v).await?;
         tx.commit().await?;
         Ok(self
@@ -840,7 +852,7 @@ impl Store for SqlStore {
     }
 
     async fn create_sync_job(&self, spec: &SyncJobSpec) -> Result<SyncJob> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sql_sync::create_job(&mut tx, spec).await?;
         tx.commit().await?;
         self.get_sync_job(&spec.name).await
@@ -862,7 +874,7 @@ impl Store for SqlStore {
     }
 
     async fn start_sync_run(&self, job: &str) -> Result<SyncRun> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id = sql_sync::start_run(&mut tx, job).await?;
         tx.commit().await?;
         let mut conn = self.pool.acquire().await?;
@@ -870,7 +882,7 @@ impl Store for SqlStore {
     }
 
     async fn finish_sync_run(&self, run: i64, finish: &RunFinish) -> Result<SyncRun> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sql_sync::finish_run(&mut tx, run, finish).await?;
         tx.commit().await?;
         let mut conn = self.pool.acquire().await?;
@@ -883,7 +895,7 @@ impl Store for SqlStore {
         spec: &SubscriptionSpec,
         secret: Option<String>,
     ) -> Result<Subscription> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id = sql_subscriptions::create(&mut tx, consumer, spec, secret).await?;
         let sub = sql_subscriptions::find(&mut tx, id).await?;
         tx.commit().await?;
@@ -911,7 +923,7 @@ impl Store for SqlStore {
         status: SubscriptionStatus,
         reason: Option<&str>,
     ) -> Result<Subscription> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sql_subscriptions::set_status(&mut tx, id, status, reason).await?;
         let sub = sql_subscriptions::find(&mut tx, id).await?;
         tx.commit().await?;
@@ -924,7 +936,7 @@ impl Store for SqlStore {
     }
 
     async fn enqueue_deliveries(&self, subscription: i64, versions: &[i64]) -> Result<usize> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let added = sql_subscriptions::enqueue(&mut tx, subscription, versions).await?;
         tx.commit().await?;
         Ok(added)
@@ -946,7 +958,7 @@ impl Store for SqlStore {
     }
 
     async fn finish_delivery(&self, id: i64, attempt: &Attempt) -> Result<Delivery> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sql_subscriptions::finish(&mut tx, id, attempt).await?;
         let delivery = sql_subscriptions::find_delivery(&mut tx, id).await?;
         tx.commit().await?;
@@ -964,7 +976,7 @@ impl Store for SqlStore {
     }
 
     async fn put_token(&self, t: &TokenRecord) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         if find_department(&mut tx, &t.department).await?.is_none() {
             return Err(Error::invalid(
                 "department",
@@ -992,7 +1004,7 @@ impl Store for SqlStore {
         consumer: &str,
         application: &NeedApplication,
     ) -> Result<NeedRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id = sql_lists::apply_need(&mut tx, consumer, application).await?;
         tx.commit().await?;
         self.get_need(id).await
@@ -1005,7 +1017,7 @@ impl Store for SqlStore {
         action: ReviewAction,
         reason: &str,
     ) -> Result<NeedRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sql_lists::review_need(&mut tx, id, actor, &action, reason).await?;
         if action == ReviewAction::Revoke {
             // Nothing more is delivered under a revoked need, in the same
@@ -1046,14 +1058,14 @@ impl Store for SqlStore {
     }
 
     async fn import_needs(&self, records: &[Located<NeedRecord>]) -> Result<ImportCounts> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let (created, updated) = sql_lists::import_needs(&mut tx, records).await?;
         tx.commit().await?;
         Ok(ImportCounts { created, updated })
     }
 
     async fn create_negative(&self, spec: &NegativeSpec) -> Result<NegativeRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id = sql_lists::create_negative(&mut tx, spec.clone()).await?;
         tx.commit().await?;
         Ok(NegativeRecord::new(id, spec.clone()))
@@ -1070,7 +1082,7 @@ impl Store for SqlStore {
     }
 
     async fn import_negatives(&self, records: &[Located<NegativeRecord>]) -> Result<ImportCounts> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut counts = ImportCounts::default();
         for r in records {
             let created = sql_lists::write_negative(&mut tx, &r.value)
@@ -1090,7 +1102,7 @@ impl Store for SqlStore {
         &self,
         spec: &ResponsibilitySpec,
     ) -> Result<ResponsibilityRecord> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let id = sql_lists::create_responsibility(&mut tx, spec.clone()).await?;
         tx.commit().await?;
         Ok(ResponsibilityRecord::new(id, spec.clone()))
@@ -1114,7 +1126,7 @@ impl Store for SqlStore {
         &self,
         records: &[Located<ResponsibilityRecord>],
     ) -> Result<ImportCounts> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let mut counts = ImportCounts::default();
         for r in records {
             let created = sql_lists::write_responsibility(&mut tx, &r.value)
@@ -1141,7 +1153,7 @@ impl Store for SqlStore {
     }
 
     async fn set_calendar(&self, calendar: &Calendar) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sql_lists::put_calendar(&mut tx, calendar).await?;
         tx.commit().await?;
         Ok(())

@@ -48,8 +48,13 @@ impl Hub {
     /// Demo data at [`SCALE`] in a temp dir, served on a free port. With
     /// `store_url`, the catalog lives there instead of the embedded file.
     pub async fn start(store_url: Option<String>) -> Hub {
+        Self::start_with(store_url, |_| {}).await
+    }
+
+    /// [`Hub::start`] with the config adjusted first (e.g. quick push retries).
+    pub async fn start_with(store_url: Option<String>, tweak: impl FnOnce(&mut Config)) -> Hub {
         let dir = tempfile::tempdir().unwrap();
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().to_path_buf(),
             store_url,
@@ -57,6 +62,8 @@ impl Hub {
             flight_listen: Some("127.0.0.1:0".into()),
             ..Config::default()
         };
+        tweak(&mut config);
+        config.validate().unwrap();
         let store = SqlStore::open(&config.store_url()).await.unwrap();
         let options = datagen::Options {
             scale: SCALE,
@@ -110,6 +117,27 @@ impl Hub {
         self.client
             .post(format!("{}{path}", self.url))
             .bearer_auth(self.token(who))
+    }
+
+    pub fn delete(&self, path: &str, who: &str) -> reqwest::RequestBuilder {
+        self.client
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(self.token(who))
+    }
+
+    /// Publishes new versions of the demo datasets (another seed: other rows).
+    pub async fn publish_demo_versions(&self, seed: u64) {
+        datagen::run(
+            &self.store,
+            self.data_dir(),
+            datagen::Options {
+                scale: SCALE,
+                seed,
+                progress: false,
+            },
+        )
+        .await
+        .unwrap();
     }
 
     pub fn put(&self, path: &str, who: &str) -> reqwest::RequestBuilder {

@@ -4,14 +4,20 @@
 //! - [`catalog_api`]: the directory API against demo data, on the embedded
 //!   store and on the machine's PostgreSQL;
 //! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
+//! - [`delivery`]: subscriptions: the API, Delta Sharing over HTTP, webhook
+//!   and PostgreSQL push, negative entries and revoked needs on every channel;
 //! - [`lists_api`]: the three lists, the review workflow, `explain`;
 //! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
+//! - [`python_clients`]: the official Delta Sharing and pyarrow Flight
+//!   clients read a subscription (a virtualenv from `tests/python/`);
 //! - [`tls_api`]: HTTPS and client certificates (mTLS).
 
 mod catalog_api;
 mod cli;
 mod common;
+mod delivery;
 mod lists_api;
 mod lookup_api;
+mod python_clients;
 mod sync_runs;
 mod tls_api;

@@ -35,7 +35,7 @@ fn resource() -> ResourceSpec {
 }
 
 /// Valid citizen IDs (GB 11643 check digits), distinct per `n`.
-fn citizen_id(n: u32) -> String {
+pub(crate) fn citizen_id(n: u32) -> String {
     let body = format!("31010119800101{:03}", n % 1000);
     let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     let sum: u32 = body
