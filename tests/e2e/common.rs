@@ -16,7 +16,9 @@ pub struct Hub {
     /// The Arrow Flight endpoint, `http://127.0.0.1:PORT`.
     pub flight: String,
     dir: tempfile::TempDir,
-    _shutdown: tokio::sync::oneshot::Sender<()>,
+    config: Config,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    served: Option<tokio::task::JoinHandle<tongban_hub::Result<()>>>,
 }
 
 /// Scale of the demo data in tests: ~1,000 citizens.
@@ -72,28 +74,51 @@ impl Hub {
         };
         datagen::run(&store, dir.path(), options).await.unwrap();
         let creds = demo::ensure_credentials(&store, dir.path()).await.unwrap();
-        let store_handle = store.clone();
-        let server = Server::bind_with(&config, Arc::new(store) as Arc<dyn Store>)
-            .await
-            .unwrap();
-        let url = format!("http://{}", server.local_addr());
-        let flight = format!(
+        let mut hub = Hub {
+            url: String::new(),
+            creds,
+            client: reqwest::Client::new(),
+            store,
+            flight: String::new(),
+            dir,
+            config,
+            shutdown: None,
+            served: None,
+        };
+        hub.serve().await;
+        hub
+    }
+
+    /// Binds and starts a server on the hub's data (new ports).
+    async fn serve(&mut self) {
+        let server =
+            Server::bind_with(&self.config, Arc::new(self.store.clone()) as Arc<dyn Store>)
+                .await
+                .unwrap();
+        self.url = format!("http://{}", server.local_addr());
+        self.flight = format!(
             "http://{}",
             server.flight_addr().expect("a Flight endpoint")
         );
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(server.serve(async {
+        self.served = Some(tokio::spawn(server.serve(async {
             let _ = rx.await;
-        }));
-        Hub {
-            url,
-            creds,
-            client: reqwest::Client::new(),
-            store: store_handle,
-            flight,
-            dir,
-            _shutdown: tx,
+        })));
+        self.shutdown = Some(tx);
+    }
+
+    /// Stops the server (as a process that is shut down would) and starts a
+    /// new one on the same data directory and catalog.
+    pub async fn restart(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
         }
+        if let Some(served) = self.served.take() {
+            served.await.unwrap().unwrap();
+        }
+        // Let the old audit writer finish its last group.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        self.serve().await;
     }
 
     pub fn data_dir(&self) -> &Path {

@@ -476,9 +476,12 @@ impl Server {
                 Ok(())
             }
         };
-        refresh.abort();
-        scheduler.abort();
-        outbox.abort();
+        // Background work stops before serve returns, so that nothing of
+        // this server writes (audit, outbox) once it has.
+        for task in [refresh, scheduler, outbox] {
+            task.abort();
+            let _ = task.await;
+        }
         if let Some(flight) = flight {
             let _ = flight.await;
         }
