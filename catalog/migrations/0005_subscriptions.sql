@@ -38,6 +38,7 @@ CREATE TABLE deliveries (
     created_at      TEXT NOT NULL,
     delivered_at    TEXT,
     lease_until     TEXT,          -- a hub holds the delivery until then
+    lease_owner     TEXT,          -- which hub process (released when it stops)
     UNIQUE (subscription_id, version)
 );
 

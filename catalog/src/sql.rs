@@ -950,11 +950,17 @@ impl Store for SqlStore {
     async fn claim_delivery(
         &self,
         id: i64,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<bool> {
         let mut conn = self.pool.acquire().await?;
-        sql_subscriptions::claim(&mut conn, id, now, lease_until).await
+        sql_subscriptions::claim(&mut conn, id, owner, now, lease_until).await
+    }
+
+    async fn release_delivery_leases(&self, owner: &str) -> Result<u64> {
+        let mut conn = self.pool.acquire().await?;
+        sql_subscriptions::release_leases(&mut conn, owner).await
     }
 
     async fn finish_delivery(&self, id: i64, attempt: &Attempt) -> Result<Delivery> {

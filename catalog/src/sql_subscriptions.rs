@@ -337,19 +337,34 @@ pub(crate) async fn due(
 pub(crate) async fn claim(
     conn: &mut AnyConnection,
     id: i64,
+    owner: &str,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<bool> {
     let done = sqlx::query(
-        "UPDATE deliveries SET lease_until = $3, attempts = attempts + 1
+        "UPDATE deliveries SET lease_until = $3, lease_owner = $4, attempts = attempts + 1
          WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until <= $2)",
     )
     .bind(id)
     .bind(time_text(now))
     .bind(time_text(until))
+    .bind(owner.to_string())
     .execute(&mut *conn)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Gives up the leases `owner` holds (a hub stopping mid-attempt), so the
+/// deliveries are tried again at once rather than when the leases expire.
+pub(crate) async fn release_leases(conn: &mut AnyConnection, owner: &str) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE deliveries SET lease_until = NULL, lease_owner = NULL
+         WHERE lease_owner = $1 AND status = 'pending'",
+    )
+    .bind(owner.to_string())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
 }
 
 pub(crate) async fn find_delivery(conn: &mut AnyConnection, id: i64) -> Result<Delivery> {
@@ -374,8 +389,8 @@ pub(crate) async fn finish(conn: &mut AnyConnection, id: i64, attempt: &Attempt)
         Attempt::Delivered { kind, rows, bytes } => {
             sqlx::query(
                 "UPDATE deliveries SET status = 'delivered', kind = $2, rows_delivered = $3,
-                 bytes = $4, delivered_at = $5, last_error = NULL, lease_until = NULL
-                 WHERE id = $1",
+                 bytes = $4, delivered_at = $5, last_error = NULL, lease_until = NULL,
+                 lease_owner = NULL WHERE id = $1",
             )
             .bind(id)
             .bind(kind.clone())
@@ -388,8 +403,8 @@ pub(crate) async fn finish(conn: &mut AnyConnection, id: i64, attempt: &Attempt)
         }
         Attempt::Failed { error, retry_at } => {
             sqlx::query(
-                "UPDATE deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL
-                 WHERE id = $1",
+                "UPDATE deliveries SET last_error = $2, next_attempt_at = $3, lease_until = NULL,
+                 lease_owner = NULL WHERE id = $1",
             )
             .bind(id)
             .bind(error.clone())

@@ -99,14 +99,17 @@ pub trait Store: Send + Sync + 'static {
     /// The deliveries to attempt now: the oldest pending one of each active
     /// subscription, when due and not leased.
     async fn due_deliveries(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Delivery>>;
-    /// Takes a delivery's lease (and counts the attempt); false when another
-    /// hub holds it or it is no longer pending.
+    /// Takes a delivery's lease for `owner` (a hub process) and counts the
+    /// attempt; false when another hub holds it or it is no longer pending.
     async fn claim_delivery(
         &self,
         id: i64,
+        owner: &str,
         now: DateTime<Utc>,
         lease_until: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Gives up every lease `owner` holds (a hub that stops mid-attempt).
+    async fn release_delivery_leases(&self, owner: &str) -> Result<u64>;
     /// Records an attempt; a delivered version moves the cursor in the same
     /// transaction.
     async fn finish_delivery(&self, id: i64, attempt: &Attempt) -> Result<Delivery>;

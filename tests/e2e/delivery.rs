@@ -182,6 +182,7 @@ impl Hub {
 
     /// Polls a subscription's status until `done` holds (at most 30 s).
     async fn wait_for(&self, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let mut last = Value::Null;
         for _ in 0..300 {
             let s = json_of(
                 self.get(&format!("/v1/subscriptions/{id}"), XUHUI)
@@ -194,9 +195,18 @@ impl Hub {
             if done(&s) {
                 return s;
             }
+            last = s;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("subscription {id}: timed out waiting for {what}");
+        let deliveries = self
+            .get(&format!("/v1/subscriptions/{id}/deliveries"), XUHUI)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        panic!("subscription {id}: timed out waiting for {what}: {last}\n{deliveries}");
     }
 
     /// Revokes a need as the data office.

@@ -89,7 +89,11 @@ fn resource() -> ResourceSpec {
 }
 
 fn district(n: u32) -> &'static str {
-    if n % 2 == 0 { "310104" } else { "310101" }
+    if n.is_multiple_of(2) {
+        "310104"
+    } else {
+        "310101"
+    }
 }
 
 fn amount(n: u32, updated: bool) -> String {

@@ -131,17 +131,25 @@ pub async fn subscriptions_and_outbox(f: Fixture) {
     );
     let first = &due[0];
     assert!(
-        s.claim_delivery(first.id, now, now + Duration::seconds(60))
+        s.claim_delivery(first.id, "hub-a", now, now + Duration::seconds(60))
             .await
             .unwrap()
     );
     assert!(
-        !s.claim_delivery(first.id, now, now + Duration::seconds(60))
+        !s.claim_delivery(first.id, "hub-a", now, now + Duration::seconds(60))
             .await
             .unwrap(),
         "a leased delivery is not claimed twice"
     );
     assert!(s.due_deliveries(now, 10).await.unwrap().is_empty());
+    // A hub that stops mid-attempt gives its leases up; another may claim.
+    assert_eq!(s.release_delivery_leases("hub-b").await.unwrap(), 0);
+    assert_eq!(s.release_delivery_leases("hub-a").await.unwrap(), 1);
+    assert!(
+        s.claim_delivery(first.id, "hub-b", now, now + Duration::seconds(60))
+            .await
+            .unwrap()
+    );
     let retry_at = now + Duration::seconds(30);
     let failed = s
         .finish_delivery(
@@ -155,7 +163,7 @@ pub async fn subscriptions_and_outbox(f: Fixture) {
         .unwrap();
     assert_eq!(
         (failed.attempts, failed.status),
-        (1, DeliveryStatus::Pending)
+        (2, DeliveryStatus::Pending)
     );
     assert!(
         s.due_deliveries(now, 10).await.unwrap().is_empty(),
@@ -169,7 +177,7 @@ pub async fn subscriptions_and_outbox(f: Fixture) {
         "v2 waits behind v1"
     );
     assert!(
-        s.claim_delivery(due[0].id, later, later + Duration::seconds(60))
+        s.claim_delivery(due[0].id, "hub-a", later, later + Duration::seconds(60))
             .await
             .unwrap()
     );
@@ -186,7 +194,7 @@ pub async fn subscriptions_and_outbox(f: Fixture) {
         .unwrap();
     assert_eq!(
         (done.status, done.attempts, done.rows),
-        (DeliveryStatus::Delivered, 2, Some(10))
+        (DeliveryStatus::Delivered, 3, Some(10))
     );
     assert_eq!(s.get_subscription(push.id).await.unwrap().cursor, Some(1));
     let due = s.due_deliveries(later, 10).await.unwrap();

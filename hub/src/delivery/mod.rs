@@ -52,6 +52,9 @@ struct Inner {
     /// The hub's base URL as consumers reach it.
     public_url: String,
     signer: sign::Signer,
+    /// This hub process, as the owner of the push leases it takes (given
+    /// up when it stops, so another process need not wait them out).
+    instance: String,
 }
 
 impl Delivery {
@@ -69,6 +72,7 @@ impl Delivery {
                 outbox_dir: data_dir.join("outbox"),
                 public_url,
                 signer: sign::Signer::new(secret),
+                instance: format!("hub-{}", &crate::auth::new_token()[3..15]),
             }),
         }
     }
@@ -91,6 +95,11 @@ impl Delivery {
 
     pub fn signer(&self) -> &sign::Signer {
         &self.inner.signer
+    }
+
+    /// This hub process's name in push leases.
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// The Delta Sharing endpoint of profiles.

@@ -117,7 +117,11 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
     let now = Utc::now();
     let config = state.delivery.config();
     let lease = now + chrono::Duration::milliseconds((2 * config.timeout_ms + 10_000) as i64);
-    match state.store.claim_delivery(d.id, now, lease).await {
+    match state
+        .store
+        .claim_delivery(d.id, state.delivery.instance(), now, lease)
+        .await
+    {
         Ok(true) => {}
         Ok(false) => return, // another hub has it
         Err(e) => {

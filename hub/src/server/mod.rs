@@ -430,6 +430,10 @@ impl Server {
         };
         // Push subscriptions are delivered from here.
         let outbox = tokio::spawn(crate::delivery::push::run(self.state.clone()));
+        let (outbox_store, instance) = (
+            self.state.store.clone(),
+            self.state.delivery.instance().to_string(),
+        );
         let AppState {
             store,
             identities,
@@ -481,6 +485,14 @@ impl Server {
         for task in [refresh, scheduler, outbox] {
             task.abort();
             let _ = task.await;
+        }
+        // A push stopped mid-attempt is tried again by the next hub at once.
+        match outbox_store.release_delivery_leases(&instance).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deliveries = n, "push leases released"),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not release push leases; they expire on their own")
+            }
         }
         if let Some(flight) = flight {
             let _ = flight.await;
