@@ -247,12 +247,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let mut doc = doc;
     CommonParts.modify(&mut doc);
     let mut doc = serde_json::to_value(doc).expect("the OpenAPI document serialises");
-    let fields = doc["components"]["schemas"]["ResourceSpec"].clone();
-    doc["components"]["schemas"]["ResourceFields"] = fields;
-    if let Some(fields) = doc["components"]["schemas"]["ResourceFields"].as_object_mut() {
-        fields.remove("additionalProperties");
+    for (spec, fields) in FLATTENED_INPUTS {
+        let copy = doc["components"]["schemas"][spec].clone();
+        doc["components"]["schemas"][fields] = copy;
+        if let Some(f) = doc["components"]["schemas"][fields].as_object_mut() {
+            f.remove("additionalProperties");
+        }
+        point_flattened_at_fields(&mut doc, spec, fields);
     }
-    point_flattened_at_fields(&mut doc);
     let doc = Arc::new(doc);
     api.merge(crate::delivery::sharing::routes())
         .route(
@@ -281,26 +283,35 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
 /// another replica) take effect without a restart.
 pub const IDENTITY_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// Inputs that stored records flatten, and the name of their lenient copy.
+const FLATTENED_INPUTS: [(&str, &str); 2] = [
+    ("ResourceSpec", "ResourceFields"),
+    ("SubscriptionSpec", "SubscriptionFields"),
+];
+
 /// `Resource` flattens `ResourceSpec` (an `allOf`), but `ResourceSpec` is an
 /// input and forbids unknown properties, so every stored resource would fail
-/// its own schema. Wherever `ResourceSpec` is part of an `allOf`, point at
-/// `ResourceFields`, the same schema without that rule. Request bodies keep
-/// the strict `ResourceSpec`.
-fn point_flattened_at_fields(v: &mut serde_json::Value) {
+/// its own schema (the same for subscriptions). Wherever such a spec is part
+/// of an `allOf`, point at its `…Fields` copy without that rule. Request
+/// bodies keep the strict spec.
+fn point_flattened_at_fields(v: &mut serde_json::Value, spec: &str, fields: &str) {
     match v {
         serde_json::Value::Object(map) => {
+            let target = format!("#/components/schemas/{spec}");
             if let Some(serde_json::Value::Array(parts)) = map.get_mut("allOf") {
                 for part in parts.iter_mut() {
-                    if part.get("$ref").and_then(|r| r.as_str())
-                        == Some("#/components/schemas/ResourceSpec")
-                    {
-                        *part = serde_json::json!({"$ref": "#/components/schemas/ResourceFields"});
+                    if part.get("$ref").and_then(|r| r.as_str()) == Some(target.as_str()) {
+                        *part =
+                            serde_json::json!({"$ref": format!("#/components/schemas/{fields}")});
                     }
                 }
             }
-            map.values_mut().for_each(point_flattened_at_fields);
+            map.values_mut()
+                .for_each(|v| point_flattened_at_fields(v, spec, fields));
         }
-        serde_json::Value::Array(items) => items.iter_mut().for_each(point_flattened_at_fields),
+        serde_json::Value::Array(items) => items
+            .iter_mut()
+            .for_each(|v| point_flattened_at_fields(v, spec, fields)),
         _ => {}
     }
 }

@@ -230,6 +230,7 @@ fn denied(d: &tongban_policies::Decision) -> Vec<serde_json::Value> {
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
     /// Most deliveries returned, newest version first (1–1000, default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -239,7 +240,8 @@ pub struct DeliveryQuery {
 /// attempts, outcome, rows and bytes, and the last error.
 #[utoipa::path(get, path = "/v1/subscriptions/{id}/deliveries", tag = "subscriptions",
     params(("id" = i64, Path), DeliveryQuery),
-    responses((status = 200, description = "Deliveries", body = Vec<Delivery>)),
+    responses((status = 200, description = "Deliveries", body = Vec<Delivery>),
+              (status = 422, description = "`limit` out of range", body = Problem, content_type = "application/problem+json")),
     security(("token" = [])))]
 pub async fn deliveries(
     State(state): State<AppState>,
@@ -312,8 +314,9 @@ pub struct ProfileRequest {
 /// answers the profile file (`config.share`) that Delta Sharing clients
 /// open: `delta_sharing.load_as_pandas("config.share#share.schema.table")`.
 #[utoipa::path(post, path = "/v1/sharing/profile", tag = "subscriptions",
-    request_body(content = ProfileRequest, description = "Optional; `{}` makes one for the caller"),
-    responses((status = 200, description = "The profile file", body = Object)),
+    request_body(content = Option<ProfileRequest>, description = "Optional; none or `{}` makes one for the caller"),
+    responses((status = 200, description = "The profile file", body = Object),
+              (status = 404, description = "No such department", body = Problem, content_type = "application/problem+json")),
     security(("token" = [])))]
 pub async fn profile(
     State(state): State<AppState>,
@@ -323,14 +326,16 @@ pub async fn profile(
     let req: ProfileRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ProfileRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_input",
-                "Invalid input",
-                format!("body: {e}"),
-            )
-        })?
+        serde_json::from_slice::<Option<ProfileRequest>>(&body)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_input",
+                    "Invalid input",
+                    format!("body: {e}"),
+                )
+            })?
     };
     let department = req.department.unwrap_or_else(|| who.department.clone());
     if department != who.department && who.role != Role::DataOffice {
