@@ -80,6 +80,16 @@ impl Identities {
             .cloned()
     }
 
+    /// The identity behind a stored token hash (a console session keeps the
+    /// hash, never the token), if the token is still registered.
+    pub fn resolve_hash(&self, token_hash: &str) -> Option<Identity> {
+        self.by_hash
+            .read()
+            .expect("identities lock")
+            .get(token_hash)
+            .cloned()
+    }
+
     /// The identity behind a client certificate's fingerprint, if registered.
     pub fn resolve_certificate(&self, fingerprint: &str) -> Option<Identity> {
         self.by_hash

@@ -191,6 +191,7 @@ fn print_banner(url: &str, flight: Option<&str>, data_dir: &Path, creds: &Creden
     println!();
     println!("Tongban demo hub is running.");
     println!();
+    println!("  console      {url}/console  (sign in with a token below)");
     println!("  directory    {url}/v1/catalog/resources");
     println!("  departments  {url}/v1/catalog/departments");
     println!("  openapi      {url}/openapi.json");

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`cli`]: the `tongban` commands (`demo`, `serve`, `datagen`, `catalog`, `config`);
 //! - [`config`]: the TOML server configuration and its validation;
+//! - [`console`]: the data office's and departments' pages under `/console`;
 //! - [`server`]: the HTTP API (axum), problem+json errors, OpenAPI document;
 //! - [`auth`]: tokens and the identities behind them;
 //! - [`audit`]: the hash-chained, append-only audit log with group commit;
@@ -21,7 +22,6 @@
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
-//! Still to come: the console.
 
 // A `Problem` (an HTTP error body) is ~150 bytes and is returned by value
 // from handlers: it is built once per failed request, never in a loop, and
@@ -32,6 +32,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod datagen;
 pub mod datasets;
 pub mod delivery;

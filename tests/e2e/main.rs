@@ -4,6 +4,7 @@
 //! - [`catalog_api`]: the directory API against demo data, on the embedded
 //!   store and on the machine's PostgreSQL;
 //! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
+//! - [`console_browser`]: the console in headless Chromium (playwright-core);
 //! - [`delivery`]: subscriptions: the API, Delta Sharing over HTTP, webhook
 //!   and PostgreSQL push, negative entries and revoked needs on every channel;
 //! - [`lists_api`]: the three lists, the review workflow, `explain`;
@@ -15,6 +16,7 @@
 mod catalog_api;
 mod cli;
 mod common;
+mod console_browser;
 mod delivery;
 mod lists_api;
 mod lookup_api;

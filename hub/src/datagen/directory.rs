@@ -692,7 +692,10 @@ pub fn responsibilities() -> Vec<ResponsibilitySpec> {
 /// Where a demo need ends up.
 pub enum Outcome {
     Approved,
+    /// Waiting for the provider's reply.
     Pending,
+    /// The provider agreed; waiting for the data office.
+    ProviderApproved,
     Rejected(&'static str),
 }
 
@@ -808,7 +811,7 @@ pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
         ),
         ("xh-zwfw", elderly, Outcome::Approved),
         ("xh-zwfw", elderly_subscribe, Outcome::Approved),
-        ("xh-zwfw", elderly_batch, Outcome::Pending),
+        ("xh-zwfw", elderly_batch, Outcome::ProviderApproved),
         (
             "pd-zwfw",
             need(

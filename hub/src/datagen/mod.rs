@@ -171,6 +171,16 @@ async fn install_lists(store: &dyn Store) -> Result<()> {
         };
         match outcome {
             directory::Outcome::Pending => {}
+            directory::Outcome::ProviderApproved => {
+                store
+                    .review_need(
+                        need.id,
+                        provider,
+                        ReviewAction::Approve,
+                        "同意共享，请大数据中心审核",
+                    )
+                    .await?;
+            }
             directory::Outcome::Rejected(reason) => {
                 store
                     .review_need(need.id, provider, ReviewAction::Reject, reason)

@@ -52,6 +52,8 @@ pub struct AppState {
     pub limits: crate::limits::Limits,
     /// Subscriptions' delivery: Delta Sharing files, signed URLs, push.
     pub delivery: crate::delivery::Delivery,
+    /// The console's own state (audit statistics).
+    pub console: crate::console::ConsoleState,
 }
 
 #[derive(OpenApi)]
@@ -257,6 +259,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     }
     let doc = Arc::new(doc);
     api.merge(crate::delivery::sharing::routes())
+        .merge(crate::console::routes())
         .route(
             "/v1/catalog/resources/{code}",
             get(catalog::get_resource_encoded),
@@ -371,6 +374,7 @@ impl Server {
             audit,
             limits: Default::default(),
             delivery,
+            console: crate::console::ConsoleState::new(&config.data_dir),
         };
         let app = router(state.clone(), config.max_body_bytes);
         let tls = config

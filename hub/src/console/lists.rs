@@ -1,0 +1,447 @@
+//! The negative and responsibility lists (everyone reads them; the data
+//! office adds, removes, imports and exports entries) and refresh
+//! compliance (who is late against the responsibility list).
+
+use super::{Frame, Session, render};
+use crate::server::AppState;
+use askama::Template;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use tongban_catalog::list_exchange;
+use tongban_catalog::lists::{
+    ComplianceRow, NegativeRecord, NegativeSpec, ResponsibilityRecord, ResponsibilitySpec,
+};
+use tongban_policies::Mode;
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Flash {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+fn list_of(s: &str) -> Vec<String> {
+    s.split([',', '，', ' '])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// The negative-list form, as typed.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct NegativeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub items: String,
+    #[serde(default)]
+    pub modes: String,
+    #[serde(default)]
+    pub consumers: String,
+    #[serde(default)]
+    pub legal_basis: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Template)]
+#[template(path = "negative.html")]
+struct NegativePage {
+    f: Frame,
+    entries: Vec<NegativeRecord>,
+    form: NegativeForm,
+    error: Option<String>,
+    flash: Option<String>,
+}
+
+async fn negative_page(
+    state: &AppState,
+    s: &Session,
+    form: NegativeForm,
+    error: Option<String>,
+    flash: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let entries = match state.store.list_negatives().await {
+        Ok(e) => e,
+        Err(e) => return s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
+    };
+    let page = NegativePage {
+        f: s.frame("negative", s.t.t("neg.title")),
+        entries,
+        form,
+        error,
+        flash,
+    };
+    (status, render(&page)).into_response()
+}
+
+pub async fn negative(
+    State(state): State<AppState>,
+    s: Session,
+    Query(flash): Query<Flash>,
+) -> Response {
+    negative_page(
+        &state,
+        &s,
+        NegativeForm::default(),
+        None,
+        flash.done,
+        StatusCode::OK,
+    )
+    .await
+}
+
+pub async fn add_negative(
+    State(state): State<AppState>,
+    s: Session,
+    axum::Form(form): axum::Form<NegativeForm>,
+) -> Response {
+    if let Err(r) = s.check_csrf(&form.csrf).and_then(|()| s.require_office()) {
+        return r;
+    }
+    let modes: Result<Vec<Mode>, String> = list_of(&form.modes)
+        .iter()
+        .map(|m| m.parse::<Mode>().map_err(|e| format!("modes: {e}")))
+        .collect();
+    let spec = match modes {
+        Ok(modes) => NegativeSpec {
+            resource: form.resource.trim().to_string(),
+            items: list_of(&form.items),
+            legal_basis: form.legal_basis.trim().to_string(),
+            modes,
+            consumers: list_of(&form.consumers),
+            note: form.note.trim().to_string(),
+        },
+        Err(e) => {
+            return negative_page(
+                &state,
+                &s,
+                form,
+                Some(e),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    match state.store.create_negative(&spec).await {
+        Ok(n) => {
+            state.lists_changed().await;
+            Redirect::to(&format!("/console/lists/negative?done={}", n.id)).into_response()
+        }
+        Err(e) => {
+            negative_page(
+                &state,
+                &s,
+                form,
+                Some(super::message(&e)),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+/// The responsibility form, as typed.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ResponsibilityForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub provider: String,
+    #[serde(default)]
+    pub resource: String,
+    #[serde(default)]
+    pub items: String,
+    #[serde(default)]
+    pub refresh_interval_hours: String,
+    #[serde(default)]
+    pub delivery: String,
+}
+
+#[derive(Template)]
+#[template(path = "responsibilities.html")]
+struct ResponsibilityPage {
+    f: Frame,
+    entries: Vec<ResponsibilityRecord>,
+    form: ResponsibilityForm,
+    error: Option<String>,
+    flash: Option<String>,
+}
+
+async fn responsibility_page(
+    state: &AppState,
+    s: &Session,
+    form: ResponsibilityForm,
+    error: Option<String>,
+    flash: Option<String>,
+    status: StatusCode,
+) -> Response {
+    let entries = match state.store.list_responsibilities().await {
+        Ok(e) => e,
+        Err(e) => return s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
+    };
+    let page = ResponsibilityPage {
+        f: s.frame("responsibilities", s.t.t("resp.title")),
+        entries,
+        form,
+        error,
+        flash,
+    };
+    (status, render(&page)).into_response()
+}
+
+pub async fn responsibilities(
+    State(state): State<AppState>,
+    s: Session,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let form = ResponsibilityForm {
+        delivery: "lookup".into(),
+        ..ResponsibilityForm::default()
+    };
+    responsibility_page(&state, &s, form, None, flash.done, StatusCode::OK).await
+}
+
+pub async fn add_responsibility(
+    State(state): State<AppState>,
+    s: Session,
+    axum::Form(form): axum::Form<ResponsibilityForm>,
+) -> Response {
+    if let Err(r) = s.check_csrf(&form.csrf).and_then(|()| s.require_office()) {
+        return r;
+    }
+    let parsed = (|| {
+        let hours = form
+            .refresh_interval_hours
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| {
+                format!(
+                    "refresh_interval_hours: '{}' is not a whole number of hours",
+                    form.refresh_interval_hours.trim()
+                )
+            })?;
+        let delivery: Mode = form
+            .delivery
+            .parse()
+            .map_err(|e| format!("delivery: {e}"))?;
+        Ok::<_, String>(ResponsibilitySpec {
+            provider: form.provider.trim().to_string(),
+            resource: form.resource.trim().to_string(),
+            items: list_of(&form.items),
+            refresh_interval_hours: hours,
+            delivery,
+        })
+    })();
+    let spec = match parsed {
+        Ok(spec) => spec,
+        Err(e) => {
+            return responsibility_page(
+                &state,
+                &s,
+                form,
+                Some(e),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+    };
+    match state.store.create_responsibility(&spec).await {
+        Ok(r) => {
+            state.lists_changed().await;
+            Redirect::to(&format!("/console/lists/responsibilities?done={}", r.id)).into_response()
+        }
+        Err(e) => {
+            responsibility_page(
+                &state,
+                &s,
+                form,
+                Some(super::message(&e)),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+fn back_to(list: &str) -> Option<&'static str> {
+    match list {
+        "negative" => Some("/console/lists/negative"),
+        "responsibilities" => Some("/console/lists/responsibilities"),
+        _ => None,
+    }
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    s: Session,
+    Path((list, id)): Path<(String, i64)>,
+    axum::Form(form): axum::Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = s.check_csrf(&form.csrf).and_then(|()| s.require_office()) {
+        return r;
+    }
+    let Some(back) = back_to(&list) else {
+        return s.error(StatusCode::NOT_FOUND, "no such list");
+    };
+    let deleted = match list.as_str() {
+        "negative" => state.store.delete_negative(id).await,
+        _ => state.store.delete_responsibility(id).await,
+    };
+    match deleted {
+        Ok(()) => {
+            state.lists_changed().await;
+            Redirect::to(back).into_response()
+        }
+        Err(e) => s.error(StatusCode::NOT_FOUND, &super::message(&e)),
+    }
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ExportQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+/// A list as a CSV (with a BOM, for spreadsheets) or JSON download.
+pub async fn export(
+    State(state): State<AppState>,
+    s: Session,
+    Path(list): Path<String>,
+    Query(q): Query<ExportQuery>,
+) -> Response {
+    let csv = q.format.as_deref() == Some("csv");
+    let body = match list.as_str() {
+        "negative" => state.store.list_negatives().await.map(|v| {
+            if csv {
+                list_exchange::to_csv(&v)
+            } else {
+                list_exchange::to_json(&v)
+            }
+        }),
+        "responsibilities" => state.store.list_responsibilities().await.map(|v| {
+            if csv {
+                list_exchange::to_csv(&v)
+            } else {
+                list_exchange::to_json(&v)
+            }
+        }),
+        _ => return s.error(StatusCode::NOT_FOUND, "no such list"),
+    };
+    match body {
+        Ok(body) => {
+            let (ct, ext) = if csv {
+                ("text/csv; charset=utf-8", "csv")
+            } else {
+                ("application/json", "json")
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, ct.to_string()),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"{list}.{ext}\""),
+                    ),
+                ],
+                body,
+            )
+                .into_response()
+        }
+        Err(e) => s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
+    }
+}
+
+/// Imports an uploaded CSV or JSON file, all or nothing, as the API does.
+pub async fn import(
+    State(state): State<AppState>,
+    s: Session,
+    Path(list): Path<String>,
+    mut multipart: Multipart,
+) -> Response {
+    let Some(back) = back_to(&list) else {
+        return s.error(StatusCode::NOT_FOUND, "no such list");
+    };
+    let (mut csrf, mut file, mut name) = (String::new(), Vec::new(), String::new());
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let field_name = field.name().unwrap_or_default().to_string();
+                if field_name == "file" {
+                    name = field.file_name().unwrap_or_default().to_string();
+                }
+                match field.bytes().await {
+                    Ok(bytes) if field_name == "csrf" => {
+                        csrf = String::from_utf8_lossy(&bytes).into_owned();
+                    }
+                    Ok(bytes) if field_name == "file" => file = bytes.to_vec(),
+                    Ok(_) => {}
+                    Err(e) => return s.error(StatusCode::BAD_REQUEST, &e.body_text()),
+                }
+            }
+            Ok(None) => break,
+            Err(e) => return s.error(StatusCode::BAD_REQUEST, &e.body_text()),
+        }
+    }
+    if let Err(r) = s.check_csrf(&csrf).and_then(|()| s.require_office()) {
+        return r;
+    }
+    let Ok(text) = std::str::from_utf8(&file) else {
+        return s.error(StatusCode::BAD_REQUEST, "the file is not UTF-8 text");
+    };
+    let csv = name.to_ascii_lowercase().ends_with(".csv");
+    macro_rules! import {
+        ($ty:ty, $method:ident) => {{
+            let records = if csv {
+                list_exchange::from_csv::<$ty>(text)
+            } else {
+                list_exchange::from_json::<$ty>(text)
+            };
+            match records {
+                Ok(records) => state.store.$method(&records).await,
+                Err(e) => Err(e),
+            }
+        }};
+    }
+    let counts = match list.as_str() {
+        "negative" => import!(NegativeRecord, import_negatives),
+        _ => import!(ResponsibilityRecord, import_responsibilities),
+    };
+    match counts {
+        Ok(c) => {
+            state.lists_changed().await;
+            Redirect::to(&format!("{back}?done=+{}/~{}", c.created, c.updated)).into_response()
+        }
+        Err(e) => s.error(StatusCode::UNPROCESSABLE_ENTITY, &super::message(&e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "compliance.html")]
+struct CompliancePage {
+    f: Frame,
+    rows: Vec<ComplianceRow>,
+}
+
+pub async fn compliance(State(state): State<AppState>, s: Session) -> Response {
+    match state.store.compliance(Utc::now()).await {
+        Ok(rows) => render(&CompliancePage {
+            f: s.frame("compliance", s.t.t("comp.title")),
+            rows,
+        }),
+        Err(e) => s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
+    }
+}
