@@ -161,6 +161,14 @@ try {
   await office.fill('[data-testid=negative-form] input[name=legal_basis]', '《企业信息公示暂行条例》');
   await office.click('[data-testid=negative-add]');
   assert.equal((await texts(office, '[data-testid=negative-row]')).length, before + 1);
+  // Edit the new entry: it is replaced, not added.
+  await office.locator('[data-testid=negative-edit]').last().click();
+  assert.equal(await office.inputValue('[data-testid=negative-form] input[name=items]'), 'address');
+  await office.fill('[data-testid=negative-form] input[name=note]', '住所不批量交换');
+  await office.click('[data-testid=negative-add]');
+  rows = await texts(office, '[data-testid=negative-row]');
+  assert.equal(rows.length, before + 1);
+  assert.match(rows[rows.length - 1], /住所不批量交换/);
   await shot(office, '07-negative');
   const csv = await office.request.get(`${hub}/console/lists/negative/export?format=csv`);
   assert.equal(csv.status(), 200);

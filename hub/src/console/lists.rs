@@ -19,6 +19,20 @@ use tongban_policies::Mode;
 pub struct Flash {
     #[serde(default)]
     done: Option<String>,
+    /// An entry to edit in the form.
+    #[serde(default)]
+    edit: Option<i64>,
+}
+
+/// The id of the entry a form edits; none: a new entry.
+fn editing(id: &str) -> Result<Option<i64>, String> {
+    match id.trim() {
+        "" => Ok(None),
+        n => n
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("id: '{n}' is not an entry id")),
+    }
 }
 
 fn list_of(s: &str) -> Vec<String> {
@@ -34,6 +48,9 @@ fn list_of(s: &str) -> Vec<String> {
 pub struct NegativeForm {
     #[serde(default)]
     csrf: String,
+    /// Set when an existing entry is edited.
+    #[serde(default)]
+    pub id: String,
     #[serde(default)]
     pub resource: String,
     #[serde(default)]
@@ -85,15 +102,32 @@ pub async fn negative(
     s: Session,
     Query(flash): Query<Flash>,
 ) -> Response {
-    negative_page(
-        &state,
-        &s,
-        NegativeForm::default(),
-        None,
-        flash.done,
-        StatusCode::OK,
-    )
-    .await
+    let mut form = NegativeForm::default();
+    if let Some(id) = flash.edit {
+        let entries = state.store.list_negatives().await.unwrap_or_default();
+        let Some(e) = entries.into_iter().find(|e| e.id == id) else {
+            return s.error(
+                StatusCode::NOT_FOUND,
+                &format!("negative entry '{id}' not found"),
+            );
+        };
+        form = NegativeForm {
+            csrf: String::new(),
+            id: e.id.to_string(),
+            resource: e.resource,
+            items: e.items.join(","),
+            modes: e
+                .modes
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+            consumers: e.consumers.join(","),
+            legal_basis: e.legal_basis,
+            note: e.note,
+        };
+    }
+    negative_page(&state, &s, form, None, flash.done, StatusCode::OK).await
 }
 
 pub async fn add_negative(
@@ -129,10 +163,29 @@ pub async fn add_negative(
             .await;
         }
     };
-    match state.store.create_negative(&spec).await {
-        Ok(n) => {
+    let saved = match editing(&form.id) {
+        Err(e) => Err(tongban_catalog::Error::Conflict(e)),
+        Ok(None) => state.store.create_negative(&spec).await.map(|n| n.id),
+        Ok(Some(id)) => match state.store.list_negatives().await {
+            Ok(all) if all.iter().any(|e| e.id == id) => state
+                .store
+                .import_negatives(&[tongban_catalog::Located {
+                    at: format!("entry {id}"),
+                    value: NegativeRecord::new(id, spec),
+                }])
+                .await
+                .map(|_| id),
+            Ok(_) => Err(tongban_catalog::Error::NotFound {
+                what: "negative entry",
+                key: id.to_string(),
+            }),
+            Err(e) => Err(e),
+        },
+    };
+    match saved {
+        Ok(id) => {
             state.lists_changed().await;
-            Redirect::to(&format!("/console/lists/negative?done={}", n.id)).into_response()
+            Redirect::to(&format!("/console/lists/negative?done={id}")).into_response()
         }
         Err(e) => {
             negative_page(
@@ -153,6 +206,9 @@ pub async fn add_negative(
 pub struct ResponsibilityForm {
     #[serde(default)]
     csrf: String,
+    /// Set when an existing duty is edited.
+    #[serde(default)]
+    pub id: String,
     #[serde(default)]
     pub provider: String,
     #[serde(default)]
@@ -202,10 +258,32 @@ pub async fn responsibilities(
     s: Session,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let form = ResponsibilityForm {
+    let mut form = ResponsibilityForm {
         delivery: "lookup".into(),
         ..ResponsibilityForm::default()
     };
+    if let Some(id) = flash.edit {
+        let entries = state
+            .store
+            .list_responsibilities()
+            .await
+            .unwrap_or_default();
+        let Some(r) = entries.into_iter().find(|r| r.id == id) else {
+            return s.error(
+                StatusCode::NOT_FOUND,
+                &format!("responsibility '{id}' not found"),
+            );
+        };
+        form = ResponsibilityForm {
+            csrf: String::new(),
+            id: r.id.to_string(),
+            provider: r.provider,
+            resource: r.resource,
+            items: r.items.join(","),
+            refresh_interval_hours: r.refresh_interval_hours.to_string(),
+            delivery: r.delivery.to_string(),
+        };
+    }
     responsibility_page(&state, &s, form, None, flash.done, StatusCode::OK).await
 }
 
@@ -254,10 +332,29 @@ pub async fn add_responsibility(
             .await;
         }
     };
-    match state.store.create_responsibility(&spec).await {
-        Ok(r) => {
+    let saved = match editing(&form.id) {
+        Err(e) => Err(tongban_catalog::Error::Conflict(e)),
+        Ok(None) => state.store.create_responsibility(&spec).await.map(|r| r.id),
+        Ok(Some(id)) => match state.store.list_responsibilities().await {
+            Ok(all) if all.iter().any(|r| r.id == id) => state
+                .store
+                .import_responsibilities(&[tongban_catalog::Located {
+                    at: format!("duty {id}"),
+                    value: ResponsibilityRecord::new(id, spec),
+                }])
+                .await
+                .map(|_| id),
+            Ok(_) => Err(tongban_catalog::Error::NotFound {
+                what: "responsibility",
+                key: id.to_string(),
+            }),
+            Err(e) => Err(e),
+        },
+    };
+    match saved {
+        Ok(id) => {
             state.lists_changed().await;
-            Redirect::to(&format!("/console/lists/responsibilities?done={}", r.id)).into_response()
+            Redirect::to(&format!("/console/lists/responsibilities?done={id}")).into_response()
         }
         Err(e) => {
             responsibility_page(
