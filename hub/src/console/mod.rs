@@ -344,10 +344,33 @@ struct ErrorPage {
     message: String,
 }
 
+/// Headers of every page: no script may run, nothing may frame it, and no
+/// page is cached (they hold personal data).
+fn protect(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
 /// Renders a page; a template error (a bug) is a plain 500 page.
 pub fn render(page: &impl Template) -> Response {
     match page.render() {
-        Ok(html) => Html(html).into_response(),
+        Ok(html) => protect(Html(html).into_response()),
         Err(e) => {
             tracing::error!(error = %e, "console page failed to render");
             (
@@ -429,8 +452,11 @@ pub struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
+    tls: Option<axum::Extension<crate::tls::PeerCertificate>>,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
+    // Over HTTPS the cookie never goes out in the clear.
+    let secure = if tls.is_some() { "; Secure" } else { "" };
     let t = T(lang_of(&headers));
     let token = form.token.trim();
     match state.identities.resolve(token) {
@@ -441,7 +467,7 @@ async fn login(
             r.headers_mut().insert(
                 header::SET_COOKIE,
                 HeaderValue::from_str(&format!(
-                    "{SESSION_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}"
+                    "{SESSION_COOKIE}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECONDS}{secure}"
                 ))
                 .expect("a cookie header"),
             );
