@@ -61,42 +61,50 @@ async fn expected_residents(hub: &Hub) -> BTreeSet<Resident> {
         .read_version(&v[0].location)
         .await
         .unwrap();
-    let mut out = BTreeSet::new();
-    for b in batches {
-        let text = |c: &str| {
-            arrow::compute::cast(
-                b.column_by_name(c).unwrap(),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap()
-            .as_string::<i32>()
-            .clone()
-        };
-        let (id, name, gender, born, street) = (
-            text("citizen_id"),
-            text("name"),
-            text("gender"),
-            text("birth_date"),
-            text("residence_street"),
-        );
-        for r in 0..b.num_rows() {
-            if street.value(r).starts_with("310104") {
-                out.insert(Resident {
-                    citizen_id: Mask::CitizenId.apply(id.value(r), key.trim().as_bytes()),
-                    name: name.value(r).to_string(),
-                    gender: gender.value(r).to_string(),
-                    birth_date: born.value(r).to_string(),
-                    street: street.value(r).to_string(),
-                });
-            }
-        }
-    }
+    let out: BTreeSet<Resident> = batches
+        .iter()
+        .flat_map(rows)
+        .filter(|r| r.street.starts_with("310104"))
+        .map(|r| Resident {
+            citizen_id: Mask::CitizenId.apply(&r.citizen_id, key.trim().as_bytes()),
+            ..r
+        })
+        .collect();
     assert!(out.len() > 20, "the district has residents: {}", out.len());
     out
 }
 
+/// The residents' items of a batch, as text.
+fn rows(b: &RecordBatch) -> Vec<Resident> {
+    let text = |c: &str| {
+        arrow::compute::cast(
+            b.column_by_name(c).unwrap(),
+            &arrow::datatypes::DataType::Utf8,
+        )
+        .unwrap()
+        .as_string::<i32>()
+        .clone()
+    };
+    let (id, name, gender, born, street) = (
+        text("citizen_id"),
+        text("name"),
+        text("gender"),
+        text("birth_date"),
+        text("residence_street"),
+    );
+    (0..b.num_rows())
+        .map(|r| Resident {
+            citizen_id: id.value(r).to_string(),
+            name: name.value(r).to_string(),
+            gender: gender.value(r).to_string(),
+            birth_date: born.value(r).to_string(),
+            street: street.value(r).to_string(),
+        })
+        .collect()
+}
+
+/// What the hub released: exactly the subscription's items, in order.
 fn residents_of(batches: &[RecordBatch]) -> BTreeSet<Resident> {
-    let mut out = BTreeSet::new();
     for b in batches {
         let schema = b.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
@@ -111,33 +119,8 @@ fn residents_of(batches: &[RecordBatch]) -> BTreeSet<Resident> {
             ],
             "exactly the released items, in order"
         );
-        let text = |c: &str| {
-            arrow::compute::cast(
-                b.column_by_name(c).unwrap(),
-                &arrow::datatypes::DataType::Utf8,
-            )
-            .unwrap()
-            .as_string::<i32>()
-            .clone()
-        };
-        let (id, name, gender, born, street) = (
-            text("citizen_id"),
-            text("name"),
-            text("gender"),
-            text("birth_date"),
-            text("residence_street"),
-        );
-        for r in 0..b.num_rows() {
-            out.insert(Resident {
-                citizen_id: id.value(r).to_string(),
-                name: name.value(r).to_string(),
-                gender: gender.value(r).to_string(),
-                birth_date: born.value(r).to_string(),
-                street: street.value(r).to_string(),
-            });
-        }
     }
-    out
+    batches.iter().flat_map(rows).collect()
 }
 
 fn read_parquet(bytes: bytes::Bytes) -> Vec<RecordBatch> {

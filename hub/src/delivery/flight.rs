@@ -86,30 +86,11 @@ pub async fn do_get(
     let plan = match plan::plan(&state.policies, &sub, chrono::Utc::now()) {
         Ok(p) => p,
         Err(refused) => {
-            super::audit(
-                &state.audit,
-                super::Released {
-                    subscription: &sub,
-                    version: Some(version.version),
-                    items: Vec::new(),
-                    denied: vec![refused.rule.clone()],
-                    rule: refused.rule.clone(),
-                    outcome: "denied",
-                    started,
-                },
-            )
-            .await
-            .map_err(|_| Status::unavailable("the audit log cannot record; nothing released"))?;
-            if refused.need_lapsed {
-                let _ = state
-                    .store
-                    .set_subscription_status(
-                        sub.id,
-                        SubscriptionStatus::Stopped,
-                        Some(&refused.detail),
-                    )
-                    .await;
-            }
+            super::refuse(state, &sub, Some(version.version), &refused, started)
+                .await
+                .map_err(|_| {
+                    Status::unavailable("the audit log cannot record; nothing released")
+                })?;
             return Err(Status::permission_denied(format!(
                 "{} (rule {})",
                 refused.detail, refused.rule

@@ -154,3 +154,43 @@ pub async fn audit(audit: &crate::audit::Audit, r: Released<'_>) -> Result<(), S
     };
     audit.record(event).await.map(drop)
 }
+
+/// Records a refused delivery in the audit log and, when the need behind the
+/// subscription lapsed, stops the subscription (which abandons what waits).
+/// Every channel refuses through here. An error means the audit log cannot
+/// record.
+pub async fn refuse(
+    state: &crate::server::AppState,
+    subscription: &tongban_catalog::subscriptions::Subscription,
+    version: Option<i64>,
+    refused: &plan::Refused,
+    started: std::time::Instant,
+) -> Result<(), String> {
+    tracing::info!(subscription = %subscription.spec.name, rule = %refused.rule, "delivery refused");
+    let audited = audit(
+        &state.audit,
+        Released {
+            subscription,
+            version,
+            items: Vec::new(),
+            denied: vec![refused.rule.clone()],
+            rule: refused.rule.clone(),
+            outcome: "denied",
+            started,
+        },
+    )
+    .await;
+    if refused.need_lapsed
+        && let Err(e) = state
+            .store
+            .set_subscription_status(
+                subscription.id,
+                tongban_catalog::subscriptions::SubscriptionStatus::Stopped,
+                Some(&refused.detail),
+            )
+            .await
+    {
+        tracing::warn!(error = %e, subscription = %subscription.spec.name, "could not stop a lapsed subscription");
+    }
+    audited
+}

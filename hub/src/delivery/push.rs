@@ -140,31 +140,9 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
     let plan = match plan::plan(&state.policies, &sub, now) {
         Ok(p) => p,
         Err(refused) => {
-            let _ = super::audit(
-                &state.audit,
-                super::Released {
-                    subscription: &sub,
-                    version: Some(d.version),
-                    items: Vec::new(),
-                    denied: vec![refused.rule.clone()],
-                    rule: refused.rule.clone(),
-                    outcome: "denied",
-                    started,
-                },
-            )
-            .await;
-            tracing::info!(subscription = %sub.spec.name, rule = %refused.rule, "delivery refused");
-            if refused.need_lapsed {
-                // Stopping abandons what waits, with the reason.
-                let _ = state
-                    .store
-                    .set_subscription_status(
-                        sub.id,
-                        SubscriptionStatus::Stopped,
-                        Some(&refused.detail),
-                    )
-                    .await;
-            } else {
+            // A lapsed need stops the subscription, abandoning what waits.
+            let _ = super::refuse(state, &sub, Some(d.version), &refused, started).await;
+            if !refused.need_lapsed {
                 let retry_at = now
                     + chrono::Duration::from_std(backoff(
                         d.attempts + 1,

@@ -449,30 +449,9 @@ async fn plan_for(state: &AppState, t: &Table, started: std::time::Instant) -> R
     match plan::plan(&state.policies, &t.sub, Utc::now()) {
         Ok(p) => Ok(p),
         Err(refused) => {
-            super::audit(
-                &state.audit,
-                super::Released {
-                    subscription: &t.sub,
-                    version: None,
-                    items: Vec::new(),
-                    denied: vec![refused.rule.clone()],
-                    rule: refused.rule.clone(),
-                    outcome: "denied",
-                    started,
-                },
-            )
-            .await
-            .map_err(audit_unavailable)?;
-            if refused.need_lapsed {
-                let _ = state
-                    .store
-                    .set_subscription_status(
-                        t.sub.id,
-                        SubscriptionStatus::Stopped,
-                        Some(&refused.detail),
-                    )
-                    .await;
-            }
+            super::refuse(state, &t.sub, None, &refused, started)
+                .await
+                .map_err(audit_unavailable)?;
             let mut p = Problem::forbidden(refused.detail);
             p.code = "denied".into();
             p.type_ = "urn:tongban:problem:denied".into();
