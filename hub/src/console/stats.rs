@@ -119,18 +119,26 @@ impl AuditStats {
             if file.seek(SeekFrom::Start(start)).is_err() {
                 continue;
             }
-            let mut reader = std::io::BufReader::new(&mut file);
+            let mut reader = std::io::BufReader::with_capacity(256 * 1024, &mut file);
             let mut consumed = start;
-            let mut line = String::new();
-            loop {
-                line.clear();
-                match reader.read_line(&mut line) {
-                    Ok(0) => break,
-                    // A line still being written: read it next time.
-                    Ok(_) if !line.ends_with('\n') => break,
-                    Ok(n) => {
-                        consumed += n as u64;
-                        if let Ok(l) = serde_json::from_str::<Line>(&line) {
+            let mut line: Vec<u8> = Vec::new();
+            // Complete lines only; a segment's records end at its first zero
+            // byte (the writer overwrites zeroed segments), and a line
+            // without its newline is still being written: read it next time.
+            'read: loop {
+                let buf = match reader.fill_buf() {
+                    Ok([]) | Err(_) => break,
+                    Ok(buf) => buf,
+                };
+                let mut used = 0;
+                for (i, &b) in buf.iter().enumerate() {
+                    if b == 0 {
+                        break 'read;
+                    }
+                    if b == b'\n' {
+                        line.extend_from_slice(&buf[used..i]);
+                        consumed += (line.len() + 1) as u64;
+                        if let Ok(l) = serde_json::from_slice::<Line>(&line) {
                             let rec = Rec {
                                 time: l.time.timestamp(),
                                 consumer: log.names.id(&l.consumer),
@@ -146,9 +154,13 @@ impl AuditStats {
                             };
                             log.records.push_back(rec);
                         }
+                        line.clear();
+                        used = i + 1;
                     }
-                    Err(_) => break,
                 }
+                line.extend_from_slice(&buf[used..]);
+                let n = buf.len();
+                reader.consume(n);
             }
             log.read.insert(path, consumed);
         }
@@ -457,6 +469,23 @@ mod tests {
         let own = stats.summary(Some("xh-zwfw"));
         assert_eq!((own.total, own.denied), (1, 1));
         assert_eq!(stats.summary(Some("nobody")).total, 0);
+    }
+
+    #[test]
+    fn a_zeroed_segment_ends_at_its_first_zero_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit-000001.jsonl");
+        let mut bytes = line("sh-zwfw", "lookup", "released", "need:2", 900).into_bytes();
+        bytes.extend(std::iter::repeat_n(0u8, 4096));
+        std::fs::write(&path, &bytes).unwrap();
+        let stats = AuditStats::new(dir.path().to_path_buf());
+        assert_eq!(stats.summary(None).total, 1);
+        // The writer overwrites the zeros with the next record.
+        let next = line("xh-zwfw", "verify", "denied", "no_need", 100);
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let at = bytes.iter().position(|&b| b == 0).unwrap() as u64;
+        std::os::unix::fs::FileExt::write_at(&f, next.as_bytes(), at).unwrap();
+        assert_eq!(stats.summary(None).total, 2);
     }
 
     #[test]
