@@ -9,11 +9,15 @@
 //! `prev` and the record's JSON without `hash`. Keys are never written: only
 //! their keyed hash (HMAC-SHA256 with the hub's secret), which `trace` recomputes.
 //!
-//! Durability with group commit: requests hand records to one writer task and
-//! wait; the writer takes everything queued, writes it, calls `fsync` once,
-//! then answers them all. Under load a single `fsync` covers many records, so
-//! durability does not cap throughput. A request is answered only after its
-//! record is on disk: no release goes unrecorded.
+//! Durability with group commit: a request seals its record under the
+//! chain's lock (sequence number, previous hash, its own hash, the line's
+//! bytes: encoded once) and appends it to the pending lines; one writer
+//! thread takes everything pending, writes it, calls `fdatasync` once, then
+//! wakes the whole batch. Under load a single `fdatasync` covers many
+//! records, so durability does not cap throughput, and a request costs no
+//! channel or allocation of its own. A request is answered only after its
+//! record is on disk: no release goes unrecorded. A failed write cuts the
+//! segment back to its durable end and fails every request sealed after it.
 
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -22,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::{Arc, Condvar, Mutex};
 
 /// Largest segment before the writer starts the next one.
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
@@ -53,6 +57,43 @@ pub struct Event {
     pub latency_us: u64,
 }
 
+/// An [`Event`] of borrowed parts, as the data path has them: it encodes
+/// exactly as the `Event` with the same values.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRef<'a> {
+    pub time: DateTime<Utc>,
+    pub consumer: &'a str,
+    pub resource: &'a str,
+    pub mode: &'a str,
+    pub matter: &'a str,
+    pub case: &'a str,
+    pub items: Vec<&'a str>,
+    pub denied: Vec<String>,
+    pub keys: Vec<String>,
+    pub rule: &'a str,
+    pub outcome: &'a str,
+    pub latency_us: u64,
+}
+
+impl Event {
+    pub fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            time: self.time,
+            consumer: &self.consumer,
+            resource: &self.resource,
+            mode: &self.mode,
+            matter: &self.matter,
+            case: &self.case,
+            items: self.items.iter().map(String::as_str).collect(),
+            denied: self.denied.clone(),
+            keys: self.keys.clone(),
+            rule: &self.rule,
+            outcome: &self.outcome,
+            latency_us: self.latency_us,
+        }
+    }
+}
+
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
@@ -77,6 +118,26 @@ fn seal(seq: u64, prev: &str, event: &Event) -> String {
     h.update(prev.as_bytes());
     h.update(&body);
     to_hex(&h.finalize())
+}
+
+/// Appends the sealed line of record `seq` (an event encoded as `body`,
+/// chained to `prev`) to `out`, newline included; returns its hash. The
+/// bytes are those of the [`Record`] serde writes, so [`seal`] (which
+/// `verify` uses) computes the same hash from the parsed line.
+fn seal_into(out: &mut Vec<u8>, seq: u64, prev: &str, body: &[u8]) -> String {
+    debug_assert!(body.len() > 2 && body[0] == b'{' && body[body.len() - 1] == b'}');
+    let start = out.len();
+    write!(out, "{{\"seq\":{seq},\"prev\":\"{prev}\",").expect("writing to memory");
+    out.extend_from_slice(&body[1..]);
+    let mut h = Sha256::new();
+    h.update(prev.as_bytes());
+    h.update(&out[start..]);
+    let hash = to_hex(&h.finalize());
+    out.pop(); // the closing brace: the hash goes last
+    out.extend_from_slice(b",\"hash\":\"");
+    out.extend_from_slice(hash.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+    hash
 }
 
 /// The keyed hash under which a key is recorded.
@@ -134,105 +195,197 @@ fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("audit-{n:06}.jsonl"))
 }
 
-struct Job {
-    event: Event,
-    done: oneshot::Sender<Result<u64, String>>,
+/// One group commit: the records appended while the writer was busy with
+/// the previous one. Every request in it waits on the same batch, so a
+/// request costs no channel and no allocation of its own.
+#[derive(Default)]
+struct Batch {
+    done: std::sync::OnceLock<Result<(), String>>,
+    notify: tokio::sync::Notify,
+}
+
+impl Batch {
+    fn finish(&self, result: Result<(), String>) {
+        let _ = self.done.set(result);
+        self.notify.notify_waiters();
+    }
+
+    async fn wait(&self) -> Result<(), String> {
+        // Registered before the check: a `notify_waiters` after it is seen.
+        let notified = self.notify.notified();
+        if let Some(r) = self.done.get() {
+            return r.clone();
+        }
+        notified.await;
+        self.done
+            .get()
+            .cloned()
+            .unwrap_or_else(|| Err("the audit writer has stopped".into()))
+    }
+}
+
+/// The head of the chain and the records not yet written, behind one lock.
+struct Chain {
+    /// The last sealed record (written or pending).
+    seq: u64,
+    prev: String,
+    /// Sealed lines waiting for the writer.
+    pending: Vec<u8>,
+    /// What the pending lines' requests wait on.
+    batch: Arc<Batch>,
+    /// The writer sleeps on the condition variable (and must be woken).
+    writer_idle: bool,
+    /// Every handle is gone: the writer finishes what is pending and stops.
+    closed: bool,
+}
+
+struct Shared {
+    chain: Mutex<Chain>,
+    wake: Condvar,
+}
+
+/// Closes the log when the last handle goes.
+struct Closer(Arc<Shared>);
+
+impl Drop for Closer {
+    fn drop(&mut self) {
+        let mut chain = self.0.chain.lock().expect("audit chain lock");
+        chain.closed = true;
+        self.0.wake.notify_one();
+    }
 }
 
 /// The handle requests use to record events.
 #[derive(Clone)]
 pub struct Audit {
-    tx: mpsc::Sender<Job>,
+    shared: Arc<Closer>,
     /// HMAC-SHA256 keyed with the hub's secret, cloned for each key hash.
     keyed: Hmac<Sha256>,
 }
 
+/// The file side of the log: only the writer thread touches it.
 struct Writer {
     dir: PathBuf,
     segment: u32,
     file: std::fs::File,
+    /// Bytes durably in the current segment.
     size: u64,
-    seq: u64,
-    prev: String,
+}
+
+/// Opens the log: the segment to append to and the chain's head.
+fn open_log(dir: &Path) -> Result<(Writer, u64, String)> {
+    std::fs::create_dir_all(dir).map_err(Error::file(dir))?;
+    let files = segments(dir)?;
+    let (mut seq, mut prev) = (0, GENESIS.to_string());
+    let segment = match files.last() {
+        Some(last) => {
+            let text = std::fs::read_to_string(last).map_err(Error::file(last))?;
+            if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+                let r: Record = serde_json::from_str(line).map_err(|e| {
+                    Error::Usage(format!(
+                        "{}: the last audit record is unreadable ({e}); run `tongban audit verify`",
+                        last.display()
+                    ))
+                })?;
+                (seq, prev) = (r.seq, r.hash);
+            }
+            let name = last
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            name.trim_start_matches("audit-")
+                .trim_end_matches(".jsonl")
+                .parse()
+                .unwrap_or(1)
+        }
+        None => 1,
+    };
+    let path = segment_path(dir, segment);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(Error::file(&path))?;
+    let size = file.metadata().map_err(Error::file(&path))?.len();
+    let writer = Writer {
+        dir: dir.to_path_buf(),
+        segment,
+        file,
+        size,
+    };
+    Ok((writer, seq, prev))
 }
 
 impl Writer {
-    /// Opens the log, continuing after its last record.
-    fn open(dir: &Path) -> Result<Writer> {
-        std::fs::create_dir_all(dir).map_err(Error::file(dir))?;
-        let files = segments(dir)?;
-        let (mut seq, mut prev) = (0, GENESIS.to_string());
-        let segment = match files.last() {
-            Some(last) => {
-                let text = std::fs::read_to_string(last).map_err(Error::file(last))?;
-                if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-                    let r: Record = serde_json::from_str(line).map_err(|e| {
-                        Error::Usage(format!("{}: the last audit record is unreadable ({e}); run `tongban audit verify`", last.display()))
-                    })?;
-                    (seq, prev) = (r.seq, r.hash);
-                }
-                let name = last
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .unwrap_or_default();
-                name.trim_start_matches("audit-")
-                    .trim_end_matches(".jsonl")
-                    .parse()
-                    .unwrap_or(1)
-            }
-            None => 1,
-        };
-        let path = segment_path(dir, segment);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(Error::file(&path))?;
-        let size = file.metadata().map_err(Error::file(&path))?.len();
-        Ok(Writer {
-            dir: dir.to_path_buf(),
-            segment,
-            file,
-            size,
-            seq,
-            prev,
-        })
-    }
-
-    /// Writes records and makes them durable; returns their sequence numbers.
-    fn commit(&mut self, events: &[Event]) -> std::io::Result<Vec<u64>> {
+    /// Appends sealed lines and makes them durable. On failure the segment
+    /// is cut back to its durable end, so no torn line stays behind.
+    fn commit(&mut self, lines: &[u8]) -> std::io::Result<()> {
         if self.size >= SEGMENT_BYTES {
-            self.segment += 1;
-            let path = segment_path(&self.dir, self.segment);
+            let path = segment_path(&self.dir, self.segment + 1);
             self.file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)?;
+            self.segment += 1;
             self.size = 0;
         }
-        let mut buf = Vec::with_capacity(events.len() * 512);
-        let (mut seq, mut prev) = (self.seq, self.prev.clone());
-        let mut seqs = Vec::with_capacity(events.len());
-        for event in events {
-            seq += 1;
-            let hash = seal(seq, &prev, event);
-            let record = Record {
-                seq,
-                prev,
-                event: event.clone(),
-                hash: hash.clone(),
-            };
-            serde_json::to_writer(&mut buf, &record).expect("records serialise");
-            buf.push(b'\n');
-            seqs.push(seq);
-            prev = hash;
+        let written = self
+            .file
+            .write_all(lines)
+            .and_then(|()| self.file.sync_data());
+        match written {
+            Ok(()) => {
+                self.size += lines.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.file.set_len(self.size);
+                Err(e)
+            }
         }
-        self.file.write_all(&buf)?;
-        self.file.sync_data()?;
-        // Only a durable batch moves the chain on.
-        self.size += buf.len() as u64;
-        (self.seq, self.prev) = (seq, prev);
-        Ok(seqs)
+    }
+}
+
+/// The writer thread: takes everything pending, writes it with one
+/// `fdatasync`, answers the batch; repeats. A failed write rolls the chain
+/// back to its durable head and fails every request sealed after it.
+fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
+    let (mut durable_seq, mut durable_prev) = (seq, prev);
+    let mut lines = Vec::new();
+    loop {
+        let (batch, seq, prev) = {
+            let mut chain = shared.chain.lock().expect("audit chain lock");
+            while chain.pending.is_empty() && !chain.closed {
+                chain.writer_idle = true;
+                chain = shared.wake.wait(chain).expect("audit chain lock");
+                chain.writer_idle = false;
+            }
+            if chain.pending.is_empty() {
+                return; // closed, nothing left
+            }
+            std::mem::swap(&mut lines, &mut chain.pending);
+            let batch = std::mem::take(&mut chain.batch);
+            (batch, chain.seq, chain.prev.clone())
+        };
+        match writer.commit(&lines) {
+            Ok(()) => {
+                (durable_seq, durable_prev) = (seq, prev);
+                batch.finish(Ok(()));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "audit write failed: refusing releases until it works again");
+                let failed = {
+                    let mut chain = shared.chain.lock().expect("audit chain lock");
+                    // Records sealed meanwhile chain to the lost ones: they go too.
+                    chain.pending.clear();
+                    (chain.seq, chain.prev) = (durable_seq, durable_prev.clone());
+                    std::mem::take(&mut chain.batch)
+                };
+                batch.finish(Err(e.to_string()));
+                failed.finish(Err(e.to_string()));
+            }
+        }
+        lines.clear();
     }
 }
 
@@ -240,38 +393,25 @@ impl Audit {
     /// Opens the log in `dir` and starts its writer on a dedicated thread
     /// (it blocks on `fsync`, which must not stall the async workers).
     pub fn open(dir: &Path, secret: &[u8]) -> Result<Audit> {
-        let mut writer = Writer::open(dir)?;
-        let (tx, mut rx) = mpsc::channel::<Job>(64 * 1024);
+        let (writer, seq, prev) = open_log(dir)?;
+        let shared = Arc::new(Shared {
+            chain: Mutex::new(Chain {
+                seq,
+                prev: prev.clone(),
+                pending: Vec::with_capacity(1 << 20),
+                batch: Arc::default(),
+                writer_idle: false,
+                closed: false,
+            }),
+            wake: Condvar::new(),
+        });
+        let for_writer = shared.clone();
         std::thread::Builder::new()
             .name("audit-writer".into())
-            .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut jobs = vec![first];
-                    while jobs.len() < 4096 {
-                        match rx.try_recv() {
-                            Ok(job) => jobs.push(job),
-                            Err(_) => break,
-                        }
-                    }
-                    let events: Vec<Event> = jobs.iter().map(|j| j.event.clone()).collect();
-                    match writer.commit(&events) {
-                        Ok(seqs) => {
-                            for (job, seq) in jobs.into_iter().zip(seqs) {
-                                let _ = job.done.send(Ok(seq));
-                            }
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "audit write failed: refusing releases until it works again");
-                            for job in jobs {
-                                let _ = job.done.send(Err(e.to_string()));
-                            }
-                        }
-                    }
-                }
-            })
+            .spawn(move || write_loop(for_writer, writer, seq, prev))
             .map_err(Error::Io)?;
         Ok(Audit {
-            tx,
+            shared: Arc::new(Closer(shared)),
             keyed: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
         })
     }
@@ -282,13 +422,31 @@ impl Audit {
 
     /// Records an event durably; returns its sequence number.
     pub async fn record(&self, event: Event) -> Result<u64, String> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job { event, done })
-            .await
-            .map_err(|_| "the audit writer has stopped".to_string())?;
-        wait.await
-            .map_err(|_| "the audit writer has stopped".to_string())?
+        self.record_ref(&event.as_ref()).await
+    }
+
+    /// Records an event durably from borrowed parts; returns its sequence
+    /// number. The record is sealed and encoded once, here, under the
+    /// chain's lock; the writer only writes bytes.
+    pub async fn record_ref(&self, event: &EventRef<'_>) -> Result<u64, String> {
+        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+        let (seq, batch) = {
+            let shared = &self.shared.0;
+            let mut chain = shared.chain.lock().expect("audit chain lock");
+            if chain.closed {
+                return Err("the audit writer has stopped".into());
+            }
+            let chain = &mut *chain;
+            let seq = chain.seq + 1;
+            let hash = seal_into(&mut chain.pending, seq, &chain.prev, &body);
+            (chain.seq, chain.prev) = (seq, hash);
+            if chain.writer_idle {
+                chain.writer_idle = false;
+                shared.wake.notify_one();
+            }
+            (seq, chain.batch.clone())
+        };
+        batch.wait().await.map(|()| seq)
     }
 }
 
@@ -395,6 +553,30 @@ mod tests {
             outcome: "released".into(),
             latency_us: 42,
         }
+    }
+
+    #[test]
+    fn a_sealed_line_is_the_record_serde_writes() {
+        let e = event(3);
+        let body = serde_json::to_vec(&e.as_ref()).unwrap();
+        assert_eq!(
+            body,
+            serde_json::to_vec(&e).unwrap(),
+            "EventRef encodes as Event"
+        );
+        let mut out = b"earlier line\n".to_vec();
+        let hash = seal_into(&mut out, 7, GENESIS, &body);
+        let line = std::str::from_utf8(&out[13..]).unwrap();
+        assert!(line.ends_with('\n'));
+        let r: Record = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!((r.seq, r.prev.as_str(), &r.event), (7, GENESIS, &e));
+        assert_eq!(r.hash, hash);
+        assert_eq!(
+            seal(r.seq, &r.prev, &r.event),
+            hash,
+            "verify computes the same hash"
+        );
+        assert_eq!(serde_json::to_string(&r).unwrap(), line.trim_end());
     }
 
     fn rewrite(dir: &Path, f: impl Fn(&mut Vec<String>)) {
