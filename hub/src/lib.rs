@@ -13,6 +13,7 @@
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
 //! - [`policy`]: the compiled lists (the policy set) the hub decides with;
 //! - [`index`]: in-memory lookup indexes over the newest dataset versions;
+//! - [`answer`]: lookup answers written row by row from the index's columns;
 //! - [`flight`]: Arrow Flight `DoExchange` for bulk lookups;
 //! - [`limits`]: rate limits from need quotas (governor);
 //! - [`spatial`]: point-in-polygon over division boundaries (R-tree);
@@ -28,6 +29,7 @@
 // boxing it would only add an allocation to every error.
 #![allow(clippy::result_large_err)]
 
+pub mod answer;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -198,18 +198,19 @@ async fn record(
     outcome: &str,
 ) -> ApiResult<()> {
     let released = outcome == "released";
-    let event = crate::audit::Event {
+    let rule = decision.rule.to_string();
+    let event = crate::audit::EventRef {
         time: Utc::now(),
-        consumer: asked.consumer.to_string(),
-        resource: asked.resource.to_string(),
-        mode: asked.mode.to_string(),
-        matter: asked.matter.to_string(),
-        case: asked.case.to_string(),
+        consumer: asked.consumer,
+        resource: asked.resource,
+        mode: asked.mode.as_str(),
+        matter: asked.matter,
+        case: asked.case,
         items: decision
             .items
             .iter()
             .filter(|d| released && d.release.is_some())
-            .map(|d| d.item.clone())
+            .map(|d| d.item.as_str())
             .collect(),
         denied: decision
             .items
@@ -218,11 +219,11 @@ async fn record(
             .map(|d| format!("{}:{}", d.item, d.rule))
             .collect(),
         keys: asked.keys.iter().map(|k| state.audit.key_hash(k)).collect(),
-        rule: decision.rule.to_string(),
-        outcome: outcome.to_string(),
+        rule: &rule,
+        outcome,
         latency_us: asked.started.elapsed().as_micros() as u64,
     };
-    state.audit.record(event).await.map(drop).map_err(|e| {
+    state.audit.record_ref(&event).await.map(drop).map_err(|e| {
         tracing::error!(error = %e, "audit record failed: answer withheld");
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -477,6 +478,19 @@ fn release(
         return Ok(results);
     }
     let projection = decision.projection();
+    // The usual answer (text, numbers, dates; filters on text) is written
+    // row by row where the values lie; the Arrow path below covers the rest.
+    if let Some(writer) =
+        crate::answer::Rows::new(&index.batch, &projection, &decision.row_filters, hash_key)
+    {
+        for (&row, &i) in rows.iter().zip(&owner) {
+            if writer.visible(row as usize) {
+                results[i].found = true;
+                results[i].rows.push(writer.object(row as usize));
+            }
+        }
+        return Ok(results);
+    }
     let needed = projection
         .iter()
         .map(|(c, _)| *c)
