@@ -38,6 +38,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/bench-target}
 KEEP=${KEEP:-0}
 WORK_PARENT=${WORK_PARENT:-/var/tmp} # the hub's data dir (and its audit log) goes here
 # TB_COMMIT: the commit to print, when the tree is not a git checkout
+# TONGBAN_BIN: benchmark this tongban binary instead of building the tree's
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -73,9 +74,17 @@ psql "$PG_URL" -Atqc 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
 
 # ---------------------------------------------------------------- build
 log "building (release) in $CARGO_TARGET_DIR"
-(cd "$ROOT" && cargo build --release -q -p tongban-hub \
-    && cargo build --release -q -p tongban-benches --features lookup-rate --bin lookup-rate)
-TONGBAN=$CARGO_TARGET_DIR/release/tongban
+if [[ -n ${TONGBAN_BIN:-} ]]; then
+    # An earlier build (e.g. the commit before a change), for a before/after
+    # in one session; set TB_COMMIT to say which commit it is.
+    [[ -x $TONGBAN_BIN ]] || die "TONGBAN_BIN=$TONGBAN_BIN is not an executable"
+    (cd "$ROOT" && cargo build --release -q -p tongban-benches --features lookup-rate --bin lookup-rate)
+    TONGBAN=$TONGBAN_BIN
+else
+    (cd "$ROOT" && cargo build --release -q -p tongban-hub \
+        && cargo build --release -q -p tongban-benches --features lookup-rate --bin lookup-rate)
+    TONGBAN=$CARGO_TARGET_DIR/release/tongban
+fi
 RATEGEN=$CARGO_TARGET_DIR/release/lookup-rate
 
 # ---------------------------------------------------------------- work dir, cleanup
