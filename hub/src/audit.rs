@@ -242,6 +242,20 @@ struct Chain {
 struct Shared {
     chain: Mutex<Chain>,
     wake: Condvar,
+    /// Tests: the next writes fail half-way, as a full or broken disk would.
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    #[cfg(test)]
+    fn failing(&self) -> bool {
+        self.fail_writes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    #[cfg(not(test))]
+    fn failing(&self) -> bool {
+        false
+    }
 }
 
 /// Closes the log when the last handle goes.
@@ -319,7 +333,8 @@ fn open_log(dir: &Path) -> Result<(Writer, u64, String)> {
 impl Writer {
     /// Appends sealed lines and makes them durable. On failure the segment
     /// is cut back to its durable end, so no torn line stays behind.
-    fn commit(&mut self, lines: &[u8]) -> std::io::Result<()> {
+    /// `torn`: tests only, the write stops half-way and fails.
+    fn commit(&mut self, lines: &[u8], torn: bool) -> std::io::Result<()> {
         if self.size >= SEGMENT_BYTES {
             let path = segment_path(&self.dir, self.segment + 1);
             self.file = std::fs::OpenOptions::new()
@@ -329,10 +344,15 @@ impl Writer {
             self.segment += 1;
             self.size = 0;
         }
-        let written = self
-            .file
-            .write_all(lines)
-            .and_then(|()| self.file.sync_data());
+        let written = if torn {
+            self.file
+                .write_all(&lines[..lines.len() / 2])
+                .and_then(|()| Err(std::io::Error::other("injected failure: no space left")))
+        } else {
+            self.file
+                .write_all(lines)
+                .and_then(|()| self.file.sync_data())
+        };
         match written {
             Ok(()) => {
                 self.size += lines.len() as u64;
@@ -367,7 +387,7 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
             let batch = std::mem::take(&mut chain.batch);
             (batch, chain.seq, chain.prev.clone())
         };
-        match writer.commit(&lines) {
+        match writer.commit(&lines, shared.failing()) {
             Ok(()) => {
                 (durable_seq, durable_prev) = (seq, prev);
                 batch.finish(Ok(()));
@@ -404,6 +424,8 @@ impl Audit {
                 closed: false,
             }),
             wake: Condvar::new(),
+            #[cfg(test)]
+            fail_writes: Default::default(),
         });
         let for_writer = shared.clone();
         std::thread::Builder::new()
@@ -577,6 +599,50 @@ mod tests {
             "verify computes the same hash"
         );
         assert_eq!(serde_json::to_string(&r).unwrap(), line.trim_end());
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_fails_its_requests_and_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Audit::open(dir.path(), b"secret").unwrap();
+        for n in 0..3 {
+            audit.record(event(n)).await.unwrap();
+        }
+        let before = std::fs::read(segment_path(dir.path(), 1)).unwrap();
+        let fail = |on: bool| {
+            audit
+                .shared
+                .0
+                .fail_writes
+                .store(on, std::sync::atomic::Ordering::SeqCst)
+        };
+        fail(true);
+        let tries: Vec<_> = (10..30)
+            .map(|n| {
+                let a = audit.clone();
+                tokio::spawn(async move { a.record(event(n)).await })
+            })
+            .collect();
+        for t in tries {
+            let refused = t.await.unwrap().unwrap_err();
+            assert!(refused.contains("no space left"), "{refused}");
+        }
+        assert_eq!(
+            std::fs::read(segment_path(dir.path(), 1)).unwrap(),
+            before,
+            "the torn write was cut back"
+        );
+        fail(false);
+        // The chain goes on from the last durable record.
+        assert_eq!(audit.record(event(99)).await.unwrap(), 4);
+        drop(audit);
+        assert_eq!(verify(dir.path()).unwrap(), Ok(4));
+        let cases: Vec<String> = std::fs::read_to_string(segment_path(dir.path(), 1))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Record>(l).unwrap().event.case)
+            .collect();
+        assert_eq!(cases, ["case-0", "case-1", "case-2", "case-99"]);
     }
 
     fn rewrite(dir: &Path, f: impl Fn(&mut Vec<String>)) {
