@@ -866,7 +866,17 @@ async fn webhook_push_survives_an_outage_with_nothing_lost_or_repeated() {
     let expected_v3 = expected_residents(&hub).await;
     hub.wait_for(id, "three pending", |s| s["pending"] == 3)
         .await;
-    assert!(rx.refused.load(Ordering::SeqCst) >= 3);
+    // Still tried again and again (the backoff is capped at 300 ms here);
+    // how many attempts fit in the publishing above depends on the machine.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while rx.refused.load(Ordering::SeqCst) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "retries stopped after {} attempts",
+            rx.refused.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(rx.got.lock().unwrap().is_empty());
 
     // Back up: everything arrives, once, in order.
