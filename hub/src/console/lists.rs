@@ -4,6 +4,7 @@
 
 use super::{Frame, Session, render};
 use crate::server::AppState;
+use crate::server::lists::{ListName, import_file};
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -500,23 +501,11 @@ pub async fn import(
         return s.error(StatusCode::BAD_REQUEST, "the file is not UTF-8 text");
     };
     let csv = name.to_ascii_lowercase().ends_with(".csv");
-    macro_rules! import {
-        ($ty:ty, $method:ident) => {{
-            let records = if csv {
-                list_exchange::from_csv::<$ty>(text)
-            } else {
-                list_exchange::from_json::<$ty>(text)
-            };
-            match records {
-                Ok(records) => state.store.$method(&records).await,
-                Err(e) => Err(e),
-            }
-        }};
-    }
-    let counts = match list.as_str() {
-        "negative" => import!(NegativeRecord, import_negatives),
-        _ => import!(ResponsibilityRecord, import_responsibilities),
+    let list = match list.as_str() {
+        "negative" => ListName::Negative,
+        _ => ListName::Responsibilities,
     };
+    let counts = import_file(state.store.as_ref(), list, text, csv).await;
     match counts {
         Ok(c) => {
             state.lists_changed().await;

@@ -466,6 +466,20 @@ pub async fn import_list(
     };
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::bad_request("invalid_body", "the file is not UTF-8 text"))?;
+    let counts = import_file(state.store.as_ref(), list, text, csv).await?;
+    tracing::info!(list = ?list, created = counts.created, updated = counts.updated, by = %who.department, "list imported");
+    state.lists_changed().await;
+    Ok(axum::Json(counts))
+}
+
+/// Parses a list file (CSV or JSON) and applies it in one catalog
+/// transaction, all or nothing; the API and the console import through here.
+pub(crate) async fn import_file(
+    store: &dyn tongban_catalog::Store,
+    list: ListName,
+    text: &str,
+    csv: bool,
+) -> tongban_catalog::Result<ImportCounts> {
     macro_rules! import {
         ($ty:ty, $method:ident) => {{
             let records = if csv {
@@ -473,15 +487,12 @@ pub async fn import_list(
             } else {
                 list_exchange::from_json::<$ty>(text)
             }?;
-            state.store.$method(&records).await?
+            store.$method(&records).await
         }};
     }
-    let counts = match list {
+    match list {
         ListName::Needs => import!(NeedRecord, import_needs),
         ListName::Negative => import!(NegativeRecord, import_negatives),
         ListName::Responsibilities => import!(ResponsibilityRecord, import_responsibilities),
-    };
-    tracing::info!(list = ?list, created = counts.created, updated = counts.updated, by = %who.department, "list imported");
-    state.lists_changed().await;
-    Ok(axum::Json(counts))
+    }
 }
