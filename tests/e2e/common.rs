@@ -47,6 +47,15 @@ pub async fn pg_schema_url(name: &str) -> String {
 }
 
 impl Hub {
+    /// What a sync run needs, over this hub's catalog and data dir.
+    pub fn sync_context(&self) -> tongban_hub::sync::SyncContext {
+        tongban_hub::sync::SyncContext {
+            store: Arc::new(self.store.clone()),
+            datasets: tongban_hub::datasets::DatasetStore::local(self.data_dir()).unwrap(),
+            data_dir: self.data_dir().to_path_buf(),
+        }
+    }
+
     /// Demo data at [`SCALE`] in a temp dir, served on a free port. With
     /// `store_url`, the catalog lives there instead of the embedded file.
     pub async fn start(store_url: Option<String>) -> Hub {

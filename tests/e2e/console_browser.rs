@@ -13,10 +13,9 @@ use crate::common::Hub;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use tongban_catalog::Store;
 use tongban_catalog::sync::{SyncJobSpec, SyncMode};
-use tongban_hub::sync::{SyncContext, run_job};
+use tongban_hub::sync::run_job;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -193,11 +192,7 @@ async fn sync_runs(hub: &Hub) {
             .await
             .unwrap();
     }
-    let ctx = SyncContext {
-        store: Arc::new(hub.store.clone()),
-        datasets: tongban_hub::datasets::DatasetStore::local(hub.data_dir()).unwrap(),
-        data_dir: hub.data_dir().to_path_buf(),
-    };
+    let ctx = hub.sync_context();
     assert!(run_job(&ctx, "sites", &|_| {}).await.is_ok());
     assert!(run_job(&ctx, "sites-broken", &|_| {}).await.is_err());
 }

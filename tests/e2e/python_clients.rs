@@ -12,11 +12,10 @@ use sqlx::{Connection, PgConnection};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
 use tongban_catalog::lists::{Actor, ReviewAction};
 use tongban_catalog::sync::{SyncJobSpec, SyncMode};
 use tongban_catalog::{ResourceSpec, Role, Store};
-use tongban_hub::sync::{SyncContext, run_job};
+use tongban_hub::sync::run_job;
 use tongban_policies::Mask;
 
 const CODE: &str = "301/000201";
@@ -196,11 +195,7 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
         })
         .await
         .unwrap();
-    let ctx = SyncContext {
-        store: Arc::new(hub.store.clone()),
-        datasets: tongban_hub::datasets::DatasetStore::local(hub.data_dir()).unwrap(),
-        data_dir: hub.data_dir().to_path_buf(),
-    };
+    let ctx = hub.sync_context();
     run_job(&ctx, "payments", &|_| {}).await.unwrap();
     exec(
         &mut db,

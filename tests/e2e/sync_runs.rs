@@ -5,10 +5,9 @@
 use crate::common::{Hub, pg_url};
 use sqlx::{Connection, PgConnection};
 use std::process::Command;
-use std::sync::Arc;
 use tongban_catalog::sync::{RunOutcome, SyncJobSpec, SyncMode};
 use tongban_catalog::{ResourceSpec, Store};
-use tongban_hub::sync::{SyncContext, run_job};
+use tongban_hub::sync::run_job;
 
 const CODE: &str = "301/000101";
 
@@ -100,14 +99,6 @@ async fn start(name: &str, rows: u32) -> (Hub, Provider) {
     (hub, p)
 }
 
-fn ctx(hub: &Hub) -> SyncContext {
-    SyncContext {
-        store: Arc::new(hub.store.clone()),
-        datasets: tongban_hub::datasets::DatasetStore::local(hub.data_dir()).unwrap(),
-        data_dir: hub.data_dir().to_path_buf(),
-    }
-}
-
 fn job(name: &str, source: serde_json::Value, mode: SyncMode) -> SyncJobSpec {
     SyncJobSpec {
         name: name.into(),
@@ -128,7 +119,12 @@ async fn published(hub: &Hub) -> Vec<(String, String, String, i32)> {
     use arrow::array::AsArray;
     let versions = hub.store.list_versions(CODE).await.unwrap();
     let v = versions.first().expect("a version");
-    let batches = ctx(hub).datasets.read_version(&v.location).await.unwrap();
+    let batches = hub
+        .sync_context()
+        .datasets
+        .read_version(&v.location)
+        .await
+        .unwrap();
     let mut rows = Vec::new();
     for b in batches {
         let id = b
@@ -185,7 +181,7 @@ async fn a_full_run_publishes_good_rows_and_quarantines_bad_ones() {
         .await
         .unwrap();
     let seen = std::sync::Mutex::new(0u64);
-    let run = run_job(&ctx(&hub), "payments-full", &|pr| {
+    let run = run_job(&hub.sync_context(), "payments-full", &|pr| {
         *seen.lock().unwrap() = pr.rows_read
     })
     .await
@@ -260,7 +256,9 @@ async fn a_full_run_publishes_good_rows_and_quarantines_bad_ones() {
         citizen_id(9)
     ))
     .await;
-    let run2 = run_job(&ctx(&hub), "payments-full", &|_| {}).await.unwrap();
+    let run2 = run_job(&hub.sync_context(), "payments-full", &|_| {})
+        .await
+        .unwrap();
     assert_eq!(run2.version, Some(run.version.unwrap() + 1));
     assert_eq!(run2.counts.rows_quarantined, 0);
     assert_eq!(run2.quarantine, None);
@@ -279,7 +277,9 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
         .create_sync_job(&job("payments-incr", p.source(32), SyncMode::Incremental))
         .await
         .unwrap();
-    let first = run_job(&ctx(&hub), "payments-incr", &|_| {}).await.unwrap();
+    let first = run_job(&hub.sync_context(), "payments-incr", &|_| {})
+        .await
+        .unwrap();
     assert_eq!((first.counts.rows_read, first.counts.inserts), (100, 100));
     assert_eq!(
         first.watermark.as_deref(),
@@ -287,14 +287,18 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
     );
 
     // Nothing new: nothing read, the same rows in a new version.
-    let idle = run_job(&ctx(&hub), "payments-incr", &|_| {}).await.unwrap();
+    let idle = run_job(&hub.sync_context(), "payments-incr", &|_| {})
+        .await
+        .unwrap();
     assert_eq!(idle.counts.rows_read, 0);
     assert_eq!(idle.counts.rows_written, 100);
 
     p.insert(100, 110, "2026-11-02 00:00").await;
     p.exec(&format!("UPDATE payments SET name = '更新', updated_at = '2026-11-02 01:00' WHERE citizen_id = '{}'", citizen_id(5))).await;
     p.exec(&format!("UPDATE payments SET deleted = true, updated_at = '2026-11-02 02:00' WHERE citizen_id IN ('{}', '{}')", citizen_id(6), citizen_id(7))).await;
-    let run = run_job(&ctx(&hub), "payments-incr", &|_| {}).await.unwrap();
+    let run = run_job(&hub.sync_context(), "payments-incr", &|_| {})
+        .await
+        .unwrap();
     assert_eq!(run.counts.rows_read, 13);
     assert_eq!(
         (run.counts.inserts, run.counts.updates, run.counts.deletes),
@@ -317,7 +321,8 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
         .unwrap();
     assert_eq!(rows.len() as i64, source_rows);
     // The change set: 10 inserts, 1 pre- and 1 postimage, 2 deletes.
-    let changes = ctx(&hub)
+    let changes = hub
+        .sync_context()
         .datasets
         .read_version(&tongban_hub::datasets::DatasetStore::changes_location(
             &hub.store.list_versions(CODE).await.unwrap()[0].location,
@@ -359,11 +364,11 @@ async fn schema_drift_fails_the_run_before_writing() {
         .create_sync_job(&job("payments-drift", p.source(8), SyncMode::Full))
         .await
         .unwrap();
-    let ok = run_job(&ctx(&hub), "payments-drift", &|_| {})
+    let ok = run_job(&hub.sync_context(), "payments-drift", &|_| {})
         .await
         .unwrap();
     p.exec("ALTER TABLE payments RENAME COLUMN months TO month_count; ALTER TABLE payments ALTER COLUMN paid_on TYPE bytea USING '\\x00'::bytea").await;
-    let err = run_job(&ctx(&hub), "payments-drift", &|_| {})
+    let err = run_job(&hub.sync_context(), "payments-drift", &|_| {})
         .await
         .unwrap_err()
         .to_string();
@@ -556,7 +561,7 @@ async fn a_transform_reshapes_the_source() {
             .into(),
     );
     hub.store.create_sync_job(&spec).await.unwrap();
-    let run = run_job(&ctx(&hub), "payments-transform", &|_| {})
+    let run = run_job(&hub.sync_context(), "payments-transform", &|_| {})
         .await
         .unwrap();
     assert_eq!((run.counts.rows_read, run.counts.rows_written), (30, 30));
@@ -572,7 +577,7 @@ async fn a_transform_reshapes_the_source() {
         citizen_id(500), citizen_id(501)
     ))
     .await;
-    let run = run_job(&ctx(&hub), "payments-transform", &|_| {})
+    let run = run_job(&hub.sync_context(), "payments-transform", &|_| {})
         .await
         .unwrap();
     assert_eq!(
@@ -587,7 +592,7 @@ async fn a_transform_reshapes_the_source() {
     let mut bad = job("payments-bad-transform", p.source(16), SyncMode::Full);
     bad.transform = Some("SELECT sfzh AS citizen_id, name FROM source".into());
     hub.store.create_sync_job(&bad).await.unwrap();
-    let err = run_job(&ctx(&hub), "payments-bad-transform", &|_| {})
+    let err = run_job(&hub.sync_context(), "payments-bad-transform", &|_| {})
         .await
         .unwrap_err()
         .to_string();
@@ -595,7 +600,7 @@ async fn a_transform_reshapes_the_source() {
     let mut bad = job("payments-bad-sql", p.source(16), SyncMode::Full);
     bad.transform = Some("SELECT nope FROM source".into());
     hub.store.create_sync_job(&bad).await.unwrap();
-    let err = run_job(&ctx(&hub), "payments-bad-sql", &|_| {})
+    let err = run_job(&hub.sync_context(), "payments-bad-sql", &|_| {})
         .await
         .unwrap_err()
         .to_string();
@@ -646,7 +651,7 @@ async fn a_mariadb_table_syncs_too() {
         .create_sync_job(&job("payments-mariadb", source, SyncMode::Full))
         .await
         .unwrap();
-    let run = run_job(&ctx(&hub), "payments-mariadb", &|_| {})
+    let run = run_job(&hub.sync_context(), "payments-mariadb", &|_| {})
         .await
         .unwrap();
     assert_eq!(
@@ -670,7 +675,9 @@ async fn diffed_deletes_remove_rows_gone_from_the_source() {
     spec.tombstone_column = None;
     spec.diff_deletes = true;
     hub.store.create_sync_job(&spec).await.unwrap();
-    run_job(&ctx(&hub), "payments-diff", &|_| {}).await.unwrap();
+    run_job(&hub.sync_context(), "payments-diff", &|_| {})
+        .await
+        .unwrap();
     p.exec(&format!(
         "DELETE FROM payments WHERE citizen_id IN ('{}', '{}', '{}')",
         citizen_id(1),
@@ -679,7 +686,9 @@ async fn diffed_deletes_remove_rows_gone_from_the_source() {
     ))
     .await;
     p.insert(50, 52, "2026-11-05 00:00").await;
-    let run = run_job(&ctx(&hub), "payments-diff", &|_| {}).await.unwrap();
+    let run = run_job(&hub.sync_context(), "payments-diff", &|_| {})
+        .await
+        .unwrap();
     assert_eq!(
         (run.counts.inserts, run.counts.updates, run.counts.deletes),
         (2, 0, 3)
