@@ -135,24 +135,26 @@ pub fn check_key(item: &str, field: &str, key: &str) -> ApiResult<String> {
 
 /// [`check_key`] of a key already owned: normalised in place, without a
 /// copy (a stream checks a million of them).
-fn check_owned_key(item: &str, field: &str, mut key: String) -> ApiResult<String> {
+fn check_owned_key(item: &str, field: &str, key: String) -> ApiResult<String> {
+    normalise_key(item, key).map_err(|e| unprocessable(field, format!("{field}: {e}")))
+}
+
+/// The key trimmed and upper-cased, or what is wrong with it. The field
+/// name of an error is left to the caller, so that a valid key costs no
+/// allocation beyond its own.
+fn normalise_key(item: &str, mut key: String) -> Result<String, String> {
     let trimmed = key.trim();
     if trimmed.len() != key.len() {
         key = trimmed.to_string();
     }
     key.make_ascii_uppercase();
-    let checked = match item {
+    match item {
         "citizen_id" | "legal_rep_id" => tongban_policies::ids::validate_citizen_id(&key).map(drop),
         "credit_code" => tongban_policies::ids::validate_credit_code(&key),
-        _ if key.is_empty() => {
-            return Err(unprocessable(
-                field,
-                format!("{field}: a key must not be empty"),
-            ));
-        }
+        _ if key.is_empty() => return Err("a key must not be empty".into()),
         _ => Ok(()),
-    };
-    checked.map_err(|e| unprocessable(field, format!("{field}: {e}")))?;
+    }
+    .map_err(|e| e.to_string())?;
     Ok(key)
 }
 
@@ -401,11 +403,17 @@ pub async fn lookup(
         }
         None => index.key_items.join("+"),
     };
+    // Field names are formatted only for a key that fails.
     let keys = req
         .keys
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(i, k)| check_key(&key_item, &format!("keys[{i}]"), k))
+        .map(|(i, k)| {
+            normalise_key(&key_item, k).map_err(|e| {
+                let field = format!("keys[{i}]");
+                unprocessable(&field, format!("{field}: {e}"))
+            })
+        })
         .collect::<ApiResult<Vec<_>>>()?;
     let asked = Asked {
         consumer: &who.department,
