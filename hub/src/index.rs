@@ -41,6 +41,8 @@ pub struct Index {
     secondary: HashMap<String, HashMap<Box<str>, Vec<u32>, Fast>>,
     /// Division boundaries, for resources with a `boundary_wkt` item.
     pub spatial: Option<crate::spatial::Spatial>,
+    /// [`Index::memory_bytes`].
+    memory: usize,
 }
 
 /// A column's values as text, for keys and comparisons.
@@ -121,6 +123,34 @@ fn key_maps(
     Ok((primary, duplicates, secondary))
 }
 
+/// About how many bytes an index holds: its Arrow columns, and the key
+/// maps' slots and control bytes and the keys' own heap blocks (rounded up
+/// to 16 bytes, as allocators do). For the `index loaded` log line and the
+/// index benchmark; the R-tree of a spatial index is not counted. A pass
+/// over every key: done once, while building.
+fn memory_bytes(
+    batch: &RecordBatch,
+    primary: &HashMap<Box<str>, u32, Fast>,
+    secondary: &HashMap<String, HashMap<Box<str>, Vec<u32>, Fast>>,
+) -> usize {
+    fn table<V>(map: &HashMap<Box<str>, V, Fast>, value_heap: impl Fn(&V) -> usize) -> usize {
+        // hashbrown: buckets are a power of two at most 7/8 full; one
+        // control byte per bucket.
+        let buckets = (map.capacity() * 8 / 7).next_power_of_two();
+        let slots = buckets * (std::mem::size_of::<(Box<str>, V)>() + 1);
+        let heap: usize = map
+            .iter()
+            .map(|(k, v)| k.len().next_multiple_of(16).max(16) + value_heap(v))
+            .sum();
+        slots + heap
+    }
+    let secondary: usize = secondary
+        .values()
+        .map(|m| table(m, |rows| (rows.capacity() * 4).next_multiple_of(16)))
+        .sum();
+    batch.get_array_memory_size() + table(primary, |_| 0) + secondary
+}
+
 impl Index {
     /// Builds the maps over a version's batches (CPU work: call it on a
     /// blocking thread).
@@ -178,6 +208,7 @@ impl Index {
             }
         };
         Ok(Index {
+            memory: memory_bytes(&batch, &primary, &secondary),
             spatial,
             resource: resource.to_string(),
             version,
@@ -209,28 +240,10 @@ impl Index {
         self.secondary.keys().map(String::as_str)
     }
 
-    /// About how many bytes the index holds: its Arrow columns, and the key
-    /// maps' slots and control bytes and the keys' own heap blocks (rounded
-    /// up to 16 bytes, as allocators do). For the `index loaded` log line
-    /// and the index benchmark; the R-tree of a spatial index is not counted.
+    /// About how many bytes the index holds (see [`memory_bytes`]),
+    /// measured once when it was built.
     pub fn memory_bytes(&self) -> usize {
-        fn table<V>(map: &HashMap<Box<str>, V, Fast>, value_heap: impl Fn(&V) -> usize) -> usize {
-            // hashbrown: buckets are a power of two at most 7/8 full; one
-            // control byte per bucket.
-            let buckets = (map.capacity() * 8 / 7).next_power_of_two();
-            let slots = buckets * (std::mem::size_of::<(Box<str>, V)>() + 1);
-            let heap: usize = map
-                .iter()
-                .map(|(k, v)| k.len().next_multiple_of(16).max(16) + value_heap(v))
-                .sum();
-            slots + heap
-        }
-        let secondary: usize = self
-            .secondary
-            .values()
-            .map(|m| table(m, |rows| (rows.capacity() * 4).next_multiple_of(16)))
-            .sum();
-        self.batch.get_array_memory_size() + table(&self.primary, |_| 0) + secondary
+        self.memory
     }
 
     /// The given rows, in order, as one batch.
