@@ -541,10 +541,10 @@ async fn run(command: Command) -> Result<()> {
             }
             let store = store.open().await?;
             store.get_department(&department).await?;
-            let token = crate::auth::new_token();
+            let token = tongban_core::auth::new_token();
             store
                 .put_token(&tongban_catalog::TokenRecord {
-                    token_hash: crate::auth::hash_token(&token),
+                    token_hash: tongban_core::auth::hash_token(&token),
                     department: department.clone(),
                     role: tongban_catalog::Role::Department,
                     label: format!("delta-sharing {department} (cli)"),
@@ -571,7 +571,7 @@ async fn run(command: Command) -> Result<()> {
         } => {
             let config = store.config()?;
             let dir = config.data_dir.join("audit");
-            match crate::audit::verify(&dir)? {
+            match tongban_audit::verify(&dir)? {
                 Ok(n) => {
                     println!("audit log intact: {n} records in {}", dir.display());
                     Ok(())
@@ -592,7 +592,7 @@ async fn run(command: Command) -> Result<()> {
             // Keys are recorded as the lookups normalise them.
             let key = key.trim().to_ascii_uppercase();
             let records =
-                crate::audit::trace(&config.data_dir.join("audit"), secret.as_bytes(), &key)?;
+                tongban_audit::trace(&config.data_dir.join("audit"), secret.as_bytes(), &key)?;
             if json {
                 println!(
                     "{}",
@@ -631,10 +631,10 @@ async fn run(command: Command) -> Result<()> {
                 },
         } => {
             let store = store.open().await?;
-            let token = crate::auth::new_token();
+            let token = tongban_core::auth::new_token();
             store
                 .put_token(&tongban_catalog::TokenRecord {
-                    token_hash: crate::auth::hash_token(&token),
+                    token_hash: tongban_core::auth::hash_token(&token),
                     department,
                     role: match role {
                         RoleArg::Department => tongban_catalog::Role::Department,
@@ -664,7 +664,7 @@ async fn run(command: Command) -> Result<()> {
             let store = store.open().await?;
             store
                 .put_token(&tongban_catalog::TokenRecord {
-                    token_hash: crate::auth::certificate_key(&fingerprint),
+                    token_hash: tongban_core::auth::certificate_key(&fingerprint),
                     department: department.clone(),
                     role: match role {
                         RoleArg::Department => tongban_catalog::Role::Department,
@@ -828,7 +828,7 @@ async fn subscription(command: SubscriptionCommand) -> Result<()> {
             let secret = matches!(channel, Channel::Webhook { .. }).then(|| {
                 format!(
                     "whsec_{}",
-                    crate::auth::new_token().trim_start_matches("tb_")
+                    tongban_core::auth::new_token().trim_start_matches("tb_")
                 )
             });
             let store = store.open().await?;
@@ -966,12 +966,12 @@ async fn sync(command: SyncCommand) -> Result<()> {
             };
             let source: serde_json::Value = serde_json::from_str(&text)
                 .map_err(|e| Error::Usage(format!("--source: not JSON: {e}")))?;
-            crate::sync::source_config(&source)?;
+            tongban_sync::source_config(&source)?;
             if let Some(sql) = &transform {
-                crate::sync::transform::check(sql)?;
+                tongban_sync::transform::check(sql)?;
             }
             if let Some(expr) = &schedule {
-                crate::sync::schedule::parse(expr).map_err(Error::Usage)?;
+                tongban_sync::schedule::parse(expr).map_err(Error::Usage)?;
             }
             let store = store.open().await?;
             let job = store
@@ -1041,9 +1041,9 @@ async fn sync(command: SyncCommand) -> Result<()> {
         SyncCommand::Run { store: args, name } => {
             let config = args.config()?;
             let store = args.open().await?;
-            let ctx = crate::sync::SyncContext {
+            let ctx = tongban_sync::SyncContext {
                 store: std::sync::Arc::new(store),
-                datasets: crate::datasets::DatasetStore::local(&config.data_dir)?,
+                datasets: tongban_datasets::DatasetStore::local(&config.data_dir)?,
                 data_dir: config.data_dir.clone(),
             };
             let bar = if std::io::stderr().is_terminal() {
@@ -1057,7 +1057,7 @@ async fn sync(command: SyncCommand) -> Result<()> {
             );
             bar.enable_steady_tick(std::time::Duration::from_millis(200));
             let started = std::time::Instant::now();
-            let report = |p: crate::sync::Progress| {
+            let report = |p: tongban_sync::Progress| {
                 let secs = started.elapsed().as_secs_f64().max(1e-3);
                 bar.set_message(format!(
                     "{} rows, {:.1} MiB read ({:.0} rows/s, {:.1} MiB/s), {} quarantined",
@@ -1068,7 +1068,7 @@ async fn sync(command: SyncCommand) -> Result<()> {
                     p.rows_quarantined
                 ));
             };
-            let result = crate::sync::run_job(&ctx, &name, &report).await;
+            let result = tongban_sync::run_job(&ctx, &name, &report).await;
             bar.finish_and_clear();
             let run = result?;
             print_run(&run);

@@ -1,7 +1,6 @@
 //! `tongban demo`: one command from nothing to a running hub with the four
 //! base libraries, demo tokens and copy-paste examples.
 
-use crate::auth::{hash_token, new_token};
 use crate::datagen::{self, directory, generate::Dataset};
 use crate::server::{Server, shutdown_signal};
 use crate::{Config, Error, Result};
@@ -10,6 +9,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tongban_catalog::{Role, SqlStore, Store, TokenRecord};
+use tongban_core::auth::{hash_token, new_token};
 
 /// The demo's tokens, as written to `DATA_DIR/demo-credentials.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -7,6 +7,14 @@ use std::path::PathBuf;
 pub enum Error {
     #[error(transparent)]
     Catalog(#[from] tongban_catalog::Error),
+    #[error(transparent)]
+    Dataset(#[from] tongban_datasets::Error),
+    #[error(transparent)]
+    Audit(#[from] tongban_audit::Error),
+    #[error(transparent)]
+    Lookup(#[from] tongban_lookup::Error),
+    #[error(transparent)]
+    Sync(#[from] tongban_sync::Error),
     /// The configuration is not usable; each line names a field.
     #[error("invalid configuration:\n  {}", .0.join("\n  "))]
     Config(Vec<String>),
@@ -29,9 +37,10 @@ pub enum Error {
     /// missing, a mask on a non-text column).
     #[error("policy enforcement: {0}")]
     Policy(#[from] tongban_policies::Error),
-    /// Generated data does not match its resource's items (a bug, caught before writing).
+    /// A dataset version does not hold what its resource or a delivery
+    /// plan says (no files, an item the plan releases is not in it).
     #[error("dataset {resource}: {message}")]
-    Dataset { resource: String, message: String },
+    VersionMismatch { resource: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

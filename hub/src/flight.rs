@@ -13,8 +13,8 @@
 //! ([`crate::delivery::flight`]).
 
 use crate::server::AppState;
-use crate::server::lookup::{self, Asked};
-use crate::server::problem::Problem;
+use crate::server::lookup;
+use crate::server::problem::status;
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -30,6 +30,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::Deserialize;
 use std::sync::Arc;
+use tongban_core::{Ask, Grant};
 use tongban_policies::{Mode, enforce};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -44,19 +45,6 @@ struct Command {
     items: Vec<String>,
 }
 
-fn status(p: Problem) -> Status {
-    let message = p.detail.clone();
-    match p.status {
-        401 => Status::unauthenticated(message),
-        403 => Status::permission_denied(message),
-        404 => Status::not_found(message),
-        429 => Status::resource_exhausted(message),
-        503 => Status::unavailable(message),
-        400 | 413 | 415 | 422 => Status::invalid_argument(message),
-        _ => Status::internal(message),
-    }
-}
-
 /// The Flight service over the hub's state.
 #[derive(Clone)]
 pub struct Lookups {
@@ -64,7 +52,7 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    fn identify<T>(&self, req: &Request<T>) -> Result<crate::auth::Identity, Status> {
+    fn identify<T>(&self, req: &Request<T>) -> Result<tongban_core::auth::Identity, Status> {
         let header = req
             .metadata()
             .get("authorization")
@@ -84,14 +72,17 @@ impl Lookups {
     }
 }
 
-/// Answers one batch of keys.
+/// Answers one batch of keys through the access pipeline: check digits,
+/// quota, the grant's row filters, projection and masks, then the audit
+/// record before the batch leaves.
 async fn answer_batch(
     state: &AppState,
-    asked: &Asked<'_>,
-    index: &crate::index::Index,
-    decision: &tongban_policies::Decision,
+    ask: &Ask<'_>,
+    index: &tongban_lookup::index::Index,
+    grant: &Grant,
     batch: &RecordBatch,
 ) -> Result<RecordBatch, Status> {
+    let decision = grant.decision();
     let keys = batch
         .column_by_name("key")
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
@@ -101,29 +92,23 @@ async fn answer_batch(
     let mut errors: Vec<Option<String>> = Vec::with_capacity(keys.len());
     for i in 0..keys.len() {
         let raw = if keys.is_null(i) { "" } else { keys.value(i) };
-        match lookup::check_key(&key_item, "key", raw) {
+        match tongban_lookup::keys::normalise(&key_item, raw.to_string()) {
             Ok(k) => {
                 normalised.push(Some(k));
                 errors.push(None);
             }
-            Err(p) => {
+            Err(e) => {
                 normalised.push(None);
-                errors.push(Some(p.detail));
+                errors.push(Some(format!("key: {e}")));
             }
         }
     }
     let good: Vec<String> = normalised.iter().flatten().cloned().collect();
-    lookup::take_quota(
-        state,
-        &Asked {
-            keys: &good,
-            ..*asked
-        },
-        decision,
-        good.len(),
-    )
-    .await
-    .map_err(status)?;
+    state
+        .access
+        .take_quota(ask, grant, &good)
+        .await
+        .map_err(status)?;
     // Rows of the keys found, then the row filters, then one take with
     // nulls for the keys absent or hidden.
     let found: Vec<Option<u32>> = normalised
@@ -134,14 +119,12 @@ async fn answer_batch(
     let visible = if present.is_empty() || decision.row_filters.is_empty() {
         None
     } else {
+        let gathered = index
+            .take(&present)
+            .map_err(|e| Status::internal(e.to_string()))?;
         Some(
-            lookup::visible_rows(
-                &index
-                    .take(&present)
-                    .map_err(|e| Status::internal(e.to_string()))?,
-                decision,
-            )
-            .map_err(status)?,
+            enforce::visible_rows(&gathered, &decision.row_filters)
+                .map_err(|e| Status::internal(e.to_string()))?,
         )
     };
     let mut seen = 0;
@@ -192,16 +175,11 @@ async fn answer_batch(
         fields.push(f.clone());
         columns.push(c.clone());
     }
-    lookup::audit(
-        state,
-        &Asked {
-            keys: &good,
-            ..*asked
-        },
-        decision,
-    )
-    .await
-    .map_err(status)?;
+    state
+        .access
+        .release(ask, grant, &good)
+        .await
+        .map_err(status)?;
     RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(|e| Status::internal(e.to_string()))
 }
@@ -239,25 +217,20 @@ impl FlightService for Lookups {
                 serde_json::from_slice(&cmd)
                     .map_err(|e| Status::invalid_argument(format!("descriptor cmd: {e}")))
             })?;
-        for (field, value) in [("matter", &command.matter), ("case", &command.case)] {
-            if value.trim().is_empty() {
-                return Err(Status::invalid_argument(format!(
-                    "{field}: must not be empty"
-                )));
-            }
-        }
         let state = self.state.clone();
-        let index = lookup::index_of(&state, &command.resource).map_err(status)?;
-        let asked = Asked {
+        let ask = Ask {
             consumer: &who.department,
             resource: &command.resource,
             matter: &command.matter,
             case: &command.case,
             mode: Mode::Lookup,
-            keys: &[],
             started,
         };
-        let decision = lookup::decide(&state, &asked, &command.items)
+        ask.check().map_err(status)?;
+        let index = lookup::index_of(&state, &command.resource).map_err(status)?;
+        let grant = state
+            .access
+            .open(&ask, &command.items, &[])
             .await
             .map_err(status)?;
         let rest = futures::stream::once(async move { Ok(first) })
@@ -267,10 +240,10 @@ impl FlightService for Lookups {
         let answers = batches
             .map_err(|e| Status::invalid_argument(format!("input: {e}")))
             .and_then(move |batch| {
-                let (state, index, decision, who, command) = (
+                let (state, index, grant, who, command) = (
                     state.clone(),
                     index.clone(),
-                    decision.clone(),
+                    grant.clone(),
                     who.clone(),
                     (
                         command.resource.clone(),
@@ -279,16 +252,15 @@ impl FlightService for Lookups {
                     ),
                 );
                 async move {
-                    let asked = Asked {
+                    let ask = Ask {
                         consumer: &who.department,
                         resource: &command.0,
                         matter: &command.1,
                         case: &command.2,
                         mode: Mode::Lookup,
-                        keys: &[],
                         started: std::time::Instant::now(),
                     };
-                    answer_batch(&state, &asked, &index, &decision, &batch).await
+                    answer_batch(&state, &ask, &index, &grant, &batch).await
                 }
             })
             .map_err(|s| FlightError::Tonic(Box::new(s)));

@@ -63,6 +63,18 @@ pub enum FilterOp {
     Prefix(String),
 }
 
+impl FilterOp {
+    /// Whether a (non-null) value passes: the one definition of a filter's
+    /// meaning, used row by row by the lookup writer and, vectorised, by
+    /// [`filter_rows`] and [`visible_rows`].
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            FilterOp::Equals(v) => value == v,
+            FilterOp::Prefix(p) => value.starts_with(p.as_str()),
+        }
+    }
+}
+
 impl fmt::Display for RowFilter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.op {
@@ -178,6 +190,20 @@ pub fn filter_rows(batch: &RecordBatch, filters: &[RowFilter]) -> Result<RecordB
         None => Ok(batch.clone()),
         Some(keep) => Ok(filter_record_batch(batch, &keep)?),
     }
+}
+
+/// Which rows satisfy every filter (AND), as a mask without nulls: a null
+/// value never matches. [`filter_rows`] applied to the same batch keeps
+/// exactly the rows marked true.
+pub fn visible_rows(batch: &RecordBatch, filters: &[RowFilter]) -> Result<BooleanArray> {
+    let mut keep = BooleanArray::from(vec![true; batch.num_rows()]);
+    for filter in filters {
+        let matches = filter_matches(batch, filter)?;
+        // A null (no value) is a miss, not an unknown.
+        let matches = arrow::compute::prep_null_mask_filter(&matches);
+        keep = and(&keep, &matches)?;
+    }
+    Ok(keep)
 }
 
 /// Which rows one filter matches: true, false, or null where the value is null.

@@ -3,12 +3,12 @@
 //! `tongban audit trace` — and whether the log's hash chain is intact.
 
 use super::{Frame, Session, render};
-use crate::audit::Record;
 use crate::server::AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use tongban_audit::Record;
 
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct TraceQuery {
@@ -44,9 +44,9 @@ pub async fn page(
         let records = if k.is_empty() {
             Ok(Vec::new())
         } else {
-            crate::audit::trace(&dir, secret.as_bytes(), &k)
+            tongban_audit::trace(&dir, secret.as_bytes(), &k)
         };
-        let chain = crate::audit::verify(&dir)
+        let chain = tongban_audit::verify(&dir)
             .map(|r| r.map_err(|b| format!("{} line {}: {}", b.file.display(), b.line, b.problem)));
         (records, chain)
     })

@@ -80,7 +80,8 @@ fn row(state: &AppState, r: &Resource) -> Row {
         shares,
         fresh: r.latest_version.as_ref().and_then(|v| {
             state
-                .policies
+                .access
+                .policies()
                 .within_sla(&r.spec.code, v.created_at, Utc::now())
         }),
         latest: r.latest_version.clone(),
@@ -171,10 +172,12 @@ pub async fn detail(
         .filter(|d| d.resource == code)
         .map(|d| d.refresh_interval_hours)
         .min();
-    let fresh = r
-        .latest_version
-        .as_ref()
-        .and_then(|v| state.policies.within_sla(&code, v.created_at, Utc::now()));
+    let fresh = r.latest_version.as_ref().and_then(|v| {
+        state
+            .access
+            .policies()
+            .within_sla(&code, v.created_at, Utc::now())
+    });
     render(&DetailPage {
         f: s.frame("directory", &format!("{} {}", r.spec.code, r.spec.name)),
         r,

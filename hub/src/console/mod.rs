@@ -30,7 +30,6 @@ pub mod needs;
 pub mod stats;
 pub mod subscriptions;
 
-use crate::auth::Identity;
 use crate::server::AppState;
 use askama::Template;
 use axum::Router;
@@ -46,6 +45,7 @@ use i18n::{Lang, T};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tongban_catalog::Role;
+use tongban_core::auth::Identity;
 
 const SESSION_COOKIE: &str = "tongban_session";
 const LANG_COOKIE: &str = "tongban_lang";
@@ -265,7 +265,7 @@ impl FromRequestParts<AppState> for Session {
                 return None;
             };
             let who = state.identities.resolve_certificate(fp)?;
-            Some((who, crate::auth::certificate_key(fp)))
+            Some((who, tongban_core::auth::certificate_key(fp)))
         };
         match from_cookie.or_else(from_cert) {
             Some((who, h)) => Ok(Session {
@@ -462,7 +462,7 @@ async fn login(
     match state.identities.resolve(token) {
         Some(who) => {
             tracing::info!(department = %who.department, "console sign-in");
-            let value = session_cookie(&state, &crate::auth::hash_token(token));
+            let value = session_cookie(&state, &tongban_core::auth::hash_token(token));
             let mut r = Redirect::to(&safe_next(form.next.as_deref())).into_response();
             r.headers_mut().insert(
                 header::SET_COOKIE,

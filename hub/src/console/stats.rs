@@ -87,7 +87,7 @@ struct Line {
     resource: String,
     mode: String,
     rule: String,
-    outcome: String,
+    outcome: tongban_audit::Outcome,
     #[serde(default)]
     latency_us: u64,
 }
@@ -149,7 +149,7 @@ impl AuditStats {
                                     "lookup" => Mode::Lookup,
                                     _ => Mode::Delivery,
                                 },
-                                released: l.outcome == "released",
+                                released: l.outcome == tongban_audit::Outcome::Released,
                                 latency_us: l.latency_us.min(u64::from(u32::MAX)) as u32,
                             };
                             log.records.push_back(rec);

@@ -9,13 +9,13 @@
 pub mod directory;
 pub mod generate;
 
-use crate::datasets::{self, DatasetStore, VersionWriter};
 use crate::{Error, Result};
 use generate::{Dataset, Sizes};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tongban_catalog::{Located, Store};
+use tongban_datasets::{self as datasets, DatasetStore, VersionWriter};
 
 /// What to generate.
 #[derive(Debug, Clone, Copy)]

@@ -4,13 +4,13 @@
 
 use super::plan::Plan;
 use crate::Result;
-use crate::datasets::DatasetStore;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::sync::Arc;
 use tongban_catalog::ResourceSpec;
+use tongban_datasets::DatasetStore;
 use tongban_policies::{Reveal, enforce};
 
 /// The change type column of change sets (Delta's change data feed name).
@@ -45,12 +45,12 @@ fn columns(plan: &Plan, part: Part) -> Vec<(&str, Reveal)> {
 /// The schema of what a part releases under a plan (from the directory's
 /// items, so it is known before any data is read).
 pub fn released_schema(spec: &ResourceSpec, plan: &Plan, part: Part) -> Result<SchemaRef> {
-    let all = crate::datasets::schema_of(spec)?;
+    let all = tongban_datasets::schema_of(spec)?;
     let mut fields = Vec::new();
     for (name, _) in &plan.projection {
         let field = all
             .field_with_name(name)
-            .map_err(|_| crate::Error::Dataset {
+            .map_err(|_| crate::Error::VersionMismatch {
                 resource: spec.code.clone(),
                 message: format!("released item '{name}' is not among the resource's items"),
             })?;

@@ -15,7 +15,6 @@
 use super::Delivery;
 use super::apply::{self, Part};
 use super::plan::Plan;
-use crate::datasets::DatasetStore;
 use crate::{Error, Result};
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::SchemaRef;
@@ -29,6 +28,7 @@ use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tongban_catalog::DatasetVersion;
+use tongban_datasets::DatasetStore;
 
 /// One shared file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,7 +88,7 @@ pub async fn materialize(
     if datasets.files(&location).await?.is_empty() {
         return match part {
             Part::Changes => Ok(None),
-            Part::Snapshot => Err(Error::Dataset {
+            Part::Snapshot => Err(Error::VersionMismatch {
                 resource: version.resource.clone(),
                 message: format!("version {} has no files at {location}", version.version),
             }),
@@ -101,7 +101,7 @@ pub async fn materialize(
     let tmp = tmp_root.join(format!(
         "{}-{}",
         rel.replace('/', "_"),
-        crate::auth::new_token()
+        tongban_core::auth::new_token()
     ));
     tokio::fs::create_dir_all(&tmp)
         .await

@@ -10,8 +10,8 @@
 
 use super::apply::{self, Part};
 use super::plan;
-use crate::auth::Identity;
 use crate::server::AppState;
+use crate::server::problem::status;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
@@ -19,6 +19,7 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tongban_catalog::subscriptions::SubscriptionStatus;
+use tongban_core::auth::Identity;
 use tonic::Status;
 
 /// What a `DoGet` ticket asks for.
@@ -33,13 +34,7 @@ pub struct SubscriptionTicket {
 }
 
 fn catalog_status(e: tongban_catalog::Error) -> Status {
-    match e {
-        tongban_catalog::Error::NotFound { .. } => Status::not_found(e.to_string()),
-        e => {
-            tracing::error!(error = %e, "catalog failed during DoGet");
-            Status::unavailable("the catalog did not answer; try again shortly")
-        }
-    }
+    crate::server::problem::Problem::from(e).into_status()
 }
 
 /// The permitted rows of a subscription's version, as Flight data.
@@ -83,18 +78,13 @@ pub async fn do_get(
         ))
     })?
     .clone();
-    let plan = match plan::plan(&state.policies, &sub, chrono::Utc::now()) {
+    let plan = match plan::plan(&state.access, &sub, chrono::Utc::now()) {
         Ok(p) => p,
         Err(refused) => {
             super::refuse(state, &sub, Some(version.version), &refused, started)
                 .await
-                .map_err(|_| {
-                    Status::unavailable("the audit log cannot record; nothing released")
-                })?;
-            return Err(Status::permission_denied(format!(
-                "{} (rule {})",
-                refused.detail, refused.rule
-            )));
+                .map_err(status)?;
+            return Err(status(refused.into()));
         }
     };
     let resource = state
@@ -113,20 +103,15 @@ pub async fn do_get(
     )
     .await
     .map_err(|e| Status::internal(e.to_string()))?;
-    super::audit(
-        &state.audit,
-        super::Released {
-            subscription: &sub,
-            version: Some(version.version),
-            items: plan.items(),
-            denied: plan.denied(),
-            rule: plan.decision.rule.to_string(),
-            outcome: "released",
-            started,
-        },
+    super::record(
+        &state.access,
+        &plan,
+        version.version,
+        tongban_audit::Outcome::Released,
+        started,
     )
     .await
-    .map_err(|_| Status::unavailable("the audit log cannot record; nothing released"))?;
+    .map_err(status)?;
     let _ = state.store.advance_cursor(sub.id, version.version).await;
     let flight = FlightDataEncoderBuilder::new()
         .with_schema(schema)
@@ -147,7 +132,7 @@ pub async fn list(state: &AppState, who: &Identity) -> Result<Vec<FlightInfo>, S
         if sub.spec.channel.is_push() || sub.status != SubscriptionStatus::Active {
             continue;
         }
-        let Ok(plan) = plan::plan(&state.policies, &sub, chrono::Utc::now()) else {
+        let Ok(plan) = plan::plan(&state.access, &sub, chrono::Utc::now()) else {
             continue;
         };
         let resource = state

@@ -72,7 +72,7 @@ impl Delivery {
                 outbox_dir: data_dir.join("outbox"),
                 public_url,
                 signer: sign::Signer::new(secret),
-                instance: format!("hub-{}", &crate::auth::new_token()[3..15]),
+                instance: format!("hub-{}", &tongban_core::auth::new_token()[3..15]),
             }),
         }
     }
@@ -113,46 +113,44 @@ pub fn audit_case(subscription: &str, version: i64) -> String {
     format!("sub:{subscription}:v{version}")
 }
 
-/// What a delivery's audit record says.
-pub struct Released<'a> {
-    pub subscription: &'a tongban_catalog::subscriptions::Subscription,
-    /// The version delivered (none when refused before one was chosen).
-    pub version: Option<i64>,
-    pub items: Vec<String>,
-    pub denied: Vec<String>,
-    pub rule: String,
-    /// `released`, `denied`, `failed` (a push attempt the consumer's system
-    /// did not accept: the data may have reached it).
-    pub outcome: &'a str,
-    pub started: std::time::Instant,
+/// The ask of a delivery of `sub` (version `version`, when one was chosen):
+/// what its decision and audit record are about.
+pub fn ask<'a>(
+    sub: &'a tongban_catalog::subscriptions::Subscription,
+    case: &'a str,
+    started: std::time::Instant,
+) -> tongban_core::Ask<'a> {
+    tongban_core::Ask {
+        consumer: &sub.consumer,
+        resource: &sub.spec.resource,
+        matter: &sub.matter,
+        case,
+        mode: sub.mode,
+        started,
+    }
 }
 
-/// Appends a delivery's audit record; an error means the audit log cannot
-/// record, and nothing may be released.
-pub async fn audit(audit: &crate::audit::Audit, r: Released<'_>) -> Result<(), String> {
-    let sub = r.subscription;
-    let event = crate::audit::Event {
-        time: chrono::Utc::now(),
-        consumer: sub.consumer.clone(),
-        resource: sub.spec.resource.clone(),
-        mode: sub.mode.to_string(),
-        matter: sub.matter.clone(),
-        case: match r.version {
-            Some(v) => audit_case(&sub.spec.name, v),
-            None => format!("sub:{}", sub.spec.name),
-        },
-        items: if r.outcome == "denied" {
-            Vec::new()
-        } else {
-            r.items
-        },
-        denied: r.denied,
-        keys: Vec::new(),
-        rule: r.rule,
-        outcome: r.outcome.to_string(),
-        latency_us: r.started.elapsed().as_micros() as u64,
-    };
-    audit.record(event).await.map(drop)
+/// The audit case of a delivery, with or without a version.
+fn case_of(sub: &tongban_catalog::subscriptions::Subscription, version: Option<i64>) -> String {
+    match version {
+        Some(v) => audit_case(&sub.spec.name, v),
+        None => format!("sub:{}", sub.spec.name),
+    }
+}
+
+/// Records a delivery of `version` under `plan` with `outcome` (released,
+/// or failed for a push the consumer's system did not accept). An error
+/// means the audit log cannot record, and nothing may be released.
+pub async fn record(
+    access: &tongban_core::Access,
+    plan: &plan::Plan,
+    version: i64,
+    outcome: tongban_audit::Outcome,
+    started: std::time::Instant,
+) -> tongban_core::Result<()> {
+    let case = case_of(&plan.subscription, Some(version));
+    let ask = ask(&plan.subscription, &case, started);
+    access.record(&ask, &plan.decision, &[], outcome).await
 }
 
 /// Records a refused delivery in the audit log and, when the need behind the
@@ -165,21 +163,13 @@ pub async fn refuse(
     version: Option<i64>,
     refused: &plan::Refused,
     started: std::time::Instant,
-) -> Result<(), String> {
+) -> tongban_core::Result<()> {
     tracing::info!(subscription = %subscription.spec.name, rule = %refused.rule, "delivery refused");
-    let audited = audit(
-        &state.audit,
-        Released {
-            subscription,
-            version,
-            items: Vec::new(),
-            denied: vec![refused.rule.clone()],
-            rule: refused.rule.clone(),
-            outcome: "denied",
-            started,
-        },
-    )
-    .await;
+    let case = case_of(subscription, version);
+    let audited = state
+        .access
+        .record_refusal(&ask(subscription, &case, started), &refused.rule)
+        .await;
     if refused.need_lapsed
         && let Err(e) = state
             .store

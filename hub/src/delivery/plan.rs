@@ -8,11 +8,11 @@
 //! lapsed need, even items any department could have), or when the
 //! decision releases no value at all.
 
-use crate::policy::Policies;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tongban_catalog::subscriptions::{Subscription, SubscriptionStatus};
-use tongban_policies::{Decision, Request, Reveal, RowFilter, Rule};
+use tongban_core::{Access, Ask};
+use tongban_policies::{Decision, Reveal, RowFilter, Rule};
 
 /// What one delivery of a subscription may release.
 #[derive(Debug, Clone)]
@@ -37,6 +37,15 @@ pub struct Refused {
     pub detail: String,
     /// The subscription's need lapsed: the subscription should stop.
     pub need_lapsed: bool,
+}
+
+impl From<Refused> for tongban_core::Error {
+    fn from(r: Refused) -> Self {
+        tongban_core::Error::Denied {
+            rule: r.rule,
+            detail: r.detail,
+        }
+    }
 }
 
 impl Plan {
@@ -65,7 +74,7 @@ impl Plan {
 }
 
 /// Decides what a delivery of `sub` at `now` may release.
-pub fn plan(policies: &Policies, sub: &Subscription, now: DateTime<Utc>) -> Result<Plan, Refused> {
+pub fn plan(access: &Access, sub: &Subscription, now: DateTime<Utc>) -> Result<Plan, Refused> {
     if sub.status != SubscriptionStatus::Active {
         return Err(Refused {
             rule: format!("subscription_{}", sub.status),
@@ -81,14 +90,22 @@ pub fn plan(policies: &Policies, sub: &Subscription, now: DateTime<Utc>) -> Resu
             need_lapsed: false,
         });
     }
-    let decision = policies.current().set.decide(&Request {
-        consumer: &sub.consumer,
-        resource: &sub.spec.resource,
-        items: sub.items(),
-        matter: &sub.matter,
-        mode: sub.mode,
-        now,
-    });
+    // The delivery's decision, from one snapshot of the lists, by the
+    // access pipeline (the subscription's own checks are above and below).
+    let decision = access
+        .decide(
+            &Ask {
+                consumer: &sub.consumer,
+                resource: &sub.spec.resource,
+                matter: &sub.matter,
+                case: "",
+                mode: sub.mode,
+                started: std::time::Instant::now(),
+            },
+            sub.items(),
+            now,
+        )
+        .into_decision();
     // A subscription lives under a need: without one in force, not even
     // unconditional items are delivered.
     let under_need = decision

@@ -137,7 +137,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
             return;
         }
     };
-    let plan = match plan::plan(&state.policies, &sub, now) {
+    let plan = match plan::plan(&state.access, &sub, now) {
         Ok(p) => p,
         Err(refused) => {
             // A lapsed need stops the subscription, abandoning what waits.
@@ -170,7 +170,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
     let outcome = deliver(state, client, &sub, &plan, &d).await;
     let (audit_outcome, attempt) = match outcome {
         Ok((kind, rows, bytes)) => (
-            "released",
+            tongban_audit::Outcome::Released,
             Attempt::Delivered {
                 kind: kind.as_str().to_string(),
                 rows,
@@ -181,7 +181,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
             let wait = backoff(d.attempts + 1, config.retry_base_ms, config.retry_max_ms);
             tracing::info!(subscription = %sub.spec.name, version = d.version, error = %e, retry_in_ms = wait.as_millis() as u64, "push delivery failed");
             (
-                "failed",
+                tongban_audit::Outcome::Failed,
                 Attempt::Failed {
                     error: e.to_string(),
                     retry_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
@@ -189,19 +189,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
             )
         }
     };
-    let audited = super::audit(
-        &state.audit,
-        super::Released {
-            subscription: &sub,
-            version: Some(d.version),
-            items: plan.items(),
-            denied: plan.denied(),
-            rule: plan.decision.rule.to_string(),
-            outcome: audit_outcome,
-            started,
-        },
-    )
-    .await;
+    let audited = super::record(&state.access, &plan, d.version, audit_outcome, started).await;
     if let Err(e) = audited {
         // The data went out but its record did not: keep the delivery
         // pending so it is retried (and recorded) rather than lost from the log.
@@ -238,7 +226,7 @@ async fn deliver(
         .ok_or_else(|| Error::Usage(format!("version {} is gone", d.version)))?
         .clone();
     let resource = state.store.get_resource(&sub.spec.resource).await?;
-    let changes = crate::datasets::DatasetStore::changes_location(&version.location);
+    let changes = tongban_datasets::DatasetStore::changes_location(&version.location);
     // A table holds a version's rows, not its changes: PostgreSQL always
     // gets the snapshot.
     let part = if sub.spec.channel.kind() == "webhook"

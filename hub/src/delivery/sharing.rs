@@ -48,6 +48,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tongban_catalog::subscriptions::{Subscription, SubscriptionStatus};
 use tongban_catalog::{DatasetVersion, Resource, ResourceSpec};
+use tongban_core::Code;
 
 /// The routes of the protocol.
 pub fn routes() -> Router<AppState> {
@@ -111,12 +112,7 @@ impl IntoResponse for SharingError {
 type Result<T, E = SharingError> = std::result::Result<T, E>;
 
 fn bad_request(detail: impl Into<String>) -> SharingError {
-    SharingError(Problem::new(
-        StatusCode::BAD_REQUEST,
-        "invalid_parameter",
-        "Invalid parameter",
-        detail,
-    ))
+    SharingError(Problem::new(Code::InvalidParameter, detail))
 }
 
 fn internal(e: impl std::fmt::Display) -> SharingError {
@@ -446,29 +442,21 @@ async fn table_version(
 /// The plan of a table's subscription now; a refusal is audited and
 /// answered 403 with the rule.
 async fn plan_for(state: &AppState, t: &Table, started: std::time::Instant) -> Result<Plan> {
-    match plan::plan(&state.policies, &t.sub, Utc::now()) {
+    match plan::plan(&state.access, &t.sub, Utc::now()) {
         Ok(p) => Ok(p),
         Err(refused) => {
             super::refuse(state, &t.sub, None, &refused, started)
                 .await
                 .map_err(audit_unavailable)?;
-            let mut p = Problem::forbidden(refused.detail);
-            p.code = "denied".into();
-            p.type_ = "urn:tongban:problem:denied".into();
-            p.rule = Some(refused.rule);
-            Err(SharingError(p))
+            Err(SharingError(Problem::from(tongban_core::Error::from(
+                refused,
+            ))))
         }
     }
 }
 
-fn audit_unavailable(e: String) -> SharingError {
-    tracing::error!(error = %e, "audit record failed: nothing released");
-    SharingError(Problem::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "audit_unavailable",
-        "Audit log unavailable",
-        "the audit log cannot record this request, so no data is released; retry shortly",
-    ))
+fn audit_unavailable(e: tongban_core::Error) -> SharingError {
+    SharingError(Problem::from(e))
 }
 
 /// Spark's name of an Arrow type, as Delta schemas spell types.
@@ -727,17 +715,12 @@ async fn query(
             next = Some(URL_SAFE_NO_PAD.encode(format!("query:{}:{after}", version.version)));
         }
     }
-    super::audit(
-        &state.audit,
-        super::Released {
-            subscription: &t.sub,
-            version: Some(version.version),
-            items: plan.items(),
-            denied: plan.denied(),
-            rule: plan.decision.rule.to_string(),
-            outcome: "released",
-            started,
-        },
+    super::record(
+        &state.access,
+        &plan,
+        version.version,
+        tongban_audit::Outcome::Released,
+        started,
     )
     .await
     .map_err(audit_unavailable)?;
@@ -867,17 +850,12 @@ async fn changes(
             lines.push(json!({"add": file_json(&state, &plan, f, version, true)}));
         }
     }
-    super::audit(
-        &state.audit,
-        super::Released {
-            subscription: &t.sub,
-            version: Some(end),
-            items: plan.items(),
-            denied: plan.denied(),
-            rule: plan.decision.rule.to_string(),
-            outcome: "released",
-            started,
-        },
+    super::record(
+        &state.access,
+        &plan,
+        end,
+        tongban_audit::Outcome::Released,
+        started,
     )
     .await
     .map_err(audit_unavailable)?;
@@ -907,12 +885,9 @@ async fn file(
             SharingError(Problem::forbidden(detail))
         })?;
     let sub = state.store.get_subscription(grant.subscription).await?;
-    let current = plan::plan(&state.policies, &sub, now).map_err(|refused| {
-        let mut p = Problem::forbidden(refused.detail);
-        p.code = "denied".into();
-        p.rule = Some(refused.rule);
-        SharingError(p)
-    })?;
+    // A file leaves only if the pipeline decides the same way now.
+    let current = plan::plan(&state.access, &sub, now)
+        .map_err(|refused| SharingError(Problem::from(tongban_core::Error::from(refused))))?;
     if current.fingerprint != grant.fingerprint {
         return Err(SharingError(Problem::forbidden(
             "the policy for this subscription has changed since the URL was made; query the table again",

@@ -3,12 +3,12 @@
 
 use super::AppState;
 use super::problem::Problem;
-use crate::auth::Identity;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 use tongban_catalog::Role;
+use tongban_core::auth::Identity;
 
 /// `axum::Json` with problem+json rejections.
 pub struct Json<T>(pub T);

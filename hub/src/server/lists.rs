@@ -9,7 +9,6 @@
 use super::AppState;
 use super::extract::{Caller, DataOffice, Json, Path, Query};
 use super::problem::Problem;
-use crate::auth::Identity;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -18,6 +17,8 @@ use chrono::Utc;
 use serde::Deserialize;
 use tongban_catalog::lists::*;
 use tongban_catalog::{Role, list_exchange};
+use tongban_core::Code;
+use tongban_core::auth::Identity;
 use tongban_policies::NeedStatus;
 use tongban_policies::calendar::Calendar;
 use utoipa::{IntoParams, ToSchema};
@@ -28,7 +29,7 @@ impl AppState {
     /// Recompiles the policy set after a write. A failure leaves the previous
     /// set in force and is logged; the periodic refresh retries.
     pub(crate) async fn lists_changed(&self) {
-        if let Err(e) = self.policies.reload(self.store.as_ref()).await {
+        if let Err(e) = self.access.policies().reload(self.store.as_ref()).await {
             tracing::error!(error = %e, "could not recompile the lists; the previous policy set stays in force");
         }
     }
@@ -158,14 +159,7 @@ async fn review(
         String::new()
     } else {
         serde_json::from_slice::<Review>(&body)
-            .map_err(|e| {
-                Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_input",
-                    "Invalid input",
-                    format!("review body: {e}"),
-                )
-            })?
+            .map_err(|e| Problem::new(Code::InvalidInput, format!("review body: {e}")))?
             .reason
     };
     visible_need(&state, &who, id).await?;
@@ -393,8 +387,8 @@ pub async fn export_list(
         None | Some("json") => false,
         Some("csv") => true,
         Some(other) => {
-            return Err(Problem::bad_request(
-                "invalid_query",
+            return Err(Problem::new(
+                Code::InvalidQuery,
                 format!("format '{other}' is not json or csv"),
             ));
         }
@@ -458,14 +452,12 @@ pub async fn import_list(
         false
     } else {
         return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "Unsupported media type",
+            Code::UnsupportedMediaType,
             "send the list as text/csv or application/json",
         ));
     };
     let text = std::str::from_utf8(&body)
-        .map_err(|_| Problem::bad_request("invalid_body", "the file is not UTF-8 text"))?;
+        .map_err(|_| Problem::new(Code::InvalidBody, "the file is not UTF-8 text"))?;
     let counts = import_file(state.store.as_ref(), list, text, csv).await?;
     tracing::info!(list = ?list, created = counts.created, updated = counts.updated, by = %who.department, "list imported");
     state.lists_changed().await;

@@ -1,27 +1,31 @@
 //! Real-time lookup and verification for the acceptance front office:
 //! `POST /v1/lookup/{class}/{seq}` and `POST /v1/verify/{class}/{seq}`.
 //!
-//! Every request: keys checked (check digits) before anything else; one
-//! policy decision for the caller, matter and mode; rows from the in-memory
-//! index; the decision's row filters, projection and masks applied with the
-//! `policies` enforcement helpers. A row a filter hides answers exactly like
-//! a missing key, so a filter never discloses that a row exists.
+//! Every request goes through the access pipeline (`tongban_core::access`):
+//! keys checked (check digits) before anything else; one policy decision
+//! for the caller, matter and mode; quota; rows from the in-memory index;
+//! the decision's row filters, projection and masks applied with the
+//! `policies` evaluators; a durable audit record before the answer leaves.
+//! A row a filter hides answers exactly like a missing key, so a filter
+//! never discloses that a row exists.
 
 use super::AppState;
 use super::extract::{Caller, Json, Path, Query};
 use super::problem::Problem;
-use crate::index::Index;
 use arrow::array::{Array, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tongban_policies::{Decision, Mode, Release, Request, enforce};
+use std::time::Instant;
+use tongban_core::access::{self, Ask, Grant};
+use tongban_lookup::index::Index;
+use tongban_lookup::keys;
+use tongban_policies::{Decision, Mode, Release, enforce};
 use utoipa::{IntoParams, ToSchema};
 
 /// Most keys in one request; larger sets go through the streaming endpoint.
@@ -66,8 +70,10 @@ pub struct Denied {
     pub reason: String,
 }
 
+/// What every answer says about itself: where it comes from, under which
+/// decision, and what was not released.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LookupResponse {
+pub struct Answered {
     pub resource: String,
     /// The dataset version answered from.
     pub version: i64,
@@ -81,36 +87,33 @@ pub struct LookupResponse {
     pub case: String,
     /// The deciding rule, e.g. `need:12`.
     pub rule: String,
-    pub results: Vec<KeyResult>,
     /// Items asked for and not released, with why.
     pub denied: Vec<Denied>,
 }
 
-impl LookupResponse {
-    /// An answer from `index` under `decision`.
-    fn new(
-        state: &AppState,
-        index: &Index,
-        resource: String,
-        matter: String,
-        case: String,
-        decision: &Decision,
-        results: Vec<KeyResult>,
-    ) -> LookupResponse {
-        LookupResponse {
-            within_sla: state
-                .policies
-                .within_sla(&resource, index.as_of, Utc::now()),
-            resource,
+impl Answered {
+    /// The header of an answer from `index` under `grant`: `within_sla`
+    /// from the same snapshot of the lists as the decision.
+    fn new(index: &Index, matter: String, case: String, grant: &Grant) -> Answered {
+        let decision = grant.decision();
+        Answered {
+            within_sla: grant.within_sla(&index.resource, index.as_of, Utc::now()),
+            resource: index.resource.clone(),
             version: index.version,
             as_of: index.as_of,
             matter,
             case,
             rule: decision.rule.to_string(),
-            results,
             denied: denied(decision),
         }
     }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LookupResponse {
+    #[serde(flatten)]
+    pub answered: Answered,
+    pub results: Vec<KeyResult>,
 }
 
 fn code((class, seq): (String, String)) -> String {
@@ -118,13 +121,7 @@ fn code((class, seq): (String, String)) -> String {
 }
 
 fn unprocessable(field: impl Into<String>, detail: impl Into<String>) -> Problem {
-    Problem::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_input",
-        "Invalid input",
-        detail,
-    )
-    .with_field(field)
+    Problem::from(access::Error::invalid(field, detail))
 }
 
 /// Normalises a key and checks its check digit when the key item is a
@@ -136,189 +133,21 @@ pub fn check_key(item: &str, field: &str, key: &str) -> ApiResult<String> {
 /// [`check_key`] of a key already owned: normalised in place, without a
 /// copy (a stream checks a million of them).
 fn check_owned_key(item: &str, field: &str, key: String) -> ApiResult<String> {
-    normalise_key(item, key).map_err(|e| unprocessable(field, format!("{field}: {e}")))
+    keys::normalise(item, key).map_err(|e| unprocessable(field, format!("{field}: {e}")))
 }
 
-/// The key trimmed and upper-cased, or what is wrong with it. The field
-/// name of an error is left to the caller, so that a valid key costs no
-/// allocation beyond its own.
-fn normalise_key(item: &str, mut key: String) -> Result<String, String> {
-    let trimmed = key.trim();
-    if trimmed.len() != key.len() {
-        key = trimmed.to_string();
-    }
-    key.make_ascii_uppercase();
-    match item {
-        "citizen_id" | "legal_rep_id" => tongban_policies::ids::validate_citizen_id(&key).map(drop),
-        "credit_code" => tongban_policies::ids::validate_credit_code(&key),
-        _ if key.is_empty() => return Err("a key must not be empty".into()),
-        _ => Ok(()),
-    }
-    .map_err(|e| e.to_string())?;
-    Ok(key)
-}
-
-fn required(field: &str, v: &str) -> ApiResult<()> {
-    if v.trim().is_empty() {
-        return Err(unprocessable(field, format!("{field}: must not be empty")));
-    }
-    Ok(())
-}
-
-/// What a request is about, for its decision and its audit record.
-#[derive(Clone, Copy)]
-pub(crate) struct Asked<'a> {
-    pub consumer: &'a str,
-    pub resource: &'a str,
-    pub matter: &'a str,
-    pub case: &'a str,
-    pub mode: Mode,
-    pub keys: &'a [String],
-    pub started: std::time::Instant,
-}
-
-/// Appends the request's audit record; no answer leaves unrecorded.
-pub(crate) async fn audit(
-    state: &AppState,
-    asked: &Asked<'_>,
-    decision: &Decision,
-) -> ApiResult<()> {
-    let outcome = if decision.permitted {
-        "released"
-    } else {
-        "denied"
-    };
-    record(state, asked, decision, outcome).await
-}
-
-/// Appends a record with the given outcome; items count as released only
-/// when the outcome is `released`.
-async fn record(
-    state: &AppState,
-    asked: &Asked<'_>,
-    decision: &Decision,
-    outcome: &str,
-) -> ApiResult<()> {
-    let released = outcome == "released";
-    let rule = decision.rule.to_string();
-    let event = crate::audit::EventRef {
-        time: Utc::now(),
-        consumer: asked.consumer,
-        resource: asked.resource,
-        mode: asked.mode.as_str(),
-        matter: asked.matter,
-        case: asked.case,
-        items: decision
-            .items
-            .iter()
-            .filter(|d| released && d.release.is_some())
-            .map(|d| d.item.as_str())
-            .collect(),
-        denied: decision
-            .items
-            .iter()
-            .filter(|d| d.release.is_none())
-            .map(|d| format!("{}:{}", d.item, d.rule))
-            .collect(),
-        keys: asked.keys.iter().map(|k| state.audit.key_hash(k)).collect(),
-        rule: &rule,
-        outcome,
-        latency_us: asked.started.elapsed().as_micros() as u64,
-    };
-    state.audit.record_ref(&event).await.map(drop).map_err(|e| {
-        tracing::error!(error = %e, "audit record failed: answer withheld");
-        Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            "Audit log unavailable",
-            "the audit log cannot record this request, so no data is released; retry shortly",
-        )
-    })
-}
-
-/// Takes `n` keys from the need's daily quota, if it has one; a refusal is
-/// audited like any other.
-pub(crate) async fn take_quota(
-    state: &AppState,
-    asked: &Asked<'_>,
-    decision: &Decision,
-    n: usize,
-) -> ApiResult<()> {
-    let Some(quota) = decision.daily_quota else {
-        return Ok(());
-    };
-    match state.limits.take(asked.consumer, asked.resource, quota, n) {
-        Ok(()) => Ok(()),
-        Err(refused) => {
-            let (detail, retry) = match refused {
-                crate::limits::Refused::RetryAfter(wait) => (
-                    format!(
-                        "the daily quota of {quota} keys for '{}' is used up; retry in {} s",
-                        asked.resource,
-                        wait.as_secs() + 1
-                    ),
-                    Some(wait.as_secs() + 1),
-                ),
-                crate::limits::Refused::TooMany => (
-                    format!("{n} keys exceed the whole daily quota of {quota}"),
-                    None,
-                ),
-            };
-            record(state, asked, decision, "quota_exceeded").await?;
-            let mut p = Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "quota_exceeded",
-                "Quota exceeded",
-                detail,
-            );
-            p.rule = Some(decision.rule.to_string());
-            p.retry_after = retry;
-            Err(p)
-        }
-    }
-}
-
-/// The decision for this request; a denial of everything is recorded and
-/// answered with a 403 naming the rule.
-pub(crate) async fn decide(
-    state: &AppState,
-    asked: &Asked<'_>,
-    items: &[String],
-) -> ApiResult<Decision> {
-    let decision = state.policies.current().decide(&Request {
-        consumer: asked.consumer,
-        resource: asked.resource,
-        items,
-        matter: asked.matter,
-        mode: asked.mode,
-        now: Utc::now(),
-    });
-    if !decision.permitted {
-        audit(state, asked, &decision).await?;
-        let first = decision.items.first();
-        let mut p = Problem::forbidden(first.map_or_else(
-            || "nothing may be released".to_string(),
-            |d| format!("{}: {}", d.item, d.reason),
-        ));
-        p.code = "denied".into();
-        p.type_ = "urn:tongban:problem:denied".into();
-        p.rule = Some(decision.rule.to_string());
-        return Err(p);
-    }
-    Ok(decision)
-}
-
-pub(crate) fn index_of(state: &AppState, resource: &str) -> ApiResult<Arc<Index>> {
+/// The index of a resource, or why there is none: still loading (503) or
+/// nothing published (404).
+pub(crate) fn index_of(state: &AppState, resource: &str) -> access::Result<Arc<Index>> {
     state.indexes.get(resource).ok_or_else(|| {
-        if state.policies.is_published(resource) {
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "index_loading",
-                "Index not loaded yet",
-                format!("the data of '{resource}' is still loading; retry in a moment"),
-            )
+        if state.access.policies().is_published(resource) {
+            access::Error::Loading {
+                resource: resource.to_string(),
+            }
         } else {
-            Problem::not_found(format!("no published data for resource '{resource}'"))
+            access::Error::NoData {
+                resource: resource.to_string(),
+            }
         }
     })
 }
@@ -376,10 +205,17 @@ pub async fn lookup(
     Path(parts): Path<(String, String)>,
     Json(req): Json<LookupRequest>,
 ) -> ApiResult<axum::Json<LookupResponse>> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let resource = code(parts);
-    required("matter", &req.matter)?;
-    required("case", &req.case)?;
+    let ask = Ask {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &req.matter,
+        case: &req.case,
+        mode: Mode::Lookup,
+        started,
+    };
+    ask.check()?;
     if req.keys.is_empty() || req.keys.len() > MAX_KEYS {
         return Err(unprocessable(
             "keys",
@@ -409,35 +245,26 @@ pub async fn lookup(
         .into_iter()
         .enumerate()
         .map(|(i, k)| {
-            normalise_key(&key_item, k).map_err(|e| {
+            keys::normalise(&key_item, k).map_err(|e| {
                 let field = format!("keys[{i}]");
                 unprocessable(&field, format!("{field}: {e}"))
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let asked = Asked {
-        consumer: &who.department,
-        resource: &resource,
-        matter: &req.matter,
-        case: &req.case,
-        mode: Mode::Lookup,
-        keys: &keys,
-        started,
-    };
-    let decision = decide(&state, &asked, &req.items).await?;
-    take_quota(&state, &asked, &decision, keys.len()).await?;
-
+    let grant = state.access.open(&ask, &req.items, &keys).await?;
+    state.access.take_quota(&ask, &grant, &keys).await?;
     let results = answer(
         &index,
         &keys,
         req.by.as_deref(),
-        &decision,
+        grant.decision(),
         state.hash_key.as_bytes(),
     )?;
-    audit(&state, &asked, &decision).await?;
-    Ok(axum::Json(LookupResponse::new(
-        &state, &index, resource, req.matter, req.case, &decision, results,
-    )))
+    state.access.release(&ask, &grant, &keys).await?;
+    Ok(axum::Json(LookupResponse {
+        answered: Answered::new(&index, req.matter, req.case, &grant),
+        results,
+    }))
 }
 
 /// The answer for each key, in key order: its rows (by the key, or by a
@@ -488,9 +315,12 @@ fn release(
     let projection = decision.projection();
     // The usual answer (text, numbers, dates; filters on text) is written
     // row by row where the values lie; the Arrow path below covers the rest.
-    if let Some(writer) =
-        crate::answer::Rows::new(&index.batch, &projection, &decision.row_filters, hash_key)
-    {
+    if let Some(writer) = tongban_lookup::answer::Rows::new(
+        &index.batch,
+        &projection,
+        &decision.row_filters,
+        hash_key,
+    ) {
         for (&row, &i) in rows.iter().zip(&owner) {
             if writer.visible(row as usize) {
                 results[i].found = true;
@@ -524,37 +354,10 @@ fn release(
     Ok(results)
 }
 
-/// Which gathered rows the decision's row filters let through.
-pub(crate) fn visible_rows(
-    batch: &RecordBatch,
-    decision: &Decision,
-) -> ApiResult<arrow::array::BooleanArray> {
-    let mut keep = arrow::array::BooleanArray::from(vec![true; batch.num_rows()]);
-    for f in &decision.row_filters {
-        let col = batch
-            .column_by_name(&f.item)
-            .ok_or_else(|| internal(format!("row filter column '{}' missing", f.item)))?;
-        let text = cast(col, &DataType::Utf8).map_err(internal)?;
-        let text = text
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("cast to Utf8");
-        let pass: arrow::array::BooleanArray = (0..text.len())
-            .map(|i| {
-                Some(
-                    !text.is_null(i)
-                        && match &f.op {
-                            tongban_policies::FilterOp::Equals(v) => text.value(i) == v,
-                            tongban_policies::FilterOp::Prefix(p) => {
-                                text.value(i).starts_with(p.as_str())
-                            }
-                        },
-                )
-            })
-            .collect();
-        keep = arrow::compute::and(&keep, &pass).map_err(internal)?;
-    }
-    Ok(keep)
+/// Which gathered rows the decision's row filters let through (the
+/// `policies` evaluator: the only one).
+fn visible_rows(batch: &RecordBatch, decision: &Decision) -> ApiResult<arrow::array::BooleanArray> {
+    enforce::visible_rows(batch, &decision.row_filters).map_err(internal)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -581,14 +384,8 @@ pub struct VerifyRequest {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyResponse {
-    pub resource: String,
-    pub version: i64,
-    #[schema(value_type = String, format = DateTime)]
-    pub as_of: DateTime<Utc>,
-    pub within_sla: Option<bool>,
-    pub matter: String,
-    pub case: String,
-    pub rule: String,
+    #[serde(flatten)]
+    pub answered: Answered,
     /// Whether a row has this key (and the caller may see it).
     pub found: bool,
     /// Per permitted claim: whether it matches. No values are disclosed.
@@ -596,7 +393,6 @@ pub struct VerifyResponse {
     /// The answer to `valid_at`, when asked and permitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_force: Option<bool>,
-    pub denied: Vec<Denied>,
 }
 
 /// Verify claimed values against a row
@@ -618,10 +414,17 @@ pub async fn verify(
     Path(parts): Path<(String, String)>,
     Json(req): Json<VerifyRequest>,
 ) -> ApiResult<axum::Json<VerifyResponse>> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let resource = code(parts);
-    required("matter", &req.matter)?;
-    required("case", &req.case)?;
+    let ask = Ask {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &req.matter,
+        case: &req.case,
+        mode: Mode::Verify,
+        started,
+    };
+    ask.check()?;
     if req.claims.is_empty() && req.valid_at.is_none() {
         return Err(unprocessable(
             "claims",
@@ -649,22 +452,15 @@ pub async fn verify(
                 .map(|w| w.to_string()),
         );
     }
-    let keys = [key.clone()];
-    let asked = Asked {
-        consumer: &who.department,
-        resource: &resource,
-        matter: &req.matter,
-        case: &req.case,
-        mode: Mode::Verify,
-        keys: &keys,
-        started,
-    };
-    let decision = decide(&state, &asked, &items).await?;
-    take_quota(&state, &asked, &decision, 1).await?;
+    let keys = [key];
+    let key = &keys[0];
+    let grant = state.access.open(&ask, &items, &keys).await?;
+    state.access.take_quota(&ask, &grant, &keys).await?;
+    let decision = grant.decision();
     let mut matches = BTreeMap::new();
     let mut found = false;
     let mut in_force = None;
-    if let Some(row) = index.row(&key) {
+    if let Some(row) = index.row(key) {
         let needed = decision
             .items
             .iter()
@@ -672,7 +468,7 @@ pub async fn verify(
             .map(|d| d.item.as_str())
             .chain(decision.row_filters.iter().map(|f| f.item.as_str()));
         let gathered = index.take_columns(&[row], needed).map_err(internal)?;
-        found = visible_rows(&gathered, &decision)?.value(0);
+        found = visible_rows(&gathered, decision)?.value(0);
         if found {
             // Each verifiable item's value, as text (dates as YYYY-MM-DD).
             let mut value_of = std::collections::HashMap::new();
@@ -713,21 +509,12 @@ pub async fn verify(
             }
         }
     }
-    audit(&state, &asked, &decision).await?;
+    state.access.release(&ask, &grant, &keys).await?;
     Ok(axum::Json(VerifyResponse {
-        within_sla: state
-            .policies
-            .within_sla(&resource, index.as_of, Utc::now()),
-        resource,
-        version: index.version,
-        as_of: index.as_of,
-        matter: req.matter,
-        case: req.case,
-        rule: decision.rule.to_string(),
+        answered: Answered::new(&index, req.matter, req.case, &grant),
         found,
         matches,
         in_force,
-        denied: denied(&decision),
     }))
 }
 
@@ -811,10 +598,17 @@ pub async fn stream(
     body: axum::body::Body,
 ) -> ApiResult<axum::response::Response> {
     use futures::StreamExt;
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let resource = code(parts);
-    required("matter", &p.matter)?;
-    required("case", &p.case)?;
+    let ask = Ask {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &p.matter,
+        case: &p.case,
+        mode: Mode::Lookup,
+        started,
+    };
+    ask.check()?;
     let index = index_of(&state, &resource)?;
     let key_item = match &p.by {
         Some(by) if index.rows_by(by, "").is_none() => {
@@ -835,16 +629,7 @@ pub async fn stream(
         .filter(|s| !s.is_empty())
         .map(String::from)
         .collect();
-    let asked = Asked {
-        consumer: &who.department,
-        resource: &resource,
-        matter: &p.matter,
-        case: &p.case,
-        mode: Mode::Lookup,
-        keys: &[],
-        started,
-    };
-    let decision = decide(&state, &asked, &items).await?;
+    let grant = state.access.open(&ask, &items, &[]).await?;
 
     // The reader parses chunks of keys and takes their quota in input order,
     // then hands each chunk to its own task (lookups, masking, JSON, audit),
@@ -853,7 +638,7 @@ pub async fn stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(STREAM_IN_FLIGHT);
     let job = Arc::new(StreamJob {
         state,
-        decision,
+        grant,
         index,
         consumer: who.department,
         resource,
@@ -926,7 +711,8 @@ fn error_line(detail: &str) -> bytes::Bytes {
 /// What every chunk of one stream shares.
 struct StreamJob {
     state: AppState,
-    decision: Decision,
+    /// One decision for the whole stream, from one snapshot of the lists.
+    grant: Grant,
     index: Arc<Index>,
     consumer: String,
     resource: String,
@@ -936,15 +722,15 @@ struct StreamJob {
 }
 
 impl StreamJob {
-    fn asked<'a>(&'a self, keys: &'a [String]) -> Asked<'a> {
-        Asked {
+    /// The ask of one chunk: its record's latency runs from now.
+    fn ask(&self) -> Ask<'_> {
+        Ask {
             consumer: &self.consumer,
             resource: &self.resource,
             matter: &self.matter,
             case: &self.case,
             mode: Mode::Lookup,
-            keys,
-            started: std::time::Instant::now(),
+            started: Instant::now(),
         }
     }
 
@@ -964,10 +750,13 @@ impl StreamJob {
                 Line::Bad(..) => None,
             })
             .collect();
-        if let Err(p) =
-            take_quota(&self.state, &self.asked(&keys), &self.decision, keys.len()).await
+        if let Err(e) = self
+            .state
+            .access
+            .take_quota(&self.ask(), &self.grant, &keys)
+            .await
         {
-            let _ = tx.send(Chunk::Failed(error_line(&p.detail))).await;
+            let _ = tx.send(Chunk::Failed(error_line(&e.to_string()))).await;
             return false;
         }
         let job = self.clone();
@@ -977,19 +766,19 @@ impl StreamJob {
 
     /// The answer lines of one chunk, recorded in the audit log first.
     async fn answer(&self, lines: Vec<Line>, keys: Vec<String>) -> (bytes::Bytes, bool) {
-        let asked = self.asked(&keys);
+        let ask = self.ask();
         let answered = match answer(
             &self.index,
             &keys,
             self.by.as_deref(),
-            &self.decision,
+            self.grant.decision(),
             self.state.hash_key.as_bytes(),
         ) {
             Ok(a) => a,
             Err(p) => return (error_line(&p.detail), false),
         };
-        if let Err(p) = audit(&self.state, &asked, &self.decision).await {
-            return (error_line(&p.detail), false);
+        if let Err(e) = self.state.access.release(&ask, &self.grant, &keys).await {
+            return (error_line(&e.to_string()), false);
         }
         let mut out = Vec::with_capacity(lines.len() * 128);
         let mut answers = answered.into_iter();
@@ -1044,10 +833,17 @@ pub async fn locate(
     Path(parts): Path<(String, String)>,
     Json(req): Json<LocateRequest>,
 ) -> ApiResult<axum::Json<LookupResponse>> {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let resource = code(parts);
-    required("matter", &req.matter)?;
-    required("case", &req.case)?;
+    let ask = Ask {
+        consumer: &who.department,
+        resource: &resource,
+        matter: &req.matter,
+        case: &req.case,
+        mode: Mode::Lookup,
+        started,
+    };
+    ask.check()?;
     if !(req.lon.is_finite()
         && req.lat.is_finite()
         && (-180.0..=180.0).contains(&req.lon)
@@ -1065,23 +861,20 @@ pub async fn locate(
             format!("'{resource}' has no boundaries to locate points in"),
         ));
     };
-    let label = format!("{},{}", req.lon, req.lat);
-    let keys = [label.clone()];
-    let asked = Asked {
-        consumer: &who.department,
-        resource: &resource,
-        matter: &req.matter,
-        case: &req.case,
-        mode: Mode::Lookup,
-        keys: &keys,
-        started,
-    };
-    let decision = decide(&state, &asked, &req.items).await?;
-    take_quota(&state, &asked, &decision, 1).await?;
+    let keys = [format!("{},{}", req.lon, req.lat)];
+    let grant = state.access.open(&ask, &req.items, &keys).await?;
+    state.access.take_quota(&ask, &grant, &keys).await?;
     let rows = spatial.rows_at(req.lon, req.lat);
-    let results = release(&index, &keys, &[rows], &decision, state.hash_key.as_bytes())?;
-    audit(&state, &asked, &decision).await?;
-    Ok(axum::Json(LookupResponse::new(
-        &state, &index, resource, req.matter, req.case, &decision, results,
-    )))
+    let results = release(
+        &index,
+        &keys,
+        &[rows],
+        grant.decision(),
+        state.hash_key.as_bytes(),
+    )?;
+    state.access.release(&ask, &grant, &keys).await?;
+    Ok(axum::Json(LookupResponse {
+        answered: Answered::new(&index, req.matter, req.case, &grant),
+        results,
+    }))
 }

@@ -17,7 +17,6 @@ pub mod policy;
 pub mod problem;
 pub mod subscriptions;
 
-use crate::auth::Identities;
 use crate::{Config, Result};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -29,6 +28,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tongban_catalog::Store;
+use tongban_core::auth::Identities;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -53,15 +53,14 @@ impl std::ops::Deref for AppState {
 pub struct SharedState {
     pub store: Arc<dyn Store>,
     pub identities: Identities,
-    /// The compiled lists every decision reads.
-    pub policies: crate::policy::Policies,
+    /// The access pipeline: the compiled lists, quotas and the audit log,
+    /// reachable only through its stages.
+    pub access: tongban_core::Access,
     /// In-memory lookup indexes over the newest dataset versions.
-    pub indexes: crate::index::Indexes,
-    pub datasets: crate::datasets::DatasetStore,
+    pub indexes: tongban_lookup::index::Indexes,
+    pub datasets: tongban_datasets::DatasetStore,
     /// Key of the `hash` mask and of key hashes in the audit log.
     pub hash_key: Arc<str>,
-    pub audit: crate::audit::Audit,
-    pub limits: crate::limits::Limits,
     /// Subscriptions' delivery: Delta Sharing files, signed URLs, push.
     pub delivery: crate::delivery::Delivery,
     /// The console's own state (audit statistics).
@@ -357,12 +356,14 @@ impl Server {
 
     pub async fn bind_with(config: &Config, store: Arc<dyn Store>) -> Result<Server> {
         let identities = Identities::load(store.as_ref()).await?;
-        let policies = crate::policy::Policies::load(store.as_ref()).await?;
-        let indexes =
-            crate::index::Indexes::new(config.secondary_keys.clone().into_iter().collect());
-        let datasets = crate::datasets::DatasetStore::local(&config.data_dir)?;
+        let policies = tongban_core::policy::Policies::load(store.as_ref()).await?;
+        let indexes = tongban_lookup::index::Indexes::new(
+            config.secondary_keys.clone().into_iter().collect(),
+        );
+        let datasets = tongban_datasets::DatasetStore::local(&config.data_dir)?;
         let hash_key: Arc<str> = config.mask_hash_key()?.into();
-        let audit = crate::audit::Audit::open(&config.data_dir.join("audit"), hash_key.as_bytes())?;
+        let audit =
+            tongban_audit::Audit::open(&config.data_dir.join("audit"), hash_key.as_bytes())?;
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -379,12 +380,10 @@ impl Server {
         let state = AppState(Arc::new(SharedState {
             store,
             identities,
-            policies,
+            access: tongban_core::Access::new(policies, Default::default(), audit),
             indexes,
             datasets,
             hash_key,
-            audit,
-            limits: Default::default(),
             delivery,
             console: crate::console::ConsoleState::new(&config.data_dir),
         }));
@@ -464,12 +463,12 @@ impl Server {
         let (store, identities, policies, indexes, datasets) = (
             self.state.store.clone(),
             self.state.identities.clone(),
-            self.state.policies.clone(),
+            self.state.access.policies().clone(),
             self.state.indexes.clone(),
             self.state.datasets.clone(),
         );
         // Sync jobs with a schedule run from here.
-        let scheduler = tokio::spawn(crate::sync::schedule::run(crate::sync::SyncContext {
+        let scheduler = tokio::spawn(tongban_sync::schedule::run(tongban_sync::SyncContext {
             store: store.clone(),
             datasets: datasets.clone(),
             data_dir: self.data_dir.clone(),

@@ -74,7 +74,7 @@ pub async fn explain(
         )));
     }
     let at = req.at.unwrap_or_else(Utc::now);
-    let set = state.policies.current();
+    let set = state.access.policies().current();
     let decision = set.decide(&Request {
         consumer: &consumer,
         resource: &req.resource,

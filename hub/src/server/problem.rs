@@ -1,14 +1,98 @@
 //! Errors as RFC 9457 `application/problem+json`, with a stable `code` that
-//! clients can switch on. The whole mapping from errors to HTTP statuses lives
-//! here.
+//! clients can switch on. The whole mapping from codes to HTTP and gRPC
+//! statuses is the one table here, [`edge`]; domain errors convert to a
+//! [`Problem`] (HTTP) or a `tonic::Status` (Flight) through it.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use tongban_core::Code;
 use utoipa::ToSchema;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// How a code shows at each edge.
+#[derive(Debug, Clone, Copy)]
+pub struct Edge {
+    pub http: StatusCode,
+    pub grpc: tonic::Code,
+    /// The problem's fixed `title`.
+    pub title: &'static str,
+}
+
+/// The one table from error codes to HTTP statuses, gRPC codes and titles.
+pub const fn edge(code: Code) -> Edge {
+    use StatusCode as H;
+    use tonic::Code as G;
+    let (http, grpc, title) = match code {
+        Code::Unauthorized => (
+            H::UNAUTHORIZED,
+            G::Unauthenticated,
+            "Authentication required",
+        ),
+        Code::Forbidden => (
+            H::FORBIDDEN,
+            G::PermissionDenied,
+            "Not allowed for this identity",
+        ),
+        Code::Denied => (
+            H::FORBIDDEN,
+            G::PermissionDenied,
+            "Not allowed for this identity",
+        ),
+        Code::NotFound => (H::NOT_FOUND, G::NotFound, "Not found"),
+        Code::InvalidInput => (H::UNPROCESSABLE_ENTITY, G::InvalidArgument, "Invalid input"),
+        Code::InvalidJson | Code::InvalidQuery | Code::InvalidPath | Code::InvalidBody => {
+            (H::BAD_REQUEST, G::InvalidArgument, "Bad request")
+        }
+        Code::InvalidParameter => (H::BAD_REQUEST, G::InvalidArgument, "Invalid parameter"),
+        Code::InvalidImport => (
+            H::UNPROCESSABLE_ENTITY,
+            G::InvalidArgument,
+            "Invalid import",
+        ),
+        Code::UnsupportedMediaType => (
+            H::UNSUPPORTED_MEDIA_TYPE,
+            G::InvalidArgument,
+            "Unsupported media type",
+        ),
+        Code::TooLarge => (
+            H::PAYLOAD_TOO_LARGE,
+            G::InvalidArgument,
+            "Request body too large",
+        ),
+        Code::MethodNotAllowed => (
+            H::METHOD_NOT_ALLOWED,
+            G::Unimplemented,
+            "Method not allowed",
+        ),
+        Code::Conflict => (
+            H::CONFLICT,
+            G::FailedPrecondition,
+            "Conflicts with current state",
+        ),
+        Code::Duplicate => (H::CONFLICT, G::AlreadyExists, "Already exists"),
+        Code::QuotaExceeded => (H::TOO_MANY_REQUESTS, G::ResourceExhausted, "Quota exceeded"),
+        Code::AuditUnavailable => (
+            H::SERVICE_UNAVAILABLE,
+            G::Unavailable,
+            "Audit log unavailable",
+        ),
+        Code::IndexLoading => (
+            H::SERVICE_UNAVAILABLE,
+            G::Unavailable,
+            "Index not loaded yet",
+        ),
+        Code::StoreUnavailable => (
+            H::SERVICE_UNAVAILABLE,
+            G::Unavailable,
+            "Catalog store unavailable",
+        ),
+        Code::Internal => (H::INTERNAL_SERVER_ERROR, G::Internal, "Internal error"),
+    };
+    Edge { http, grpc, title }
+}
 
 /// An error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -36,13 +120,15 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &str, title: &str, detail: impl Into<String>) -> Problem {
+    /// A problem with `code`; its status and title come from [`edge`].
+    pub fn new(code: Code, detail: impl Into<String>) -> Problem {
+        let edge = edge(code);
         Problem {
             type_: format!("urn:tongban:problem:{code}"),
-            title: title.to_string(),
-            status: status.as_u16(),
+            title: edge.title.to_string(),
+            status: edge.http.as_u16(),
             detail: detail.into(),
-            code: code.to_string(),
+            code: code.as_str().to_string(),
             field: None,
             rule: None,
             retry_after: None,
@@ -55,39 +141,55 @@ impl Problem {
     }
 
     pub fn unauthorized(detail: &str) -> Problem {
-        Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "Authentication required",
-            detail,
-        )
+        Problem::new(Code::Unauthorized, detail)
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Problem {
-        Problem::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "Not allowed for this identity",
-            detail,
-        )
+        Problem::new(Code::Forbidden, detail)
     }
 
     pub fn not_found(detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
-    }
-
-    pub fn bad_request(code: &str, detail: impl Into<String>) -> Problem {
-        Problem::new(StatusCode::BAD_REQUEST, code, "Bad request", detail)
+        Problem::new(Code::NotFound, detail)
     }
 
     pub fn internal() -> Problem {
         Problem::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "Internal error",
+            Code::Internal,
             "the hub failed to handle this request; the error is in its log",
         )
     }
+
+    /// The gRPC status of this problem, by the same table.
+    pub fn into_status(self) -> tonic::Status {
+        let code = Code::ALL
+            .into_iter()
+            .find(|c| c.as_str() == self.code)
+            .unwrap_or(Code::Internal);
+        let message = match &self.rule {
+            Some(rule) => format!("{} (rule {rule})", self.detail),
+            None => self.detail,
+        };
+        tonic::Status::new(edge(code).grpc, message)
+    }
+}
+
+impl From<tongban_core::Error> for Problem {
+    fn from(e: tongban_core::Error) -> Problem {
+        if let tongban_core::Error::Enforcement(detail) = &e {
+            tracing::error!(error = %detail, "enforcing a decision failed");
+            return Problem::internal();
+        }
+        let mut p = Problem::new(e.code(), e.to_string());
+        p.field = e.field().map(str::to_string);
+        p.rule = e.rule().map(str::to_string);
+        p.retry_after = e.retry_after_secs();
+        p
+    }
+}
+
+/// A release path's error as a gRPC status, through the same table.
+pub fn status(e: tongban_core::Error) -> tonic::Status {
+    Problem::from(e).into_status()
 }
 
 impl IntoResponse for Problem {
@@ -115,39 +217,18 @@ impl From<tongban_catalog::Error> for Problem {
     fn from(e: tongban_catalog::Error) -> Problem {
         use tongban_catalog::Error as E;
         match e {
-            E::Invalid { field, message } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_input",
-                "Invalid input",
-                format!("{field}: {message}"),
-            )
-            .with_field(field),
+            E::Invalid { field, message } => {
+                Problem::new(Code::InvalidInput, format!("{field}: {message}")).with_field(field)
+            }
             E::NotFound { what, key } => Problem::not_found(format!("{what} '{key}' not found")),
-            e @ E::Duplicate { .. } => Problem::new(
-                StatusCode::CONFLICT,
-                "duplicate",
-                "Already exists",
-                e.to_string(),
-            ),
+            e @ E::Duplicate { .. } => Problem::new(Code::Duplicate, e.to_string()),
             E::Forbidden(detail) => Problem::forbidden(detail),
-            E::Conflict(detail) => Problem::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                "Conflicts with current state",
-                detail,
-            ),
-            e @ E::Import { .. } => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_import",
-                "Invalid import",
-                e.to_string(),
-            ),
+            E::Conflict(detail) => Problem::new(Code::Conflict, detail),
+            e @ E::Import { .. } => Problem::new(Code::InvalidImport, e.to_string()),
             E::Database(e) => {
                 tracing::error!(error = %e, "catalog store failed");
                 Problem::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    "Catalog store unavailable",
+                    Code::StoreUnavailable,
                     "the catalog store did not answer; try again shortly",
                 )
             }
@@ -173,40 +254,28 @@ impl From<JsonRejection> for Problem {
     fn from(r: JsonRejection) -> Problem {
         let detail = lower_first(r.body_text());
         match r {
-            JsonRejection::JsonDataError(_) => Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_input",
-                "Invalid input",
-                detail,
-            ),
+            JsonRejection::JsonDataError(_) => Problem::new(Code::InvalidInput, detail),
             JsonRejection::MissingJsonContentType(_) => Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "Unsupported media type",
+                Code::UnsupportedMediaType,
                 "send the body as application/json",
             ),
             JsonRejection::BytesRejection(_) if r.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "too_large",
-                    "Request body too large",
-                    detail,
-                )
+                Problem::new(Code::TooLarge, detail)
             }
-            _ => Problem::bad_request("invalid_json", detail),
+            _ => Problem::new(Code::InvalidJson, detail),
         }
     }
 }
 
 impl From<QueryRejection> for Problem {
     fn from(r: QueryRejection) -> Problem {
-        Problem::bad_request("invalid_query", lower_first(r.body_text()))
+        Problem::new(Code::InvalidQuery, lower_first(r.body_text()))
     }
 }
 
 impl From<PathRejection> for Problem {
     fn from(r: PathRejection) -> Problem {
-        Problem::bad_request("invalid_path", lower_first(r.body_text()))
+        Problem::new(Code::InvalidPath, lower_first(r.body_text()))
     }
 }
 
@@ -218,9 +287,7 @@ pub async fn no_route() -> Problem {
 /// For methods a route does not have.
 pub async fn no_method() -> Problem {
     Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "Method not allowed",
+        Code::MethodNotAllowed,
         "this endpoint does not accept that method; see /openapi.json",
     )
 }

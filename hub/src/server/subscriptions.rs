@@ -9,7 +9,6 @@
 use super::AppState;
 use super::extract::{Caller, Json, Path, Query};
 use super::problem::Problem;
-use crate::auth::Identity;
 use crate::delivery::plan;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -18,6 +17,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tongban_catalog::Role;
 use tongban_catalog::subscriptions::*;
+use tongban_core::Code;
+use tongban_core::auth::Identity;
 use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, Problem>;
@@ -52,13 +53,7 @@ fn check_channel(channel: &Channel) -> ApiResult<()> {
             mode: tongban_connectors::postgres::SinkMode::Replace,
         };
         config.validate().map_err(|e| {
-            Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_input",
-                "Invalid input",
-                format!("channel: {e}"),
-            )
-            .with_field("channel")
+            Problem::new(Code::InvalidInput, format!("channel: {e}")).with_field("channel")
         })?;
     }
     Ok(())
@@ -83,7 +78,7 @@ pub async fn create(
     let secret = matches!(spec.channel, Channel::Webhook { .. }).then(|| {
         format!(
             "whsec_{}",
-            crate::auth::new_token().trim_start_matches("tb_")
+            tongban_core::auth::new_token().trim_start_matches("tb_")
         )
     });
     let sub = state
@@ -181,7 +176,7 @@ pub async fn get(
         .filter(|d| d.attempts > 0)
         .max_by_key(|d| d.version)
         .cloned();
-    let plan = match plan::plan(&state.policies, &sub, Utc::now()) {
+    let plan = match plan::plan(&state.access, &sub, Utc::now()) {
         Ok(p) => PlanView {
             permitted: true,
             rule: p.decision.rule.to_string(),
@@ -251,13 +246,10 @@ pub async fn deliveries(
 ) -> ApiResult<axum::Json<Vec<Delivery>>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
-        return Err(Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_input",
-            "Invalid input",
-            "limit: must be between 1 and 1000",
-        )
-        .with_field("limit"));
+        return Err(
+            Problem::new(Code::InvalidInput, "limit: must be between 1 and 1000")
+                .with_field("limit"),
+        );
     }
     let sub = visible(&state, &who, id).await?;
     Ok(axum::Json(
@@ -281,9 +273,7 @@ pub async fn cancel(
     let sub = visible(&state, &who, id).await?;
     if sub.status != SubscriptionStatus::Active {
         return Err(Problem::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            "Conflicts with current state",
+            Code::Conflict,
             format!("subscription {id} is already {}", sub.status),
         ));
     }
@@ -328,14 +318,7 @@ pub async fn profile(
     } else {
         serde_json::from_slice::<Option<ProfileRequest>>(&body)
             .map(Option::unwrap_or_default)
-            .map_err(|e| {
-                Problem::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "invalid_input",
-                    "Invalid input",
-                    format!("body: {e}"),
-                )
-            })?
+            .map_err(|e| Problem::new(Code::InvalidInput, format!("body: {e}")))?
     };
     let department = req.department.unwrap_or_else(|| who.department.clone());
     if department != who.department && who.role != Role::DataOffice {
@@ -345,11 +328,11 @@ pub async fn profile(
         )));
     }
     state.store.get_department(&department).await?;
-    let token = crate::auth::new_token();
+    let token = tongban_core::auth::new_token();
     state
         .store
         .put_token(&tongban_catalog::TokenRecord {
-            token_hash: crate::auth::hash_token(&token),
+            token_hash: tongban_core::auth::hash_token(&token),
             department: department.clone(),
             role: Role::Department,
             label: format!(

@@ -8,7 +8,6 @@
 //! the version record is committed to the catalog. A crash before that leaves
 //! at most unreferenced files and the previous version serving.
 
-use crate::{Error, Result};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use object_store::buffered::BufWriter;
@@ -164,7 +163,7 @@ impl DatasetStore {
             // Decoding is CPU work: off the async threads.
             let decoded = tokio::task::spawn_blocking(move || decode(bytes))
                 .await
-                .map_err(|e| Error::Usage(format!("parquet decoding failed: {e}")))??;
+                .map_err(Error::Task)??;
             batches.extend(decoded);
         }
         Ok(batches)
@@ -271,7 +270,7 @@ pub fn schema_of(spec: &ResourceSpec) -> Result<Schema> {
         .items
         .iter()
         .map(|item| {
-            let dt: DataType = item.data_type.parse().map_err(|e| Error::Dataset {
+            let dt: DataType = item.data_type.parse().map_err(|e| Error::Schema {
                 resource: spec.code.clone(),
                 message: format!("item {}: {e}", item.name),
             })?;
@@ -293,7 +292,7 @@ pub fn check_schema(spec: &ResourceSpec, schema: &Schema) -> Result<()> {
             .collect::<Vec<_>>()
     };
     if describe(&want) != describe(schema) {
-        return Err(Error::Dataset {
+        return Err(Error::Schema {
             resource: spec.code.clone(),
             message: format!(
                 "columns {:?} do not match the directory's items {:?}",
@@ -303,4 +302,41 @@ pub fn check_schema(spec: &ResourceSpec, schema: &Schema) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// What can go wrong with a dataset version.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The catalog refused or failed a version record.
+    #[error(transparent)]
+    Catalog(#[from] tongban_catalog::Error),
+    /// A local folder or file of the store could not be made or read.
+    #[error("{path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+    /// Data does not match its resource's items (a type the directory names
+    /// that Arrow cannot read, or a column missing or of another type).
+    #[error("dataset {resource}: {message}")]
+    Schema { resource: String, message: String },
+    /// A decoding task panicked or was cancelled.
+    #[error("parquet decoding task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Wraps an IO error with the path it concerns.
+    pub fn file(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File { path, source }
+    }
 }

@@ -19,7 +19,6 @@
 //! record is on disk: no release goes unrecorded. A failed write cuts the
 //! segment back to its durable end and fails every request sealed after it.
 
-use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
@@ -32,6 +31,38 @@ use std::sync::{Arc, Condvar, Mutex};
 pub const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// Hash of the (absent) record before the first.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How a request or delivery ended, as its record says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Data left the hub: the record's `items` were released.
+    Released,
+    /// The decision released nothing; `rule` says why.
+    Denied,
+    /// The need's quota was used up; nothing was released.
+    QuotaExceeded,
+    /// A push the consumer's system did not accept: the data may have
+    /// reached it, so the record keeps its items.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Released => "released",
+            Outcome::Denied => "denied",
+            Outcome::QuotaExceeded => "quota_exceeded",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// What happened, as the data path tells it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,8 +82,7 @@ pub struct Event {
     pub keys: Vec<String>,
     /// The deciding rule.
     pub rule: String,
-    /// `released`, `denied`.
-    pub outcome: String,
+    pub outcome: Outcome,
     /// From the request's arrival to its decision and data, in microseconds.
     pub latency_us: u64,
 }
@@ -71,7 +101,7 @@ pub struct EventRef<'a> {
     pub denied: Vec<String>,
     pub keys: Vec<String>,
     pub rule: &'a str,
-    pub outcome: &'a str,
+    pub outcome: Outcome,
     pub latency_us: u64,
 }
 
@@ -88,7 +118,7 @@ impl Event {
             denied: self.denied.clone(),
             keys: self.keys.clone(),
             rule: &self.rule,
-            outcome: &self.outcome,
+            outcome: self.outcome,
             latency_us: self.latency_us,
         }
     }
@@ -295,11 +325,9 @@ fn open_log(dir: &Path) -> Result<(Writer, u64, String)> {
         Some(last) => {
             let text = std::fs::read_to_string(last).map_err(Error::file(last))?;
             if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
-                let r: Record = serde_json::from_str(line).map_err(|e| {
-                    Error::Usage(format!(
-                        "{}: the last audit record is unreadable ({e}); run `tongban audit verify`",
-                        last.display()
-                    ))
+                let r: Record = serde_json::from_str(line).map_err(|e| Error::UnreadableHead {
+                    path: last.clone(),
+                    message: e.to_string(),
                 })?;
                 (seq, prev) = (r.seq, r.hash);
             }
@@ -431,7 +459,7 @@ impl Audit {
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || write_loop(for_writer, writer, seq, prev))
-            .map_err(Error::Io)?;
+            .map_err(Error::Writer)?;
         Ok(Audit {
             shared: Arc::new(Closer(shared)),
             keyed: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
@@ -443,20 +471,20 @@ impl Audit {
     }
 
     /// Records an event durably; returns its sequence number.
-    pub async fn record(&self, event: Event) -> Result<u64, String> {
+    pub async fn record(&self, event: Event) -> Result<u64> {
         self.record_ref(&event.as_ref()).await
     }
 
     /// Records an event durably from borrowed parts; returns its sequence
     /// number. The record is sealed and encoded once, here, under the
     /// chain's lock; the writer only writes bytes.
-    pub async fn record_ref(&self, event: &EventRef<'_>) -> Result<u64, String> {
-        let body = serde_json::to_vec(event).map_err(|e| e.to_string())?;
+    pub async fn record_ref(&self, event: &EventRef<'_>) -> Result<u64> {
+        let body = serde_json::to_vec(event).map_err(|e| Error::NotRecorded(e.to_string()))?;
         let (seq, batch) = {
             let shared = &self.shared.0;
             let mut chain = shared.chain.lock().expect("audit chain lock");
             if chain.closed {
-                return Err("the audit writer has stopped".into());
+                return Err(Error::NotRecorded("the audit writer has stopped".into()));
             }
             let chain = &mut *chain;
             let seq = chain.seq + 1;
@@ -468,7 +496,7 @@ impl Audit {
             }
             (seq, chain.batch.clone())
         };
-        batch.wait().await.map(|()| seq)
+        batch.wait().await.map(|()| seq).map_err(Error::NotRecorded)
     }
 }
 
@@ -572,7 +600,7 @@ mod tests {
             denied: vec!["religion:negative:1".into()],
             keys: vec![key_hash(b"secret", &format!("key-{n}"))],
             rule: "need:1".into(),
-            outcome: "released".into(),
+            outcome: Outcome::Released,
             latency_us: 42,
         }
     }
@@ -625,7 +653,7 @@ mod tests {
             .collect();
         for t in tries {
             let refused = t.await.unwrap().unwrap_err();
-            assert!(refused.contains("no space left"), "{refused}");
+            assert!(refused.to_string().contains("no space left"), "{refused}");
         }
         assert_eq!(
             std::fs::read(segment_path(dir.path(), 1)).unwrap(),
@@ -722,5 +750,35 @@ mod tests {
             l.pop();
         });
         assert_eq!(verify(dir.path()).unwrap(), Ok(50));
+    }
+}
+
+/// What can go wrong with the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A segment or the log's folder could not be read, made or opened.
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The newest record cannot be read, so the chain cannot go on from it.
+    #[error("{}: the last audit record is unreadable ({message}); run `tongban audit verify`", path.display())]
+    UnreadableHead { path: PathBuf, message: String },
+    /// The writer thread could not be started.
+    #[error("audit writer: {0}")]
+    Writer(std::io::Error),
+    /// A record was not made durable (the write failed, or the writer
+    /// stopped): whatever it was for must not be released.
+    #[error("audit record not written: {0}")]
+    NotRecorded(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File { path, source }
     }
 }

@@ -7,7 +7,6 @@
 //! GB 32100); the key is not a duplicate of an earlier row of the run.
 //! Required items beyond the key are not yet declared in the directory.
 
-use crate::datasets::schema_of;
 use crate::{Error, Result};
 use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
 use arrow::compute::{CastOptions, cast_with_options, filter_record_batch};
@@ -17,6 +16,7 @@ use std::collections::HashSet;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use tongban_catalog::ResourceSpec;
+use tongban_datasets::schema_of;
 
 /// The hasher of the seen-key set: its values are already 128-bit hashes,
 /// so their low 64 bits serve as they are (hashing them again was a tenth
@@ -129,7 +129,7 @@ impl Gate {
             }
         }
         if !problems.is_empty() {
-            return Err(Error::Dataset {
+            return Err(Error::Mismatch {
                 resource: spec.code.clone(),
                 message: format!(
                     "the source does not match the directory's items: {}",

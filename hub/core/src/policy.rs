@@ -69,7 +69,45 @@ impl Policies {
     }
 
     pub fn is_published(&self, resource: &str) -> bool {
-        self.compiled().published.contains(resource)
+        self.compiled().is_published(resource)
+    }
+
+    /// [`Compiled::within_sla`] of the set in force now.
+    pub fn within_sla(
+        &self,
+        resource: &str,
+        as_of: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Option<bool> {
+        self.compiled().within_sla(resource, as_of, now)
+    }
+
+    /// Lists compiled from what is given, not read from a store: every
+    /// resource in `input` counts as published.
+    pub fn from_input(
+        input: tongban_policies::PolicyInput,
+        sla_hours: HashMap<String, u32>,
+    ) -> Policies {
+        let published = input.resources.iter().map(|r| r.code.clone()).collect();
+        Policies {
+            current: Arc::new(RwLock::new(Arc::new(Compiled {
+                set: PolicySet::compile(input),
+                published,
+                sla_hours,
+            }))),
+        }
+    }
+
+    /// Swaps in a new set compiled from `input` (as [`Policies::from_input`]).
+    pub fn replace(&self, input: tongban_policies::PolicyInput) {
+        let next = Policies::from_input(input, self.compiled().sla_hours.clone());
+        *self.current.write().expect("policy lock") = next.compiled();
+    }
+}
+
+impl Compiled {
+    pub fn is_published(&self, resource: &str) -> bool {
+        self.published.contains(resource)
     }
 
     /// Whether data published at `as_of` is within the provider's refresh
@@ -80,7 +118,7 @@ impl Policies {
         as_of: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Option<bool> {
-        let hours = *self.compiled().sla_hours.get(resource)?;
+        let hours = *self.sla_hours.get(resource)?;
         Some(now <= as_of + Duration::hours(i64::from(hours)))
     }
 }

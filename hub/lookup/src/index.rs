@@ -7,7 +7,6 @@
 //! hold an `Arc` to the index they started with, so a swap never fails or
 //! blocks one.
 
-use crate::datasets::DatasetStore;
 use crate::{Error, Result};
 use arrow::array::{Array, StringArray, UInt32Array};
 use arrow::compute::{cast, concat_batches, take_record_batch};
@@ -16,6 +15,7 @@ use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use tongban_datasets::DatasetStore;
 
 /// The key maps' hasher: foldhash, several times faster than SipHash on
 /// 18-byte citizen IDs. It is seeded randomly per process, so the maps keep
@@ -47,10 +47,12 @@ pub struct Index {
 
 /// A column's values as text, for keys and comparisons.
 fn text_column(batch: &RecordBatch, item: &str) -> Result<StringArray> {
-    let col = batch.column_by_name(item).ok_or_else(|| Error::Dataset {
-        resource: String::new(),
-        message: format!("key item '{item}' is not in the data"),
-    })?;
+    let col = batch
+        .column_by_name(item)
+        .ok_or_else(|| Error::Unindexable {
+            resource: String::new(),
+            message: format!("key item '{item}' is not in the data"),
+        })?;
     let text = if col.data_type() == &DataType::Utf8 {
         col.clone()
     } else {
@@ -165,13 +167,13 @@ impl Index {
         let schema = batches
             .first()
             .map(|b| b.schema())
-            .ok_or_else(|| Error::Dataset {
+            .ok_or_else(|| Error::Unindexable {
                 resource: resource.to_string(),
                 message: "the version has no data".into(),
             })?;
         // The one batch answers are read from, and the key maps, which need
-        // only the key columns: built side by side, on two cores (10M
-        // population rows: 7.1 s one after the other, 4.5 s side by side).
+        // only the key columns: built side by side, on two cores
+        // (docs/benchmarks.md, index build).
         let (batch, maps) = std::thread::scope(|s| {
             let concat = s.spawn(|| concat_batches(&schema, batches));
             let maps = key_maps(key_items, secondary_items, batches);
@@ -199,12 +201,12 @@ impl Index {
                         (!wkt.is_null(i)).then(|| wkt.value(i).to_string()),
                     )
                 });
-                Some(
-                    crate::spatial::Spatial::build(rows).map_err(|message| Error::Dataset {
+                Some(crate::spatial::Spatial::build(rows).map_err(|message| {
+                    Error::Unindexable {
                         resource: resource.to_string(),
                         message: format!("boundary_wkt: {message}"),
-                    })?,
-                )
+                    }
+                })?)
             }
         };
         Ok(Index {
@@ -341,8 +343,7 @@ impl Indexes {
                 let index = tokio::task::spawn_blocking(move || {
                     Index::build(&code, version, as_of, &keys, &secondary, &batches)
                 })
-                .await
-                .map_err(|e| Error::Usage(format!("index build failed: {e}")))??;
+                .await??;
                 tracing::info!(
                     resource = %index.resource,
                     version,

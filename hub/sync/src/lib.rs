@@ -23,8 +23,57 @@ pub mod transform;
 
 pub use gate::Gate;
 
-use crate::datasets::{DatasetStore, next_version};
-use crate::{Error, Result};
+/// What can go wrong in a sync run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] tongban_catalog::Error),
+    #[error(transparent)]
+    Dataset(#[from] tongban_datasets::Error),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// A quarantine file or folder could not be written.
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The job's connector config cannot be read or is invalid.
+    #[error("source: {0}")]
+    SourceConfig(String),
+    /// The source failed while it was read.
+    #[error("source: {0}")]
+    Source(#[from] tongban_connectors::Error),
+    /// The source's columns do not match the resource's items.
+    #[error("dataset {resource}: {message}")]
+    Mismatch { resource: String, message: String },
+    /// The job's settings do not fit the rows it reads (a watermark or
+    /// tombstone column it cannot see, no key items to merge by).
+    #[error("{0}")]
+    JobDoesNotFit(String),
+    /// The job's SQL transform is not valid or failed while running.
+    #[error("transform: {0}")]
+    Transform(String),
+    /// The run failed and was recorded as failed.
+    #[error("sync run {run} of '{job}' failed: {message}")]
+    RunFailed {
+        run: i64,
+        job: String,
+        message: String,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File { path, source }
+    }
+}
+
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use arrow::compute::{cast, concat_batches, filter, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -36,6 +85,7 @@ use std::sync::Arc;
 use tongban_catalog::sync::{RunCounts, RunFinish, RunOutcome, SyncJob, SyncMode, SyncRun};
 use tongban_catalog::{NewDatasetVersion, ResourceSpec, Store};
 use tongban_connectors::{Read, SourceConfig};
+use tongban_datasets::{DatasetStore, next_version};
 
 /// What a run needs from the hub.
 #[derive(Clone)]
@@ -58,10 +108,10 @@ pub struct Progress {
 /// Parses and checks a job's connector config.
 pub fn source_config(job_source: &serde_json::Value) -> Result<SourceConfig> {
     let config: SourceConfig = serde_json::from_value(job_source.clone())
-        .map_err(|e| Error::Usage(format!("source: {e}")))?;
+        .map_err(|e| Error::SourceConfig(e.to_string()))?;
     config
         .validate()
-        .map_err(|e| Error::Usage(format!("source: {e}")))?;
+        .map_err(|e| Error::SourceConfig(e.to_string()))?;
     Ok(config)
 }
 
@@ -99,10 +149,11 @@ pub async fn run_job(
     let recorded = ctx.store.finish_sync_run(run.id, &finish).await?;
     match failure {
         None => Ok(recorded),
-        Some(e) => Err(Error::Usage(format!(
-            "sync run {} of '{name}' failed: {e}",
-            recorded.id
-        ))),
+        Some(message) => Err(Error::RunFailed {
+            run: recorded.id,
+            job: name.to_string(),
+            message,
+        }),
     }
 }
 
@@ -134,7 +185,7 @@ async fn execute(
     if let Some(col) = &watermark_col
         && source_schema.index_of(col).is_err()
     {
-        return Err(Error::Usage(format!(
+        return Err(Error::JobDoesNotFit(format!(
             "watermark column '{col}' is not in the source"
         )));
     }
@@ -166,7 +217,7 @@ async fn execute(
     let mut gate = Gate::new(spec, &schema, &unique)?;
     for col in watermark_col.iter().chain(&tombstone_col) {
         if schema.index_of(col).is_err() {
-            return Err(Error::Usage(format!(
+            return Err(Error::JobDoesNotFit(format!(
                 "column '{col}' is not in the rows the run reads (a transform must select it)"
             )));
         }
@@ -223,7 +274,9 @@ async fn execute(
                             batch.column_by_name(t).expect("checked"),
                             &DataType::Boolean,
                         )
-                        .map_err(|e| Error::Usage(format!("tombstone column '{t}': {e}")))?;
+                        .map_err(|e| {
+                            Error::JobDoesNotFit(format!("tombstone column '{t}': {e}"))
+                        })?;
                         let col = filter(&col, &gated.passed)?;
                         let b = col
                             .as_any()
@@ -308,7 +361,7 @@ fn admit(
 }
 
 fn connector(e: tongban_connectors::Error) -> Error {
-    Error::Usage(format!("source: {e}"))
+    Error::Source(e)
 }
 
 /// The largest watermark value among the rows read, in the column's type.
@@ -348,7 +401,7 @@ fn keys_of(batch: &RecordBatch, key_items: &[String]) -> Result<Vec<String>> {
         .map(|k| {
             let col = batch
                 .column_by_name(k)
-                .ok_or_else(|| Error::Usage(format!("key item '{k}' is missing")))?;
+                .ok_or_else(|| Error::JobDoesNotFit(format!("key item '{k}' is missing")))?;
             Ok(cast(col, &DataType::Utf8)?)
         })
         .collect::<Result<_>>()?;
@@ -404,7 +457,7 @@ fn merge(
     present: Option<&HashSet<String>>,
 ) -> Result<Merged> {
     if spec.key_items.is_empty() {
-        return Err(Error::Usage(format!(
+        return Err(Error::JobDoesNotFit(format!(
             "resource {} has no key items; an incremental job needs them to merge",
             spec.code
         )));
@@ -424,7 +477,7 @@ fn merge(
         Some(batches) if !batches.is_empty() => {
             let prev = concat_batches(&batches[0].schema(), &batches)?;
             if prev.schema().fields() != schema.fields() {
-                return Err(Error::Usage(
+                return Err(Error::JobDoesNotFit(
                     "the previous version's columns differ from the directory's items; run a full sync".into(),
                 ));
             }

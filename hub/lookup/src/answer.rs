@@ -85,13 +85,9 @@ impl<'a> Rows<'a> {
 
     /// Whether the row filters let row `row` through (nulls never match).
     pub fn visible(&self, row: usize) -> bool {
-        self.filters.iter().all(|(column, op)| {
-            column.is_valid(row)
-                && match op {
-                    FilterOp::Equals(v) => column.value(row) == v,
-                    FilterOp::Prefix(p) => column.value(row).starts_with(p.as_str()),
-                }
-        })
+        self.filters
+            .iter()
+            .all(|(column, op)| column.is_valid(row) && op.matches(column.value(row)))
     }
 
     /// Row `row` as a JSON object of the released items.

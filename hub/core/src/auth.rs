@@ -44,6 +44,27 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
+/// Issues a new token for `department` with `role`: stored hashed, returned
+/// once in full. The one place tokens are made (CLI, Delta Sharing
+/// profiles, the demo's credentials come through here).
+pub async fn issue(
+    store: &dyn Store,
+    department: &str,
+    role: Role,
+    label: String,
+) -> tongban_catalog::Result<String> {
+    let token = new_token();
+    store
+        .put_token(&TokenRecord {
+            token_hash: hash_token(&token),
+            department: department.to_string(),
+            role,
+            label,
+        })
+        .await?;
+    Ok(token)
+}
+
 impl Identities {
     /// Loads every token from the store, replacing what was known.
     pub async fn load(store: &dyn Store) -> tongban_catalog::Result<Identities> {

@@ -23,17 +23,16 @@ use std::sync::{Arc, Mutex};
 /// against the source when a run starts).
 pub fn check(sql: &str) -> Result<()> {
     use datafusion::sql::parser::{DFParser, Statement};
-    let statements =
-        DFParser::parse_sql(sql).map_err(|e| Error::Usage(format!("transform: {e}")))?;
+    let statements = DFParser::parse_sql(sql).map_err(|e| Error::Transform(e.to_string()))?;
     match statements.len() {
         1 if matches!(&statements[0], Statement::Statement(s) if matches!(**s, datafusion::sql::sqlparser::ast::Statement::Query(_))) => {
             Ok(())
         }
-        1 => Err(Error::Usage(
-            "transform: give a SELECT query over the table `source`".into(),
+        1 => Err(Error::Transform(
+            "give a SELECT query over the table `source`".into(),
         )),
-        n => Err(Error::Usage(format!(
-            "transform: give one query, not {n} statements"
+        n => Err(Error::Transform(format!(
+            "give one query, not {n} statements"
         ))),
     }
 }
@@ -95,7 +94,7 @@ pub async fn apply(
 }
 
 fn transform(e: DataFusionError) -> Error {
-    Error::Usage(format!("transform: {e}"))
+    Error::Transform(e.to_string())
 }
 
 #[cfg(test)]

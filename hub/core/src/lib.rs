@@ -1,0 +1,23 @@
+//! The hub's core: what every release path and every transport shares.
+//!
+//! # Layout
+//! - [`access`]: **the access pipeline** — identity, input checks, one
+//!   policy decision from one snapshot, quota, enforcement by the caller,
+//!   a durable audit record. Every path that releases data calls it;
+//! - [`codes`]: the stable error codes every transport maps to its statuses;
+//! - [`auth`]: tokens (issued and hashed here only) and the identities
+//!   behind them;
+//! - [`policy`]: the compiled lists every decision reads, swapped whole;
+//! - [`limits`]: need quotas as rate limits (governor).
+//!
+//! Depends on `policies`, `catalog` and `audit`; knows neither HTTP nor
+//! gRPC, and nothing above it (server, console, delivery) is imported here.
+
+pub mod access;
+pub mod auth;
+pub mod codes;
+pub mod limits;
+pub mod policy;
+
+pub use access::{Access, Ask, Error, Grant, Result};
+pub use codes::Code;
