@@ -233,8 +233,13 @@ impl FlightService for Lookups {
             .open(&ask, &command.items, &[])
             .await
             .map_err(status)?;
+        // Arrow C++ (pyarrow) opens the exchange with a message that carries
+        // only the descriptor; arrow-flight's client puts it on the schema
+        // message instead. A message with an empty data_header (that one, or
+        // app_metadata alone) is no IPC message: the decoder gets the rest.
         let rest = futures::stream::once(async move { Ok(first) })
             .chain(input)
+            .try_filter(|m| futures::future::ready(!m.data_header.is_empty()))
             .map_err(|s| FlightError::Tonic(Box::new(s)));
         let batches = FlightRecordBatchStream::new_from_flight_data(rest);
         let answers = batches

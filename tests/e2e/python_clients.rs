@@ -2,7 +2,7 @@
 //! client (`load_as_pandas`, `load_table_changes_as_pandas`) and
 //! `pyarrow.flight` read a subscription, and get exactly the rows and items
 //! the policy permits, masked — including the change feed of incremental
-//! syncs. The clients run from a virtualenv this test makes
+//! syncs; `pyarrow.flight` also looks keys up with DoExchange. The clients run from a virtualenv this test makes
 //! (`tests/python/requirements.txt`, PyPI); without it the test fails.
 
 use crate::common::{Hub, pg_url};
@@ -286,6 +286,55 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
         201,
     )
     .await;
+    // And a lookup need for some of the items, for DoExchange.
+    let lookup = json_of(
+        hub.post("/v1/lists/needs", XUHUI)
+            .json(&json!({"resource": CODE, "items": ["citizen_id", "amount"],
+                          "matter": "310104-SBBT-008", "mode": "lookup",
+                          "justification": "社保补贴：核对申请人缴费"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let lookup = lookup["id"].as_i64().unwrap();
+    hub.store
+        .review_need(
+            lookup,
+            Actor {
+                department: "sh-rsj",
+                role: Role::Department,
+            },
+            ReviewAction::Approve,
+            "同意",
+        )
+        .await
+        .unwrap();
+    json_of(
+        hub.post(&format!("/v1/lists/needs/{lookup}/approve"), "data-office")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    // The index picks v2 up within a refresh (10 s).
+    let asked = json!({"keys": [citizen_id(0)], "items": ["amount"], "matter": "310104-SBBT-008", "case": "PY-0"});
+    for tries in 0.. {
+        let resp = hub
+            .post(&format!("/v1/lookup/{CODE}"), XUHUI)
+            .json(&asked)
+            .send()
+            .await
+            .unwrap();
+        if resp.status() == 200 && json_of(resp, 200).await["version"] == 2 {
+            break;
+        }
+        assert!(tries < 150, "the lookup index never reached v2");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     let profile_text = hub
         .post("/v1/sharing/profile", XUHUI)
         .send()
@@ -304,6 +353,13 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
     let args = json!({
         "profile": profile, "table": "department.sh-rsj.payments", "start": 1, "end": 2,
         "flight": hub.flight.replace("http://", "grpc://"), "token": token, "subscription": "payments",
+        "exchange": {
+            "cmd": {"resource": CODE, "matter": "310104-SBBT-008", "case": "PY-1", "items": ["citizen_id", "name", "amount"]},
+            "denied": {"resource": CODE, "matter": "310104-NONE", "case": "PY-2", "items": ["citizen_id", "name"]},
+            // Updated in v2 (lower case: keys are normalised), unchanged,
+            // deleted in v2, inserted in v2, never there, a bad check digit.
+            "keys": [citizen_id(0).to_lowercase(), citizen_id(6), citizen_id(4), citizen_id(30), citizen_id(999), "310101198001010001"],
+        },
     });
     // The hub serves from this test's runtime: run the clients off it.
     let out = tokio::task::spawn_blocking(move || {
@@ -320,7 +376,7 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
         "the Python clients failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut got: Value = serde_json::from_slice(&out.stdout).unwrap();
 
     // What the district may see, computed from what was written to the
     // provider's table, not through the hub.
@@ -368,6 +424,50 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
     );
     assert_eq!(got["flights"], json!(["payments", "residents"]));
 
+    // DoExchange: the items the lookup need permits (name is not in it),
+    // masked, for the keys sent, in their order.
+    let exchanged = &got["exchange"];
+    assert_eq!(
+        exchanged["columns"],
+        json!(["key", "found", "error", "citizen_id", "amount"]),
+        "name is not released"
+    );
+    let answer = |n: u32, updated: bool| {
+        json!([
+            citizen_id(n),
+            "True",
+            null,
+            Mask::CitizenId.apply(&citizen_id(n), key),
+            amount(n, updated)
+        ])
+    };
+    let rows = exchanged["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 6, "{exchanged}");
+    assert_eq!(rows[0], answer(0, true));
+    assert_eq!(rows[1], answer(6, false));
+    assert_eq!(
+        rows[2],
+        json!([citizen_id(4), "False", null, null, null]),
+        "deleted in v2"
+    );
+    assert_eq!(rows[3], answer(30, false));
+    assert_eq!(rows[4], json!([citizen_id(999), "False", null, null, null]));
+    assert_eq!(
+        (&rows[5][0], &rows[5][1], &rows[5][3]),
+        (&json!("310101198001010001"), &json!("False"), &Value::Null)
+    );
+    assert!(
+        rows[5][2]
+            .as_str()
+            .is_some_and(|e| e.contains("check character")),
+        "{}",
+        rows[5]
+    );
+    assert_eq!(
+        got["exchange_denied"], "FlightUnauthorizedError",
+        "no need for this matter: PERMISSION_DENIED"
+    );
+
     // The change feed: v1's rows inserted; v2's change set, return-flowed.
     let mut changes: BTreeSet<Vec<Option<String>>> = BTreeSet::new();
     let with = |mut r: Vec<Option<String>>, kind: &str, v: u32| {
@@ -395,6 +495,9 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
         changes,
         "load_table_changes_as_pandas"
     );
+    // The exchange echoes the keys sent, which begin 310101 (where these
+    // citizens were born): leave them out.
+    got.as_object_mut().unwrap().remove("exchange");
     assert!(
         !got.to_string().contains("310101"),
         "no row of another district on any channel"

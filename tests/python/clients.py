@@ -3,11 +3,14 @@ would, and prints what they returned as JSON on standard output.
 
     python clients.py '{"profile": "config.share", "table": "share.schema.table",
                         "start": 1, "end": 2, "flight": "grpc://127.0.0.1:8081",
-                        "token": "tb_...", "subscription": "payments"}'
+                        "token": "tb_...", "subscription": "payments",
+                        "exchange": {"cmd": {...}, "keys": ["..."], "denied": {...}}}'
 
 - delta_sharing: the tables listed, the table version, load_as_pandas and
   load_table_changes_as_pandas(start, end);
-- pyarrow.flight: ListFlights and DoGet of the subscription's newest version.
+- pyarrow.flight: ListFlights and DoGet of the subscription's newest version;
+  DoExchange of the keys under `cmd` (a lookup), and under `denied`, whose
+  refusal is printed as the error's class.
 
 Values are printed as text (None for nulls) so that the caller compares them
 exactly; the assertions live in the Rust test that runs this script.
@@ -18,6 +21,7 @@ import sys
 
 import delta_sharing
 import pandas as pd
+import pyarrow as pa
 import pyarrow.flight as flight
 
 
@@ -30,6 +34,19 @@ def rows(df: pd.DataFrame) -> list:
 
 def frame(df: pd.DataFrame) -> dict:
     return {"columns": [str(c) for c in df.columns], "rows": rows(df)}
+
+
+def exchange(fl: flight.FlightClient, options, cmd: dict, keys: list) -> pa.Table:
+    """DoExchange as pyarrow's documentation has it: a command descriptor,
+    begin(schema), one batch of keys, done_writing(), then read the answers."""
+    descriptor = flight.FlightDescriptor.for_command(json.dumps(cmd).encode())
+    batch = pa.record_batch([pa.array(keys, pa.utf8())], names=["key"])
+    writer, reader = fl.do_exchange(descriptor, options=options)
+    with writer:
+        writer.begin(batch.schema)
+        writer.write_batch(batch)
+        writer.done_writing()
+        return reader.read_all()
 
 
 def main() -> None:
@@ -57,6 +74,14 @@ def main() -> None:
     ticket = flight.Ticket(json.dumps({"subscription": args["subscription"]}).encode())
     table = fl.do_get(ticket, options=options).read_all()
     out["flight"] = frame(table.to_pandas())
+
+    ask = args["exchange"]
+    out["exchange"] = frame(exchange(fl, options, ask["cmd"], ask["keys"]).to_pandas())
+    try:
+        exchange(fl, options, ask["denied"], ask["keys"])
+        out["exchange_denied"] = None
+    except flight.FlightError as e:
+        out["exchange_denied"] = type(e).__name__
     print(json.dumps(out, ensure_ascii=False))
 
 
