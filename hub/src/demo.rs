@@ -1,13 +1,21 @@
 //! `tongban demo`: one command from nothing to a running hub with the four
 //! base libraries, demo tokens and copy-paste examples.
 
-use crate::datagen::{self, directory, generate::Dataset};
+use crate::datagen::{self, directory, generate, generate::Dataset};
+use tongban_datasets::DatasetStore;
+use tongban_lookup::index::Indexes;
 use crate::server::{Server, shutdown_signal};
 use crate::{Config, Error, Result};
+use arrow::array::{Array, Float64Array, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tongban_catalog::{Role, SqlStore, Store, TokenRecord};
 use tongban_core::auth::{hash_token, new_token};
 
@@ -178,14 +186,215 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         );
     }
     let creds = ensure_credentials(&store, &args.data_dir).await?;
+    let samples = Samples::read(&store, &DatasetStore::local(&args.data_dir)?).await?;
     let server = Server::bind_with(&config, Arc::new(store)).await?;
     let url = format!("http://{}", server.local_addr());
     let flight = server.flight_addr().map(|a| format!("grpc://{a}"));
-    print_banner(&url, flight.as_deref(), &args.data_dir, &creds);
-    server.serve(shutdown_signal()).await
+    // The banner's lookups work as printed: it waits for their indexes.
+    let indexes = server.indexes();
+    let served = tokio::spawn(server.serve(shutdown_signal()));
+    eprintln!("Loading the lookup indexes ...");
+    let deadline = Instant::now() + INDEX_WAIT;
+    let ready = loop {
+        if samples.loaded(&indexes) {
+            break true;
+        }
+        if served.is_finished() || Instant::now() >= deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if !served.is_finished() {
+        print_banner(
+            &url,
+            flight.as_deref(),
+            &args.data_dir,
+            &creds,
+            &samples,
+            ready,
+        );
+    }
+    served
+        .await
+        .map_err(|e| Error::Usage(format!("the hub failed: {e}")))?
 }
 
-fn print_banner(url: &str, flight: Option<&str>, data_dir: &Path, creds: &Credentials) {
+/// How long the demo waits for its lookup indexes before it prints the
+/// banner anyway (a large `--scale` on a debug build).
+const INDEX_WAIT: Duration = Duration::from_secs(120);
+
+/// Real keys of the generated data for the banner's lookups, read back from
+/// the first rows of each dataset's newest version, so that they are those
+/// of whatever seed and scale made the data.
+#[derive(Debug, Default)]
+struct Samples {
+    /// Citizens of status 正常: citizen ID, name, birth date.
+    citizens: Vec<[String; 3]>,
+    /// An active legal entity's credit code.
+    entity: Option<String>,
+    /// A food licence in force at [`generate::REFERENCE_DATE`]: number, holder.
+    licence: Option<[String; 2]>,
+    /// A standard address and its point.
+    address: Option<(String, f64, f64)>,
+    /// The resource versions they come from: the indexes to wait for.
+    versions: Vec<(&'static str, i64)>,
+}
+
+/// Citizens in the banner's stream example.
+const STREAM_KEYS: usize = 3;
+
+impl Samples {
+    async fn read(store: &dyn Store, datasets: &DatasetStore) -> Result<Samples> {
+        use futures::StreamExt;
+        let mut samples = Samples::default();
+        for dataset in Dataset::ALL {
+            let code = dataset.resource_code();
+            let Some(version) = store.get_resource(code).await?.latest_version else {
+                continue;
+            };
+            samples.versions.push((code, version.version));
+            let Some(batch) = datasets
+                .stream_version(&version.location)
+                .await?
+                .next()
+                .await
+                .transpose()?
+            else {
+                continue;
+            };
+            let mut rows = 0..batch.num_rows();
+            match dataset {
+                Dataset::Divisions => {}
+                Dataset::Population => {
+                    let [id, name, birth, status] =
+                        texts(&batch, ["citizen_id", "name", "birth_date", "status"])?;
+                    samples.citizens = rows
+                        .filter(|&i| status[i] == "正常")
+                        .take(STREAM_KEYS)
+                        .map(|i| [id[i].clone(), name[i].clone(), birth[i].clone()])
+                        .collect();
+                }
+                Dataset::LegalEntities => {
+                    let [code, status] = texts(&batch, ["credit_code", "status"])?;
+                    samples.entity = rows
+                        .find(|&i| matches!(status[i].as_str(), "存续" | "在业"))
+                        .map(|i| code[i].clone());
+                }
+                Dataset::Licences => {
+                    let [no, kind, holder, from, to, status] = texts(
+                        &batch,
+                        [
+                            "licence_no",
+                            "licence_type",
+                            "holder_id",
+                            "valid_from",
+                            "valid_to",
+                            "status",
+                        ],
+                    )?;
+                    let at = reference_date();
+                    samples.licence = rows
+                        .find(|&i| {
+                            kind[i] == "食品经营许可证"
+                                && status[i] == "valid"
+                                && from[i] <= at
+                                && (to[i].is_empty() || at < to[i])
+                        })
+                        .map(|i| [no[i].clone(), holder[i].clone()]);
+                }
+                Dataset::Addresses => {
+                    let [address] = texts(&batch, ["address"])?;
+                    let point = |item: &str| -> Result<Float64Array> {
+                        let col = batch.column_by_name(item).ok_or_else(|| missing(item))?;
+                        Ok(cast(col, &DataType::Float64)?
+                            .as_any()
+                            .downcast_ref::<Float64Array>()
+                            .expect("cast to Float64")
+                            .clone())
+                    };
+                    let (lon, lat) = (point("lon")?, point("lat")?);
+                    samples.address = (!address.is_empty())
+                        .then(|| (address[0].clone(), lon.value(0), lat.value(0)));
+                }
+            }
+        }
+        Ok(samples)
+    }
+
+    /// Whether the hub has loaded the versions the samples come from.
+    fn loaded(&self, indexes: &Indexes) -> bool {
+        self.versions.iter().all(|(code, version)| {
+            indexes
+                .get(code)
+                .is_some_and(|index| index.version >= *version)
+        })
+    }
+}
+
+/// [`generate::REFERENCE_DATE`] as `YYYY-MM-DD`: the day the demo
+/// licences' statuses hold.
+fn reference_date() -> String {
+    let (y, m, d) = generate::REFERENCE_DATE;
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+fn missing(item: &str) -> Error {
+    Error::Usage(format!("demo data: no column '{item}'"))
+}
+
+/// Columns of a batch as text (dates as `YYYY-MM-DD`, nulls empty).
+fn texts<const N: usize>(batch: &RecordBatch, items: [&str; N]) -> Result<[Vec<String>; N]> {
+    let mut out = Vec::with_capacity(N);
+    for item in items {
+        let col = batch.column_by_name(item).ok_or_else(|| missing(item))?;
+        let col = cast(col, &DataType::Utf8)?;
+        let col = col
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("cast to Utf8");
+        out.push(
+            (0..col.len())
+                .map(|i| {
+                    if col.is_null(i) {
+                        String::new()
+                    } else {
+                        col.value(i).to_string()
+                    }
+                })
+                .collect(),
+        );
+    }
+    Ok(out.try_into().expect("one column per item"))
+}
+
+/// A word for a POSIX shell: single-quoted, any `'` spliced in as `'\''`.
+fn sh(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// A copy-paste-ready `curl` that POSTs a JSON object with these fields, in
+/// this order.
+fn curl_json(token: &str, url: &str, fields: &[(&str, serde_json::Value)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(name, value)| format!("{}:{value}", json!(name)))
+        .collect();
+    format!(
+        "  curl -s -H {} -H 'Content-Type: application/json' \\\n       {} \\\n       -d {}",
+        sh(&format!("Authorization: Bearer {token}")),
+        sh(url),
+        sh(&format!("{{{}}}", body.join(",")))
+    )
+}
+
+fn print_banner(
+    url: &str,
+    flight: Option<&str>,
+    data_dir: &Path,
+    creds: &Credentials,
+    samples: &Samples,
+    ready: bool,
+) {
     let office = creds.token("data-office").unwrap_or_default();
     let acceptance = creds.token("acceptance").unwrap_or_default();
     println!();
@@ -244,6 +453,155 @@ fn print_banner(url: &str, flight: Option<&str>, data_dir: &Path, creds: &Creden
     println!(
         "  python -c \"import delta_sharing as d; print(d.load_as_pandas('xuhui.share#population.sh-gaj.residents', limit=5))\""
     );
+    print_lookups(url, acceptance, samples, ready);
     println!();
     println!("Press Ctrl-C to stop.");
+}
+
+/// The acceptance office's lookups, on real keys of the generated data.
+fn print_lookups(url: &str, token: &str, samples: &Samples, ready: bool) {
+    println!();
+    println!("Look up, verify and locate as the acceptance office (keys from the generated data):");
+    if !ready {
+        println!(
+            "  (the lookup indexes are still loading: until they are in, these answer 503 index_loading)"
+        );
+    }
+    if let Some([id, name, birth]) = samples.citizens.first() {
+        println!("  # A citizen's permitted items (居住证申领):");
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/lookup/101/000001"),
+                &[
+                    ("keys", json!([id])),
+                    (
+                        "items",
+                        json!(["name", "gender", "residence_street", "status"])
+                    ),
+                    ("matter", json!("310000-JZZ-001")),
+                    ("case", json!("JZZ-2026-000001"))
+                ],
+            )
+        );
+        println!(
+            "  # Do this name and birth date belong to this citizen ID? (nothing is disclosed)"
+        );
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/verify/101/000001"),
+                &[
+                    ("key", json!(id)),
+                    ("claims", json!({"name": name, "birth_date": birth})),
+                    ("matter", json!("310000-JZZ-001")),
+                    ("case", json!("JZZ-2026-000002"))
+                ],
+            )
+        );
+    }
+    if let Some((address, lon, lat)) = &samples.address {
+        println!("  # Which district and street is this point in?");
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/locate/103/000001"),
+                &[
+                    ("lon", json!(lon)),
+                    ("lat", json!(lat)),
+                    ("items", json!(["code", "name", "level"])),
+                    ("matter", json!("310000-JZZ-001")),
+                    ("case", json!("JZZ-2026-000003"))
+                ],
+            )
+        );
+        println!("  # Where is this address?");
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/lookup/103/000002"),
+                &[
+                    ("by", json!("address")),
+                    ("keys", json!([address])),
+                    (
+                        "items",
+                        json!(["district_code", "street_code", "lon", "lat"])
+                    ),
+                    ("matter", json!("310000-JZZ-001")),
+                    ("case", json!("JZZ-2026-000004"))
+                ],
+            )
+        );
+    }
+    if let Some(code) = &samples.entity {
+        println!("  # Is this company registered, and who represents it? (营业执照变更)");
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/lookup/102/000001"),
+                &[
+                    ("keys", json!([code])),
+                    ("items", json!(["name", "status", "legal_rep"])),
+                    ("matter", json!("310000-YYZZ-002")),
+                    ("case", json!("YYZZ-2026-000001"))
+                ],
+            )
+        );
+    }
+    if let Some([no, holder]) = &samples.licence {
+        let at = reference_date();
+        println!(
+            "  # Is this food licence in force on {at}, and held by this holder? (食品经营许可延续)"
+        );
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/verify/104/000001"),
+                &[
+                    ("key", json!(no)),
+                    ("claims", json!({"holder_id": holder})),
+                    ("valid_at", json!(at)),
+                    ("matter", json!("310000-SPJY-003")),
+                    ("case", json!("SPJY-2026-000001"))
+                ],
+            )
+        );
+    }
+    if !samples.citizens.is_empty() {
+        let keys: Vec<String> = samples.citizens.iter().map(|c| sh(&c[0])).collect();
+        println!("  # Bulk: NDJSON in (a key a line), NDJSON out, in order:");
+        println!(
+            "  printf '%s\\n' {} | \\\n       curl -s -H {} -H 'Content-Type: application/x-ndjson' --data-binary @- \\\n       {}",
+            keys.join(" "),
+            sh(&format!("Authorization: Bearer {token}")),
+            sh(&format!(
+                "{url}/v1/lookup/101/000001/stream?matter=310000-JZZ-001&case=JZZ-2026-000005&items=name,gender"
+            ))
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the banner prints pastes into a shell as one word each.
+    #[test]
+    fn shell_words_survive_quotes() {
+        assert_eq!(sh("上海市 1号"), "'上海市 1号'");
+        let word = sh("it's $HOME");
+        assert_eq!(word, r"'it'\''s $HOME'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {word}"))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "it's $HOME");
+    }
 }

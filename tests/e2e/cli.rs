@@ -1,6 +1,8 @@
 //! The `tongban` binary, run as a user would.
 
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -30,22 +32,19 @@ fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `tongban demo` on an empty directory: generates, serves, prints the URLs
-/// and tokens, writes the credentials file; the printed curl works.
-#[tokio::test]
-async fn demo_from_nothing_to_a_served_directory() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
+/// `tongban demo` on free ports over `data` (generated at `scale` if empty):
+/// the running demo and its banner, once printed.
+fn start_demo(data: &Path, scale: &str) -> (Running, Vec<String>) {
     let child = tongban()
         .args([
             "demo",
             "--listen",
             "127.0.0.1:0",
             "--scale",
-            "0.001",
+            scale,
             "--data-dir",
         ])
-        .arg(&data)
+        .arg(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -74,6 +73,16 @@ async fn demo_from_nothing_to_a_served_directory() {
                 .expect("the demo prints its banner within 2 minutes"),
         );
     }
+    (child, banner)
+}
+
+/// `tongban demo` on an empty directory: generates, serves, prints the URLs
+/// and tokens, writes the credentials file; the printed curl works.
+#[tokio::test]
+async fn demo_from_nothing_to_a_served_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_demo, banner) = start_demo(&data, "0.001");
     let url_line = banner
         .iter()
         .find(|l| l.trim_start().starts_with("directory"))
@@ -157,6 +166,188 @@ async fn demo_from_nothing_to_a_served_directory() {
             .arg(&data),
     );
     assert!(show.contains("licence_no") && show.contains("v1"), "{show}");
+}
+
+/// The shell commands of a banner (`curl …` or `printf … | curl …`), each
+/// with its continuation lines.
+fn banner_commands(banner: &[String]) -> Vec<String> {
+    let mut commands = Vec::new();
+    let mut lines = banner.iter();
+    while let Some(line) = lines.next() {
+        let start = line.trim_start();
+        if !(start.starts_with("curl ") || start.starts_with("printf ")) {
+            continue;
+        }
+        let mut command = line.clone();
+        while command.ends_with('\\') {
+            command.push('\n');
+            command.push_str(lines.next().expect("a continuation line"));
+        }
+        commands.push(command);
+    }
+    commands
+}
+
+/// Runs a banner command as pasted into bash, in `dir`; any HTTP error
+/// status fails it (`--fail-with-body`), and so does any failed command of
+/// a pipeline. Returns what it printed.
+fn paste_into_bash(command: &str, dir: &Path) -> String {
+    let script =
+        format!("set -o pipefail\ncurl() {{ command curl --fail-with-body \"$@\"; }}\n{command}\n");
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "this banner command failed ({}):\n{command}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Every curl the demo banner prints works as printed, pasted into bash, as
+/// soon as the banner is out: the acceptance office's lookup, verify,
+/// locate, address, company, licence and stream examples answer with the
+/// generated rows their keys name.
+#[test]
+fn the_banner_commands_work_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_demo, banner) = start_demo(&data, "0.01");
+    let text = banner.join("\n");
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("demo-credentials.json")).unwrap())
+            .unwrap();
+    let acceptance = creds["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "acceptance")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let commands = banner_commands(&banner);
+    let work = tempfile::tempdir().unwrap();
+    let mut answers = Vec::new();
+    for command in &commands {
+        let out = paste_into_bash(command, work.path());
+        answers.push((command.as_str(), out));
+    }
+    assert!(
+        !text.contains("still loading"),
+        "the banner waits for the indexes:\n{text}"
+    );
+    // The examples on generated data, by endpoint: each must be there.
+    let answer = |endpoint: &str| -> (&str, &str) {
+        let (command, out) = answers
+            .iter()
+            .find(|(c, _)| c.contains(endpoint))
+            .unwrap_or_else(|| panic!("the banner has no {endpoint} example:\n{text}"));
+        assert!(
+            command.contains(&acceptance),
+            "{endpoint} is asked with the acceptance token: {command}"
+        );
+        (command, out.as_str())
+    };
+    let json_of = |endpoint: &str| -> Value {
+        let (command, out) = answer(endpoint);
+        serde_json::from_str(out).unwrap_or_else(|e| panic!("{command}\nanswered {out}: {e}"))
+    };
+
+    let person = json_of("/v1/lookup/101/000001'");
+    assert_eq!(person["results"][0]["found"], true, "{person}");
+    let row = &person["results"][0]["rows"][0];
+    let (id, name) = (
+        person["results"][0]["key"].as_str().unwrap(),
+        row["name"].as_str().unwrap(),
+    );
+    assert!(!name.is_empty() && row["status"] == "正常", "{person}");
+    assert!(row.get("gender").is_some() && row.get("residence_street").is_some());
+
+    let verified = json_of("/v1/verify/101/000001'");
+    assert_eq!(verified["found"], true, "{verified}");
+    assert_eq!(
+        verified["matches"],
+        json!({"birth_date": true, "name": true}),
+        "the printed claims are the citizen's own: {verified}"
+    );
+    assert!(
+        answer("/v1/verify/101/000001'").0.contains(id),
+        "the same citizen"
+    );
+
+    let address = json_of("/v1/lookup/103/000002'");
+    assert_eq!(address["results"][0]["found"], true, "{address}");
+    let place = &address["results"][0]["rows"][0];
+    let located = json_of("/v1/locate/103/000001'");
+    assert_eq!(located["results"][0]["found"], true, "{located}");
+    let divisions: Vec<(&str, &str)> = located["results"][0]["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["level"].as_str().unwrap(), r["code"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        divisions,
+        [
+            ("city", "310000"),
+            ("district", place["district_code"].as_str().unwrap()),
+            ("street", place["street_code"].as_str().unwrap()),
+        ],
+        "the point is the address's, in its district and street: {located}"
+    );
+
+    let company = json_of("/v1/lookup/102/000001'");
+    assert_eq!(company["results"][0]["found"], true, "{company}");
+    let row = &company["results"][0]["rows"][0];
+    assert!(
+        ["存续", "在业"].contains(&row["status"].as_str().unwrap())
+            && !row["name"].as_str().unwrap().is_empty()
+            && row.get("legal_rep").is_some(),
+        "{company}"
+    );
+
+    let licence = json_of("/v1/verify/104/000001'");
+    assert_eq!(
+        (&licence["found"], &licence["matches"], &licence["in_force"]),
+        (&json!(true), &json!({"holder_id": true}), &json!(true)),
+        "{licence}"
+    );
+
+    let (command, out) = answer("/v1/lookup/101/000001/stream?");
+    // `  printf '%s\n' 'K1' 'K2' 'K3' | \`
+    let printed: Vec<&str> = command
+        .split(" | ")
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .skip(2)
+        .map(|k| k.trim_matches('\''))
+        .collect();
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    let keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, printed, "one answer per printed key, in order: {out}");
+    assert_eq!(keys.len(), 3, "{command}");
+    for line in &lines {
+        assert_eq!(line["found"], true, "{out}");
+        assert!(!line["rows"][0]["name"].as_str().unwrap().is_empty());
+    }
+    assert_eq!(
+        (
+            lines[0]["key"].as_str(),
+            lines[0]["rows"][0]["name"].as_str()
+        ),
+        (Some(id), Some(name))
+    );
 }
 
 /// Export, edit in a "spreadsheet", import; a bad row names its line and changes nothing.

@@ -414,6 +414,11 @@ impl Server {
         self.flight.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The hub's lookup indexes (they load once the server serves).
+    pub fn indexes(&self) -> crate::index::Indexes {
+        self.state.indexes.clone()
+    }
+
     /// The bound address (useful with port 0).
     pub fn local_addr(&self) -> std::net::SocketAddr {
         self.listener
