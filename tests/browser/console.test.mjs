@@ -125,6 +125,11 @@ try {
   assert.ok(queue.some(r => /310115-JYBZ-006/.test(r) && /已超期/.test(r)), 'the late provider is highlighted:\n' + queue.join('\n'));
   const pending = queue.find(r => /310104-LNBT-004/.test(r) && /批量/.test(r));
   assert.ok(pending, 'the district batch need waits for the data office:\n' + queue.join('\n'));
+  // Names beside the codes: department, resource, items.
+  const late = queue.find(r => /310115-JYBZ-006/.test(r));
+  for (const name of ['浦东新区企业服务中心 pd-zwfw', '人口基础信息 101/000001', '公民身份号码 citizen_id']) {
+    assert.ok(late.includes(name), `${name} in: ${late}`);
+  }
   await shot(office, '05-needs');
   const id = pending.match(/#(\d+)/)[1];
   const ask = { resource: '101/000001', items: ['citizen_id', 'name', 'birth_date'],
@@ -224,7 +229,7 @@ try {
   step = 'a department sees only what it may';
   const dept = await signIn(process.env.XUHUI_TOKEN);
   const consumers = await texts(dept, '[data-testid=need-consumer]');
-  assert.ok(consumers.length >= 3 && consumers.every(c => c === 'xh-zwfw'), consumers.join(','));
+  assert.ok(consumers.length >= 3 && consumers.every(c => c === '徐汇区行政服务中心 xh-zwfw'), consumers.join(','));
   assert.equal(await dept.locator('[data-testid=queue-row]').count(), 0);
   assert.doesNotMatch(await dept.locator('header nav').innerText(), /审计追溯/);
   await shot(dept, '14-department-needs');

@@ -56,7 +56,7 @@ fn screenshots() -> PathBuf {
 }
 
 /// Citizen IDs of the demo population.
-async fn citizen_ids(hub: &Hub, n: usize) -> Vec<String> {
+pub(crate) async fn citizen_ids(hub: &Hub, n: usize) -> Vec<String> {
     use arrow::array::AsArray;
     let v = hub.store.list_versions("101/000001").await.unwrap();
     let batches = tongban_hub::datasets::DatasetStore::local(hub.data_dir())

@@ -5,6 +5,7 @@
 //!   store and on the machine's PostgreSQL;
 //! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
 //! - [`console_browser`]: the console in headless Chromium (playwright-core);
+//! - [`console_pages`]: the console's pages over HTTP: names beside codes;
 //! - [`delivery`]: subscriptions: the API, Delta Sharing over HTTP, webhook
 //!   and PostgreSQL push, negative entries and revoked needs on every channel;
 //! - [`lists_api`]: the three lists, the review workflow, `explain`;
@@ -17,6 +18,7 @@ mod catalog_api;
 mod cli;
 mod common;
 mod console_browser;
+mod console_pages;
 mod delivery;
 mod lists_api;
 mod lookup_api;

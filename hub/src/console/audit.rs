@@ -2,6 +2,7 @@
 //! credit code up, when, for which matter and case — the same search as
 //! `tongban audit trace` — and whether the log's hash chain is intact.
 
+use super::names::Names;
 use super::{Frame, Session, render};
 use crate::server::AppState;
 use askama::Template;
@@ -22,6 +23,7 @@ struct AuditPage {
     f: Frame,
     key: String,
     records: Vec<Record>,
+    names: Names,
     searched: bool,
     /// `Ok(records)` intact, `Err(problem)` broken.
     chain: Result<u64, String>,
@@ -49,8 +51,16 @@ pub async fn page(
         let chain = tongban_audit::verify(&dir)
             .map(|r| r.map_err(|b| format!("{} line {}: {}", b.file.display(), b.line, b.problem)));
         (records, chain)
-    })
-    .await;
+    });
+    // Names for the records' codes, read while the log is searched.
+    let names = async {
+        if key.is_empty() {
+            Names::default()
+        } else {
+            Names::load(state.store.as_ref()).await
+        }
+    };
+    let (found, names) = tokio::join!(found, names);
     let (records, chain) = match found {
         Ok((Ok(records), Ok(chain))) => (records, chain),
         Ok((Err(e), _)) | Ok((_, Err(e))) => {
@@ -63,6 +73,7 @@ pub async fn page(
         searched: !key.is_empty(),
         key,
         records,
+        names,
         chain,
     };
     (StatusCode::OK, render(&page)).into_response()

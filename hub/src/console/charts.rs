@@ -97,28 +97,56 @@ pub fn lines(labels: &[String], series: &[Series<'_>]) -> String {
 
 /// Horizontal bars, largest first, with their values.
 pub fn bars(rows: &[(String, u64)], color: &str) -> String {
+    let rows: Vec<(String, String, u64)> = rows
+        .iter()
+        .map(|(label, v)| (label.clone(), label.clone(), *v))
+        .collect();
+    bars_titled(&rows, color)
+}
+
+/// Columns a label may take: a CJK character takes two, others one.
+const LABEL_COLUMNS: usize = 24;
+
+/// `label`, cut with `…` to [`LABEL_COLUMNS`].
+fn cut(label: &str) -> String {
+    let columns = |c: char| if c.is_ascii() { 1 } else { 2 };
+    if label.chars().map(columns).sum::<usize>() <= LABEL_COLUMNS {
+        return label.to_string();
+    }
+    let mut used = 1; // the `…`
+    let mut short: String = label
+        .chars()
+        .take_while(|&c| {
+            used += columns(c);
+            used <= LABEL_COLUMNS
+        })
+        .collect();
+    short.push('…');
+    short
+}
+
+/// [`bars`] whose rows are (label, title on hover, value), e.g. a
+/// department's name with its name and code on hover.
+pub fn bars_titled(rows: &[(String, String, u64)], color: &str) -> String {
     // Narrow, so that in a third of the page the text is still legible.
     const W: f64 = 380.0;
     const ROW: f64 = 24.0;
-    const LABEL: f64 = 120.0;
+    // Twelve CJK characters at 11px.
+    const LABEL: f64 = 140.0;
     let h = (rows.len().max(1) as f64) * ROW + 6.0;
-    let max = rows.iter().map(|(_, v)| *v).max().unwrap_or(0).max(1);
+    let max = rows.iter().map(|(_, _, v)| *v).max().unwrap_or(0).max(1);
     let mut svg =
         format!(r#"<svg viewBox="0 0 {W} {h}" xmlns="http://www.w3.org/2000/svg" role="img">"#);
-    for (i, (label, v)) in rows.iter().enumerate() {
+    for (i, (label, title, v)) in rows.iter().enumerate() {
         let y = 4.0 + i as f64 * ROW;
         // Long labels are cut to fit the label column (the title shows all).
-        let short: String = if label.chars().count() > 18 {
-            label.chars().take(17).chain(['…']).collect()
-        } else {
-            label.clone()
-        };
+        let short = cut(label);
         let width = (W - LABEL - 60.0) * *v as f64 / max as f64;
         svg.push_str(&format!(
             r#"<text x="{}" y="{:.1}" text-anchor="end"><title>{}</title>{}</text><rect x="{LABEL}" y="{y:.1}" width="{width:.1}" height="{}" rx="2" fill="{color}"/><text x="{:.1}" y="{:.1}">{v}</text>"#,
             LABEL - 6.0,
             y + 14.0,
-            esc(label),
+            esc(title),
             esc(&short),
             ROW - 8.0,
             LABEL + width + 4.0,
@@ -151,5 +179,22 @@ mod tests {
         );
         assert!(svg.contains("lookups (10)"));
         assert_eq!(svg.matches("<circle").count(), 2);
+    }
+
+    #[test]
+    fn long_names_are_cut_and_titled_in_full() {
+        let name = "徐汇区天平路街道社区事务受理服务中心";
+        let svg = bars_titled(
+            &[(name.into(), format!("{name} (xh-tpl-sq)"), 3)],
+            "#1f5fa8",
+        );
+        assert!(
+            svg.contains(&format!("<title>{name} (xh-tpl-sq)</title>")),
+            "{svg}"
+        );
+        assert!(svg.contains("徐汇区天平路街道社区事…<"), "{svg}");
+        assert_eq!(cut("上海市公安局"), "上海市公安局");
+        assert_eq!(cut("sh-zwfw"), "sh-zwfw");
+        assert_eq!(cut(&"a".repeat(30)), format!("{}…", "a".repeat(23)));
     }
 }

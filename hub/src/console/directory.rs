@@ -1,6 +1,7 @@
 //! The directory pages: search and filters, a resource with its items,
 //! versions and freshness, and the data office's create and edit form.
 
+use super::names::Named;
 use super::{Frame, Session, render};
 use crate::server::AppState;
 use askama::Template;
@@ -9,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
+use std::collections::HashMap;
 use tongban_catalog::{
     DataItem, DatasetVersion, Department, Resource, ResourceQuery, ResourceSpec,
 };
@@ -34,7 +36,7 @@ pub struct Filters {
 pub struct Row {
     pub code: String,
     pub name: String,
-    pub provider: String,
+    pub provider: Named,
     pub category: String,
     pub library: String,
     pub status: String,
@@ -57,7 +59,7 @@ struct ListPage {
     query: String,
 }
 
-fn row(state: &AppState, r: &Resource) -> Row {
+fn row(state: &AppState, r: &Resource, departments: &HashMap<&str, &str>) -> Row {
     let mut shares: Vec<String> = r
         .spec
         .items
@@ -69,7 +71,10 @@ fn row(state: &AppState, r: &Resource) -> Row {
     Row {
         code: r.spec.code.clone(),
         name: r.spec.name.clone(),
-        provider: r.spec.provider.clone(),
+        provider: Named::new(
+            &r.spec.provider,
+            departments.get(r.spec.provider.as_str()).copied(),
+        ),
         category: r.spec.category.to_string(),
         library: r
             .spec
@@ -113,7 +118,11 @@ pub async fn list(
             return s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e));
         }
     };
-    let rows = found.items.iter().map(|r| row(&state, r)).collect();
+    let names: HashMap<&str, &str> = departments
+        .iter()
+        .map(|d| (d.code.as_str(), d.name.as_str()))
+        .collect();
+    let rows = found.items.iter().map(|r| row(&state, r, &names)).collect();
     let pages = ((found.total + 49) / 50).max(1) as u32;
     let query = serde_urlencoded::to_string([
         ("q", filters.q.as_str()),
@@ -140,10 +149,18 @@ pub async fn list(
 struct DetailPage {
     f: Frame,
     r: Resource,
-    provider_name: String,
+    provider: Named,
     versions: Vec<DatasetVersion>,
     fresh: Option<bool>,
     sla_hours: Option<u32>,
+}
+
+impl DetailPage {
+    /// One of the resource's items, with its label.
+    fn item(&self, name: &str) -> Named {
+        let label = self.r.spec.items.iter().find(|i| i.name == name);
+        Named::new(name, label.map(|i| i.label.as_str()))
+    }
 }
 
 pub async fn detail(
@@ -161,8 +178,9 @@ pub async fn detail(
         .store
         .get_department(&r.spec.provider)
         .await
-        .map(|d| d.name)
-        .unwrap_or_default();
+        .ok()
+        .map(|d| d.name);
+    let provider = Named::new(&r.spec.provider, provider_name.as_deref());
     let sla_hours = state
         .store
         .list_responsibilities()
@@ -181,7 +199,7 @@ pub async fn detail(
     render(&DetailPage {
         f: s.frame("directory", &format!("{} {}", r.spec.code, r.spec.name)),
         r,
-        provider_name,
+        provider,
         versions,
         fresh,
         sla_hours,

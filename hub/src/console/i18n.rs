@@ -348,6 +348,7 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("subs.pending", "待交付", "Pending"),
     ("subs.last_error", "最近错误", "Last error"),
     ("subs.plan", "当前放行", "Released now"),
+    ("subs.masked", "脱敏后放行", "released masked"),
     (
         "subs.filters",
         "行过滤（含回流）",

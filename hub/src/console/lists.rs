@@ -2,6 +2,7 @@
 //! office adds, removes, imports and exports entries) and refresh
 //! compliance (who is late against the responsibility list).
 
+use super::names::Names;
 use super::{Frame, Session, render};
 use crate::server::AppState;
 use crate::server::lists::{ListName, import_file};
@@ -71,6 +72,7 @@ pub struct NegativeForm {
 struct NegativePage {
     f: Frame,
     entries: Vec<NegativeRecord>,
+    names: Names,
     form: NegativeForm,
     error: Option<String>,
     flash: Option<String>,
@@ -84,13 +86,18 @@ async fn negative_page(
     flash: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let entries = match state.store.list_negatives().await {
+    let (entries, names) = tokio::join!(
+        state.store.list_negatives(),
+        Names::load(state.store.as_ref())
+    );
+    let entries = match entries {
         Ok(e) => e,
         Err(e) => return s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
     };
     let page = NegativePage {
         f: s.frame("negative", s.t.t("neg.title")),
         entries,
+        names,
         form,
         error,
         flash,
@@ -227,6 +234,7 @@ pub struct ResponsibilityForm {
 struct ResponsibilityPage {
     f: Frame,
     entries: Vec<ResponsibilityRecord>,
+    names: Names,
     form: ResponsibilityForm,
     error: Option<String>,
     flash: Option<String>,
@@ -240,13 +248,18 @@ async fn responsibility_page(
     flash: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let entries = match state.store.list_responsibilities().await {
+    let (entries, names) = tokio::join!(
+        state.store.list_responsibilities(),
+        Names::load(state.store.as_ref())
+    );
+    let entries = match entries {
         Ok(e) => e,
         Err(e) => return s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
     };
     let page = ResponsibilityPage {
         f: s.frame("responsibilities", s.t.t("resp.title")),
         entries,
+        names,
         form,
         error,
         flash,
@@ -520,13 +533,19 @@ pub async fn import(
 struct CompliancePage {
     f: Frame,
     rows: Vec<ComplianceRow>,
+    names: Names,
 }
 
 pub async fn compliance(State(state): State<AppState>, s: Session) -> Response {
-    match state.store.compliance(Utc::now()).await {
+    let (rows, names) = tokio::join!(
+        state.store.compliance(Utc::now()),
+        Names::load(state.store.as_ref())
+    );
+    match rows {
         Ok(rows) => render(&CompliancePage {
             f: s.frame("compliance", s.t.t("comp.title")),
             rows,
+            names,
         }),
         Err(e) => s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
     }

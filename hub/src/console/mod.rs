@@ -15,7 +15,9 @@
 //! - [`stats`]: exchange statistics from the audit log, with SVG charts
 //!   ([`charts`]), and sync runs;
 //! - [`audit`]: who looked a key up (trace);
-//! - [`subscriptions`]: a department's subscriptions and their delivery.
+//! - [`subscriptions`]: a department's subscriptions and their delivery;
+//! - [`names`]: the names of the codes pages list (departments, resources,
+//!   data items), read once per page.
 //!
 //! Every form goes through the same [`tongban_catalog::Store`] methods as the
 //! API, so the same rules give the same messages, and a refused form changes
@@ -26,6 +28,7 @@ pub mod charts;
 pub mod directory;
 pub mod i18n;
 pub mod lists;
+pub mod names;
 pub mod needs;
 pub mod stats;
 pub mod subscriptions;

@@ -3,6 +3,7 @@
 //! its history and the review actions the user may take, and the
 //! application form for departments.
 
+use super::names::Names;
 use super::{Frame, Session, render};
 use crate::server::AppState;
 use askama::Template;
@@ -28,6 +29,8 @@ struct ListPage {
     /// Pending needs waiting for this user's review, oldest deadline first.
     queue: Vec<NeedRecord>,
     needs: Vec<NeedRecord>,
+    /// Departments', resources' and items' names for their codes.
+    names: Names,
     status: String,
     now: chrono::DateTime<Utc>,
     flash: Option<String>,
@@ -62,14 +65,15 @@ pub async fn list(
         },
     };
     let party = (!s.is_office()).then(|| s.who.department.clone());
-    let all = match state
-        .store
-        .list_needs(&NeedQuery {
-            party: party.clone(),
-            ..NeedQuery::default()
-        })
-        .await
-    {
+    let query = NeedQuery {
+        party: party.clone(),
+        ..NeedQuery::default()
+    };
+    let (all, names) = tokio::join!(
+        state.store.list_needs(&query),
+        Names::load(state.store.as_ref())
+    );
+    let all = match all {
         Ok(n) => n,
         Err(e) => return s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
     };
@@ -80,12 +84,7 @@ pub async fn list(
         let mine = match n.status {
             NeedStatus::PendingOffice => s.is_office(),
             NeedStatus::PendingProvider => {
-                s.is_office()
-                    || state
-                        .store
-                        .get_resource(&n.resource)
-                        .await
-                        .is_ok_and(|r| r.spec.provider == s.who.department)
+                s.is_office() || names.provider(&n.resource) == Some(s.who.department.as_str())
             }
             _ => false,
         };
@@ -103,6 +102,7 @@ pub async fn list(
         f: s.frame("needs", s.t.t("needs.title")),
         queue,
         needs,
+        names,
         status: filter.status,
         now: Utc::now(),
         flash: flash.done,
@@ -115,6 +115,7 @@ struct DetailPage {
     f: Frame,
     n: NeedRecord,
     provider: String,
+    names: Names,
     /// The actions this user may take now.
     can_approve: bool,
     can_reject: bool,
@@ -134,12 +135,8 @@ async fn detail_page(
         Ok(n) => n,
         Err(e) => return s.error(StatusCode::NOT_FOUND, &super::message(&e)),
     };
-    let provider = state
-        .store
-        .get_resource(&n.resource)
-        .await
-        .map(|r| r.spec.provider)
-        .unwrap_or_default();
+    let names = Names::load(state.store.as_ref()).await;
+    let provider = names.provider(&n.resource).unwrap_or_default().to_string();
     let party = s.is_office() || n.consumer == s.who.department || provider == s.who.department;
     if !party {
         // As the API: a need one is not party to does not exist for one.
@@ -156,6 +153,7 @@ async fn detail_page(
         ) && (s.is_office() || is_provider),
         can_revoke: n.status == NeedStatus::Approved && (s.is_office() || is_provider),
         provider,
+        names,
         n,
         error,
         now: Utc::now(),

@@ -6,6 +6,7 @@
 //! A department sees its own requests only.
 
 use super::charts::{self, Series};
+use super::names::{Named, Names as DirectoryNames};
 use super::{Frame, Session, render};
 use crate::server::AppState;
 use askama::Template;
@@ -351,6 +352,19 @@ struct StatsPage {
     denials_chart: String,
     runs: Vec<SyncRun>,
     runs_chart: String,
+    names: DirectoryNames,
+}
+
+/// Bars labelled with names, their codes on hover.
+fn named_bars(rows: &[(String, u64)], name: impl Fn(&str) -> Named, color: &str) -> String {
+    let rows: Vec<(String, String, u64)> = rows
+        .iter()
+        .map(|(code, v)| {
+            let n = name(code);
+            (n.text().to_string(), n.full(), *v)
+        })
+        .collect();
+    charts::bars_titled(&rows, color)
 }
 
 pub async fn page(State(state): State<AppState>, s: Session) -> Response {
@@ -367,24 +381,13 @@ pub async fn page(State(state): State<AppState>, s: Session) -> Response {
             }
         };
     // Sync runs: all for the data office; a department its own resources'.
-    let mut runs = state
-        .store
-        .list_sync_runs(None, 30)
-        .await
-        .unwrap_or_default();
+    let (runs, names) = tokio::join!(
+        state.store.list_sync_runs(None, 30),
+        DirectoryNames::load(state.store.as_ref())
+    );
+    let mut runs = runs.unwrap_or_default();
     if !s.is_office() {
-        let mut own = Vec::new();
-        for r in runs {
-            if state
-                .store
-                .get_resource(&r.resource)
-                .await
-                .is_ok_and(|res| res.spec.provider == s.who.department)
-            {
-                own.push(r);
-            }
-        }
-        runs = own;
+        runs.retain(|r| names.provider(&r.resource) == Some(s.who.department.as_str()));
     }
     let t = s.t;
     let over_time = charts::lines(
@@ -420,13 +423,14 @@ pub async fn page(State(state): State<AppState>, s: Session) -> Response {
     let page = StatsPage {
         f: s.frame("stats", t.t("stats.title")),
         own_only: !s.is_office(),
-        consumers_chart: charts::bars(&summary.top_consumers, "#1f5fa8"),
-        resources_chart: charts::bars(&summary.top_resources, "#b3261e"),
+        consumers_chart: named_bars(&summary.top_consumers, |c| names.department(c), "#1f5fa8"),
+        resources_chart: named_bars(&summary.top_resources, |c| names.resource(c), "#b3261e"),
         denials_chart: charts::bars(&summary.denials, "#a15c00"),
         runs_chart: charts::bars(&run_rows, "#1e7a3d"),
         over_time,
         s: summary,
         runs,
+        names,
     };
     render(&page)
 }

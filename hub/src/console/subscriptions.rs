@@ -2,6 +2,7 @@
 //! all), with the cursor, what is pending, the last delivery error, and what
 //! the policy releases to each right now.
 
+use super::names::Names;
 use super::{Frame, Session, render};
 use crate::delivery::plan;
 use crate::server::AppState;
@@ -18,8 +19,8 @@ pub struct Row {
     pub latest: Option<i64>,
     pub pending: usize,
     pub last_error: Option<String>,
-    /// Released items (with `*` for masked ones), or why nothing is.
-    pub released: Result<Vec<String>, String>,
+    /// Released items (and whether each is masked), or why nothing is.
+    pub released: Result<Vec<(String, bool)>, String>,
     pub filters: Vec<String>,
 }
 
@@ -28,11 +29,16 @@ pub struct Row {
 struct SubscriptionsPage {
     f: Frame,
     rows: Vec<Row>,
+    names: Names,
 }
 
 pub async fn page(State(state): State<AppState>, s: Session) -> Response {
     let consumer = (!s.is_office()).then_some(s.who.department.as_str());
-    let subs = match state.store.list_subscriptions(consumer).await {
+    let (subs, names) = tokio::join!(
+        state.store.list_subscriptions(consumer),
+        Names::load(state.store.as_ref())
+    );
+    let subs = match subs {
         Ok(subs) => subs,
         Err(e) => return s.error(StatusCode::SERVICE_UNAVAILABLE, &super::message(&e)),
     };
@@ -61,9 +67,9 @@ pub async fn page(State(state): State<AppState>, s: Session) -> Response {
             Ok(p) => (
                 Ok(p.projection
                     .iter()
-                    .map(|(item, reveal)| match reveal {
-                        tongban_policies::Reveal::Clear => item.clone(),
-                        tongban_policies::Reveal::Masked(_) => format!("{item}*"),
+                    .map(|(item, reveal)| {
+                        let masked = matches!(reveal, tongban_policies::Reveal::Masked(_));
+                        (item.clone(), masked)
                     })
                     .collect()),
                 p.row_filters.iter().map(ToString::to_string).collect(),
@@ -82,5 +88,6 @@ pub async fn page(State(state): State<AppState>, s: Session) -> Response {
     render(&SubscriptionsPage {
         f: s.frame("subscriptions", s.t.t("subs.title")),
         rows,
+        names,
     })
 }

@@ -1,0 +1,271 @@
+//! The console's pages over HTTP, without a browser: signed in with demo
+//! tokens, every page that lists departments, resources or data items shows
+//! their names (浦东新区企业服务中心, 人口基础信息, 公民身份号码) with the codes
+//! beside them, in Chinese and in English.
+
+use crate::common::Hub;
+use serde_json::json;
+
+/// A signed-in console session.
+struct Console {
+    client: reqwest::Client,
+    url: String,
+    cookie: String,
+}
+
+impl Console {
+    async fn sign_in(hub: &Hub, who: &str) -> Console {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client
+            .post(format!("{}/console/login", hub.url))
+            .form(&[
+                ("token", hub.token(who).as_str()),
+                ("next", "/console/needs"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_redirection(), "sign-in: {}", r.status());
+        let set = r.headers()["set-cookie"].to_str().unwrap();
+        Console {
+            client,
+            url: hub.url.clone(),
+            cookie: set.split(';').next().unwrap().to_string(),
+        }
+    }
+
+    /// A page's HTML, in Chinese or (`en`) English.
+    async fn page(&self, path: &str, en: bool) -> String {
+        let lang = if en { "en" } else { "zh" };
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .header("cookie", format!("{}; tongban_lang={lang}", self.cookie))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        r.text().await.unwrap()
+    }
+}
+
+/// The text of some HTML: tags dropped, runs of white space made one space.
+fn text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The text of each row marked `data-testid="{testid}"`.
+fn rows(html: &str, testid: &str) -> Vec<String> {
+    html.split(&format!(r#"data-testid="{testid}""#))
+        .skip(1)
+        .map(|r| text(&format!("<tr {}", &r[..r.find("</tr>").unwrap_or(r.len())])))
+        .collect()
+}
+
+/// The one row containing `marker`.
+fn row(html: &str, testid: &str, marker: &str) -> String {
+    let all = rows(html, testid);
+    let found: Vec<&String> = all.iter().filter(|r| r.contains(marker)).collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {testid} with {marker} in:\n{}",
+        all.join("\n")
+    );
+    found[0].clone()
+}
+
+fn has(haystack: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(haystack.contains(n), "{n:?} missing from:\n{haystack}");
+    }
+}
+
+#[tokio::test]
+async fn pages_show_names_with_their_codes() {
+    let hub = Hub::start(None).await;
+    let office = Console::sign_in(&hub, "data-office").await;
+
+    // The needs list, in both languages: 浦东新区's need whose provider
+    // reply is late, and its rejected batch need.
+    for en in [false, true] {
+        let html = office.page("/console/needs", en).await;
+        let late = [
+            "浦东新区企业服务中心 pd-zwfw",
+            "人口基础信息 101/000001",
+            "公民身份号码 citizen_id, 婚姻状况 marital_status",
+        ];
+        has(&row(&html, "need-row", "310115-JYBZ-006"), &late);
+        has(&row(&html, "queue-row", "310115-JYBZ-006"), &late);
+        let r = row(&html, "need-row", "310115-QYBT-005");
+        has(
+            &r,
+            &[
+                "浦东新区企业服务中心 pd-zwfw",
+                "法人基础信息 102/000001",
+                "统一社会信用代码 credit_code, 名称 name, 联系电话 phone",
+            ],
+        );
+        // The codes on hover too.
+        has(&html, &[r#"title="pd-zwfw""#, r#"title="102/000001""#]);
+        let r = row(&html, "need-row", "310000-YYZZ-002");
+        has(
+            &r,
+            &[
+                "上海市政务服务中心（统一受理） sh-zwfw",
+                "法人基础信息 102/000001",
+            ],
+        );
+        // The review queue too.
+        let q = row(&html, "queue-row", "310104-LNBT-004");
+        has(
+            &q,
+            &[
+                "徐汇区行政服务中心 xh-zwfw",
+                "公民身份号码 citizen_id, 姓名 name, 出生日期 birth_date",
+            ],
+        );
+        has(&html, &[if en { ">Consumer<" } else { ">使用方<" }]);
+    }
+
+    // One need, with its provider and history.
+    let html = office.page("/console/needs", false).await;
+    let at = html.find("310115-QYBT-005").unwrap();
+    let start = html[..at].rfind(r#"href="/console/needs/"#).unwrap() + r#"href=""#.len();
+    let link = &html[start..start + html[start..].find('"').unwrap()];
+    let need = text(&office.page(link, false).await);
+    has(
+        &need,
+        &[
+            "浦东新区企业服务中心 pd-zwfw",
+            "上海市市场监督管理局 sh-scjgj",
+            "法人基础信息 102/000001",
+            "联系电话 phone",
+        ],
+    );
+
+    // The negative and responsibility lists, and compliance.
+    let html = office.page("/console/lists/negative", false).await;
+    let r = row(&html, "negative-row", "religion");
+    has(
+        &r,
+        &[
+            "人口基础信息 101/000001",
+            "宗教信仰 religion, 健康状况 health_status",
+        ],
+    );
+    let html = text(&office.page("/console/lists/responsibilities", true).await);
+    has(
+        &html,
+        &[
+            "上海市公安局 sh-gaj",
+            "人口基础信息 101/000001",
+            "公民身份号码 citizen_id",
+        ],
+    );
+    let html = office.page("/console/compliance", false).await;
+    let r = row(&html, "compliance-row", "101/000001");
+    has(&r, &["上海市公安局 sh-gaj", "人口基础信息 101/000001"]);
+
+    // Subscriptions: who, what, and the items released now (masked: `*`).
+    let html = office.page("/console/subscriptions", false).await;
+    let r = row(&html, "subscription-row", "residents");
+    has(
+        &r,
+        &[
+            "徐汇区行政服务中心 xh-zwfw",
+            "人口基础信息 101/000001",
+            "公民身份号码 citizen_id*",
+            "姓名 name",
+        ],
+    );
+
+    // The directory: providers and key items.
+    let html = office.page("/console/directory", false).await;
+    let r = row(&html, "dir-row", "101/000001");
+    has(&r, &["上海市公安局 sh-gaj"]);
+    let html = text(&office.page("/console/directory/101/000001", false).await);
+    has(
+        &html,
+        &[
+            "公民身份号码 citizen_id",
+            "居住地街道代码 residence_street",
+            "上海市公安局 sh-gaj",
+        ],
+    );
+
+    // A lookup, traced and counted.
+    let id = crate::console_browser::citizen_ids(&hub, 1).await.remove(0);
+    for _ in 0..200 {
+        let r = hub
+            .post("/v1/lookup/101/000001", "acceptance")
+            .json(&json!({"keys": [&id], "items": ["name", "gender"],
+                          "matter": "310000-JZZ-001", "case": "NAMES-1"}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() != 503 {
+            assert_eq!(r.status(), 200);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut traced = Vec::new();
+    for _ in 0..100 {
+        traced = rows(
+            &office
+                .page(&format!("/console/audit?key={id}"), false)
+                .await,
+            "audit-row",
+        );
+        if !traced.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let r = traced
+        .iter()
+        .find(|r| r.contains("NAMES-1"))
+        .unwrap_or_else(|| panic!("the lookup is traced: {traced:?}"));
+    has(
+        r,
+        &[
+            "上海市政务服务中心（统一受理） sh-zwfw",
+            "人口基础信息 101/000001",
+            "姓名 name, 性别 gender",
+        ],
+    );
+    let stats = office.page("/console/stats", false).await;
+    has(
+        &stats,
+        &[
+            "<title>上海市政务服务中心（统一受理） (sh-zwfw)</title>",
+            "<title>人口基础信息 (101/000001)</title>",
+        ],
+    );
+
+    // A department sees its own needs, by name too.
+    let xuhui = Console::sign_in(&hub, "xuhui-district").await;
+    let html = xuhui.page("/console/needs", false).await;
+    let consumers = rows(&html, "need-row");
+    assert!(consumers.len() >= 3, "{consumers:?}");
+    for r in &consumers {
+        has(
+            r,
+            &["徐汇区行政服务中心 xh-zwfw", "人口基础信息 101/000001"],
+        );
+    }
+}
