@@ -541,20 +541,17 @@ async fn run(command: Command) -> Result<()> {
             }
             let store = store.open().await?;
             store.get_department(&department).await?;
-            let token = tongban_core::auth::new_token();
-            store
-                .put_token(&tongban_catalog::TokenRecord {
-                    token_hash: tongban_core::auth::hash_token(&token),
-                    department: department.clone(),
-                    role: tongban_catalog::Role::Department,
-                    label: format!("delta-sharing {department} (cli)"),
-                })
-                .await?;
-            let profile = serde_json::json!({
-                "shareCredentialsVersion": 1,
-                "endpoint": format!("{}/delta-sharing", endpoint.trim_end_matches('/')),
-                "bearerToken": token,
-            });
+            let token = tongban_core::auth::issue(
+                &store,
+                &department,
+                tongban_catalog::Role::Department,
+                format!("delta-sharing {department} (cli)"),
+            )
+            .await?;
+            let profile = crate::delivery::sharing::profile(
+                &format!("{}/delta-sharing", endpoint.trim_end_matches('/')),
+                &token,
+            );
             crate::demo::write_private(
                 &out,
                 &serde_json::to_string_pretty(&profile).expect("json"),
@@ -631,18 +628,11 @@ async fn run(command: Command) -> Result<()> {
                 },
         } => {
             let store = store.open().await?;
-            let token = tongban_core::auth::new_token();
-            store
-                .put_token(&tongban_catalog::TokenRecord {
-                    token_hash: tongban_core::auth::hash_token(&token),
-                    department,
-                    role: match role {
-                        RoleArg::Department => tongban_catalog::Role::Department,
-                        RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
-                    },
-                    label,
-                })
-                .await?;
+            let role = match role {
+                RoleArg::Department => tongban_catalog::Role::Department,
+                RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
+            };
+            let token = tongban_core::auth::issue(&store, &department, role, label).await?;
             eprintln!(
                 "Keep this token now: it is stored only as a hash. Running hubs pick it up within {} s.",
                 crate::server::IDENTITY_REFRESH.as_secs()

@@ -2,8 +2,6 @@
 //! base libraries, demo tokens and copy-paste examples.
 
 use crate::datagen::{self, directory, generate, generate::Dataset};
-use tongban_datasets::DatasetStore;
-use tongban_lookup::index::Indexes;
 use crate::server::{Server, shutdown_signal};
 use crate::{Config, Error, Result};
 use arrow::array::{Array, Float64Array, StringArray};
@@ -18,6 +16,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tongban_catalog::{Role, SqlStore, Store, TokenRecord};
 use tongban_core::auth::{hash_token, new_token};
+use tongban_datasets::DatasetStore;
+use tongban_lookup::index::Indexes;
 
 /// The demo's tokens, as written to `DATA_DIR/demo-credentials.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -100,6 +100,9 @@ impl Grant {
 /// What can go wrong on a release path.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Stage 1: no identity, or one the hub does not know.
+    #[error("{0}")]
+    Unauthorized(&'static str),
     /// A field of the request breaks a rule (empty matter, a key failing
     /// its check digit). Nothing was decided or recorded.
     #[error("{message}")]
@@ -137,6 +140,7 @@ impl Error {
     /// The stable code of this failure.
     pub fn code(&self) -> Code {
         match self {
+            Error::Unauthorized(_) => Code::Unauthorized,
             Error::Invalid { .. } => Code::InvalidInput,
             Error::Denied { .. } => Code::Denied,
             Error::QuotaExceeded { .. } => Code::QuotaExceeded,

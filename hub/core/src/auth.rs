@@ -66,6 +66,35 @@ pub async fn issue(
 }
 
 impl Identities {
+    /// Stage 1 of the access pipeline: who calls, from an `Authorization`
+    /// header's value (`Bearer <token>`; the scheme is case-insensitive,
+    /// RFC 9110 §11.1) or, without one, the fingerprint of a verified client
+    /// certificate. The one place either is read, for every transport.
+    pub fn identify(
+        &self,
+        authorization: Option<&str>,
+        certificate: Option<&str>,
+    ) -> Result<Identity, crate::Error> {
+        let unauthorized = |why: &'static str| crate::Error::Unauthorized(why);
+        let Some(header) = authorization else {
+            return match certificate {
+                Some(fp) => self.resolve_certificate(fp).ok_or_else(|| {
+                    unauthorized("the client certificate is not registered to a department")
+                }),
+                None => Err(unauthorized(
+                    "send an Authorization: Bearer <token> header or a client certificate",
+                )),
+            };
+        };
+        let token = header
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <token>'"))?;
+        self.resolve(token)
+            .ok_or_else(|| unauthorized("unknown or revoked token"))
+    }
+
     /// Loads every token from the store, replacing what was known.
     pub async fn load(store: &dyn Store) -> tongban_catalog::Result<Identities> {
         let ids = Identities::default();
@@ -137,6 +166,34 @@ mod tests {
         assert_eq!(hash_token(&a), hash_token(&a));
         assert_eq!(hash_token(&a).len(), 64);
         assert_ne!(hash_token(&a), hash_token(&b));
+    }
+
+    #[test]
+    fn a_caller_is_identified_by_bearer_token_or_certificate() {
+        let token = new_token();
+        let ids = Identities::default();
+        let who = Identity {
+            department: "sh-zwfw".into(),
+            role: Role::Department,
+        };
+        {
+            let mut map = ids.by_hash.write().unwrap();
+            map.insert(hash_token(&token), who.clone());
+            map.insert(certificate_key("ab:cd"), who.clone());
+        }
+        let header = format!("bearer  {token}");
+        assert_eq!(ids.identify(Some(&header), None).unwrap(), who);
+        assert_eq!(ids.identify(None, Some("ab:cd")).unwrap(), who);
+        for (header, cert) in [
+            (None, None),
+            (Some(token.as_str()), None),
+            (Some("Basic abc"), None),
+            (Some("Bearer tb_unknown"), Some("ab:cd")),
+            (None, Some("ff:ff")),
+        ] {
+            let e = ids.identify(header, cert).unwrap_err();
+            assert_eq!(e.code(), crate::Code::Unauthorized, "{header:?} {cert:?}");
+        }
     }
 
     #[test]

@@ -120,6 +120,16 @@ fn internal(e: impl std::fmt::Display) -> SharingError {
     SharingError(Problem::internal())
 }
 
+/// A Delta Sharing profile file (`config.share`) for a recipient: the
+/// endpoint and its bearer token, as the official clients read it.
+pub fn profile(endpoint: &str, token: &str) -> Value {
+    serde_json::json!({
+        "shareCredentialsVersion": 1,
+        "endpoint": endpoint,
+        "bearerToken": token,
+    })
+}
+
 /// The share a resource is in.
 pub fn share_of(spec: &ResourceSpec) -> String {
     spec.base_library

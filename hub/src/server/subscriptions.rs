@@ -328,27 +328,17 @@ pub async fn profile(
         )));
     }
     state.store.get_department(&department).await?;
-    let token = tongban_core::auth::new_token();
-    state
-        .store
-        .put_token(&tongban_catalog::TokenRecord {
-            token_hash: tongban_core::auth::hash_token(&token),
-            department: department.clone(),
-            role: Role::Department,
-            label: format!(
-                "delta-sharing {department} {}",
-                Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
-            ),
-        })
-        .await?;
+    let label = format!(
+        "delta-sharing {department} {}",
+        Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    );
+    let token =
+        tongban_core::auth::issue(state.store.as_ref(), &department, Role::Department, label)
+            .await?;
     if let Err(e) = state.identities.reload(state.store.as_ref()).await {
         tracing::warn!(error = %e, "new sharing token saved; it works after the next reload");
     }
-    let profile = serde_json::json!({
-        "shareCredentialsVersion": 1,
-        "endpoint": state.delivery.sharing_endpoint(),
-        "bearerToken": token,
-    });
+    let profile = crate::delivery::sharing::profile(&state.delivery.sharing_endpoint(), &token);
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),
