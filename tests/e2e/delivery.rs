@@ -651,8 +651,8 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
     )
     .await;
     let key = std::fs::read_to_string(hub.data_dir().join("mask-hash.key")).unwrap();
-    let signer = tongban_hub::delivery::sign::Signer::new(key.trim().as_bytes());
-    let mut grant = signer.verify(token, 0).unwrap();
+    let signer = tongban_hub::delivery::file_url_signer(key.trim().as_bytes());
+    let mut grant: tongban_hub::delivery::Grant = signer.verify(token, 0).unwrap();
     grant.expires_ms = chrono::Utc::now().timestamp_millis() - 1;
     let p = problem(
         hub.client

@@ -8,7 +8,8 @@
 //! - [`auth`]: tokens (issued and hashed here only) and the identities
 //!   behind them;
 //! - [`policy`]: the compiled lists every decision reads, swapped whole;
-//! - [`limits`]: need quotas as rate limits (governor).
+//! - [`limits`]: need quotas as rate limits (governor);
+//! - [`sign`]: signed, expiring tokens (file URLs, console sessions).
 //!
 //! Depends on `policies`, `catalog` and `audit`; knows neither HTTP nor
 //! gRPC, and nothing above it (server, console, delivery) is imported here.
@@ -18,6 +19,7 @@ pub mod auth;
 pub mod codes;
 pub mod limits;
 pub mod policy;
+pub mod sign;
 
 pub use access::{Access, Ask, Error, Grant, Result};
 pub use codes::Code;

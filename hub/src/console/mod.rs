@@ -41,12 +41,8 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use i18n::{Lang, T};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use tongban_catalog::Role;
 use tongban_core::auth::Identity;
 
@@ -61,14 +57,17 @@ pub struct ConsoleState {
     /// Where the audit log is (statistics and traces read it).
     pub audit_dir: std::path::PathBuf,
     pub stats: stats::AuditStats,
+    /// Signs session cookies (a key of their own, derived from the hub's).
+    pub sessions: tongban_core::sign::Signer,
 }
 
 impl ConsoleState {
-    pub fn new(data_dir: &std::path::Path) -> ConsoleState {
+    pub fn new(data_dir: &std::path::Path, secret: &[u8]) -> ConsoleState {
         let audit_dir = data_dir.join("audit");
         ConsoleState {
             stats: stats::AuditStats::new(audit_dir.clone()),
             audit_dir,
+            sessions: tongban_core::sign::Signer::new(secret, b"tongban console sessions v1"),
         }
     }
 }
@@ -144,35 +143,25 @@ struct Claims {
     e: i64,
 }
 
-fn session_key(state: &AppState) -> Hmac<Sha256> {
-    let mut derive =
-        Hmac::<Sha256>::new_from_slice(state.hash_key.as_bytes()).expect("HMAC takes any key");
-    derive.update(b"tongban console sessions v1");
-    Hmac::<Sha256>::new_from_slice(&derive.finalize().into_bytes()).expect("HMAC takes any key")
-}
-
-fn sign(state: &AppState, payload: &str) -> String {
-    let mut mac = session_key(state);
-    mac.update(payload.as_bytes());
-    URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+impl tongban_core::sign::Expiring for Claims {
+    fn expires_ms(&self) -> i64 {
+        self.e * 1000
+    }
 }
 
 fn session_cookie(state: &AppState, token_hash: &str) -> String {
-    let claims = Claims {
+    state.console.sessions.sign(&Claims {
         h: token_hash.to_string(),
         e: chrono::Utc::now().timestamp() + SESSION_SECONDS,
-    };
-    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"));
-    format!("{payload}.{}", sign(state, &payload))
+    })
 }
 
 fn claims_of(state: &AppState, cookie: &str) -> Option<Claims> {
-    let (payload, sig) = cookie.split_once('.')?;
-    let mut mac = session_key(state);
-    mac.update(payload.as_bytes());
-    mac.verify_slice(&URL_SAFE_NO_PAD.decode(sig).ok()?).ok()?;
-    let claims: Claims = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).ok()?).ok()?;
-    (claims.e > chrono::Utc::now().timestamp()).then_some(claims)
+    state
+        .console
+        .sessions
+        .verify(cookie, chrono::Utc::now().timestamp_millis())
+        .ok()
 }
 
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -274,7 +263,7 @@ impl FromRequestParts<AppState> for Session {
             Some((who, h)) => Ok(Session {
                 who,
                 t,
-                csrf: sign(state, &format!("csrf:{h}")),
+                csrf: state.console.sessions.mac(&format!("csrf:{h}")),
             }),
             None => {
                 let back = parts

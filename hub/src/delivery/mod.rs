@@ -12,7 +12,8 @@
 //! - [`files`]: the policy-applied Parquet files of a version for one plan,
 //!   written once and kept, with per-file statistics (what Delta Sharing
 //!   serves).
-//! - [`sign`]: signed, expiring file URLs;
+//! - `grant`: what a signed, expiring file URL grants (signed by
+//!   `tongban_core::sign`);
 //! - [`predicate`]: Delta Sharing predicate hints checked against file
 //!   statistics.
 //! - [`sharing`]: the Delta Sharing protocol server under `/delta-sharing/`.
@@ -30,7 +31,6 @@ pub mod plan;
 pub mod predicate;
 pub mod push;
 pub mod sharing;
-pub mod sign;
 
 use crate::config::DeliveryConfig;
 use std::path::{Path, PathBuf};
@@ -51,7 +51,7 @@ struct Inner {
     outbox_dir: PathBuf,
     /// The hub's base URL as consumers reach it.
     public_url: String,
-    signer: sign::Signer,
+    signer: tongban_core::sign::Signer,
     /// This hub process, as the owner of the push leases it takes (given
     /// up when it stops, so another process need not wait them out).
     instance: String,
@@ -71,7 +71,7 @@ impl Delivery {
                 sharing_dir: data_dir.join("sharing"),
                 outbox_dir: data_dir.join("outbox"),
                 public_url,
-                signer: sign::Signer::new(secret),
+                signer: file_url_signer(secret),
                 instance: format!("hub-{}", &tongban_core::auth::new_token()[3..15]),
             }),
         }
@@ -93,7 +93,7 @@ impl Delivery {
         &self.inner.public_url
     }
 
-    pub fn signer(&self) -> &sign::Signer {
+    pub fn signer(&self) -> &tongban_core::sign::Signer {
         &self.inner.signer
     }
 
@@ -105,6 +105,36 @@ impl Delivery {
     /// The Delta Sharing endpoint of profiles.
     pub fn sharing_endpoint(&self) -> String {
         format!("{}/delta-sharing", self.inner.public_url)
+    }
+}
+
+/// The signer of shared files' URLs, keyed by the hub's secret.
+pub fn file_url_signer(secret: &[u8]) -> tongban_core::sign::Signer {
+    tongban_core::sign::Signer::new(secret, b"tongban delta-sharing file urls v1")
+}
+
+/// What a signed file URL grants: one file of one subscription under one
+/// plan (by fingerprint), until it expires. The hub still checks that the
+/// subscription is active under the same plan before it serves a byte.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Grant {
+    /// Subscription id.
+    #[serde(rename = "s")]
+    pub subscription: i64,
+    /// The plan's fingerprint when the URL was made.
+    #[serde(rename = "f")]
+    pub fingerprint: String,
+    /// The file, relative to the sharing directory.
+    #[serde(rename = "p")]
+    pub path: String,
+    /// Expiry, Unix milliseconds.
+    #[serde(rename = "e")]
+    pub expires_ms: i64,
+}
+
+impl tongban_core::sign::Expiring for Grant {
+    fn expires_ms(&self) -> i64 {
+        self.expires_ms
     }
 }
 

@@ -27,10 +27,10 @@
 //! previous version removed and the new one added. Responses are the
 //! protocol's parquet format.
 
+use super::Grant;
 use super::apply::Part;
 use super::files::{self, Manifest, SharedFile};
 use super::plan::{self, Plan};
-use super::sign::{Grant, Invalid};
 use crate::server::AppState;
 use crate::server::extract::{Caller, Path, Query};
 use crate::server::problem::{PROBLEM_JSON, Problem};
@@ -49,6 +49,7 @@ use serde_json::{Value, json};
 use tongban_catalog::subscriptions::{Subscription, SubscriptionStatus};
 use tongban_catalog::{DatasetVersion, Resource, ResourceSpec};
 use tongban_core::Code;
+use tongban_core::sign::Invalid;
 
 /// The routes of the protocol.
 pub fn routes() -> Router<AppState> {
@@ -886,7 +887,7 @@ async fn file(
     let grant = state
         .delivery
         .signer()
-        .verify(&token, now.timestamp_millis())
+        .verify::<Grant>(&token, now.timestamp_millis())
         .map_err(|e| {
             let detail = match e {
                 Invalid::Expired => "the file URL has expired; query the table again",

@@ -385,7 +385,10 @@ impl Server {
             datasets,
             hash_key,
             delivery,
-            console: crate::console::ConsoleState::new(&config.data_dir),
+            console: crate::console::ConsoleState::new(
+                &config.data_dir,
+                config.mask_hash_key()?.as_bytes(),
+            ),
         }));
         let app = router(state.clone(), config.max_body_bytes);
         let tls = config
