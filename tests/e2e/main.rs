@@ -7,6 +7,9 @@
 //! - [`console_browser`]: the console in headless Chromium (playwright-core);
 //! - [`delivery`]: subscriptions: the API, Delta Sharing over HTTP, webhook
 //!   and PostgreSQL push, negative entries and revoked needs on every channel;
+//! - [`every_path`]: one negative entry stops its item on every release
+//!   path (lookup, verify, locate, stream, Flight, Delta Sharing, push), and
+//!   the audit log says so;
 //! - [`lists_api`]: the three lists, the review workflow, `explain`;
 //! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
 //! - [`python_clients`]: the official Delta Sharing and pyarrow Flight
@@ -18,6 +21,7 @@ mod cli;
 mod common;
 mod console_browser;
 mod delivery;
+mod every_path;
 mod lists_api;
 mod lookup_api;
 mod python_clients;
