@@ -179,6 +179,126 @@ impl Hub {
             .put(format!("{}{path}", self.url))
             .bearer_auth(self.token(who))
     }
+
+    /// Posts JSON, again while the lookup indexes are still loading (503),
+    /// for up to 5 s.
+    pub async fn post_when_ready(
+        &self,
+        path: &str,
+        who: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
+        for _ in 0..100 {
+            let resp = self.post(path, who).json(body).send().await.unwrap();
+            if resp.status() != 503 {
+                return resp;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("{path}: the index never loaded");
+    }
+
+    /// The newest dataset version of a resource, read from its files (not
+    /// through the hub): its number and its rows.
+    pub async fn read_newest(
+        &self,
+        resource: &str,
+    ) -> (i64, Vec<arrow::record_batch::RecordBatch>) {
+        let versions = self.store.list_versions(resource).await.unwrap();
+        let newest = versions.first().expect("a published version");
+        let batches = tongban_hub::datasets::DatasetStore::local(self.data_dir())
+            .unwrap()
+            .read_version(&newest.location)
+            .await
+            .unwrap();
+        (newest.version, batches)
+    }
+
+    /// An Arrow Flight client of the hub that speaks as `who`.
+    pub async fn flight_client(&self, who: &str) -> arrow_flight::FlightClient {
+        let channel = tonic::transport::Channel::from_shared(self.flight.clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let mut client = arrow_flight::FlightClient::new(channel);
+        client
+            .add_header("authorization", &format!("Bearer {}", self.token(who)))
+            .unwrap();
+        client
+    }
+
+    /// Every audit record so far, in order, across the log's segments.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        let dir = self.data_dir().join("audit");
+        let mut segments: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        segments.sort();
+        segments
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
+/// The JSON body of an answer, after asserting its status.
+pub async fn expect_json(resp: reqwest::Response, status: u16) -> serde_json::Value {
+    let url = resp.url().to_string();
+    let got = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert_eq!(got, status, "{url}: {body}");
+    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
+}
+
+/// One request a [`Webhook`] received.
+#[derive(Debug, Clone)]
+pub struct Pushed {
+    pub headers: axum::http::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+/// A department's webhook endpoint that accepts (204) every push and keeps
+/// it, unchecked: tests look at what arrived.
+#[derive(Clone)]
+pub struct Webhook {
+    /// Where the hub should push, `http://127.0.0.1:PORT/in`.
+    pub url: String,
+    pushed: Arc<std::sync::Mutex<Vec<Pushed>>>,
+}
+
+impl Webhook {
+    pub async fn start() -> Webhook {
+        let pushed = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = pushed.clone();
+        let app = axum::Router::new().route(
+            "/in",
+            axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    kept.lock().unwrap().push(Pushed { headers, body });
+                    axum::http::StatusCode::NO_CONTENT
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/in", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Webhook { url, pushed }
+    }
+
+    /// What arrived so far, in order.
+    pub fn pushed(&self) -> Vec<Pushed> {
+        self.pushed.lock().unwrap().clone()
+    }
 }
 
 /// Asserts a problem+json response and returns its body.

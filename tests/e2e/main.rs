@@ -8,6 +8,9 @@
 //! - [`console_pages`]: the console's pages over HTTP: names beside codes;
 //! - [`delivery`]: subscriptions: the API, Delta Sharing over HTTP, webhook
 //!   and PostgreSQL push, negative entries and revoked needs on every channel;
+//! - [`every_path`]: one negative entry stops its item on every release
+//!   path (lookup, verify, locate, stream, Flight, Delta Sharing, push), and
+//!   the audit log says so;
 //! - [`lists_api`]: the three lists, the review workflow, `explain`;
 //! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
 //! - [`python_clients`]: the official Delta Sharing and pyarrow Flight
@@ -20,6 +23,7 @@ mod common;
 mod console_browser;
 mod console_pages;
 mod delivery;
+mod every_path;
 mod lists_api;
 mod lookup_api;
 mod python_clients;
