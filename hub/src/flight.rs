@@ -62,17 +62,37 @@ impl Lookups {
     }
 }
 
+/// What every batch of one exchange shares.
+struct Exchange {
+    state: AppState,
+    index: Arc<tongban_lookup::index::Index>,
+    consumer: String,
+    command: Command,
+    /// The grant the next batch is released under: renewed when the lists
+    /// change and still decide the exchange the same way.
+    grant: std::sync::Mutex<Arc<Grant>>,
+}
+
+impl Exchange {
+    /// The ask of one batch: its record's latency runs from now.
+    fn ask(&self) -> Ask<'_> {
+        Ask {
+            consumer: &self.consumer,
+            resource: &self.command.resource,
+            matter: &self.command.matter,
+            case: &self.command.case,
+            mode: Mode::Lookup,
+            started: std::time::Instant::now(),
+        }
+    }
+}
+
 /// Answers one batch of keys through the access pipeline: check digits,
 /// quota, the grant's row filters, projection and masks, then the audit
 /// record before the batch leaves.
-async fn answer_batch(
-    state: &AppState,
-    ask: &Ask<'_>,
-    index: &tongban_lookup::index::Index,
-    grant: &Grant,
-    batch: &RecordBatch,
-) -> Result<RecordBatch, Status> {
-    let decision = grant.decision();
+async fn answer_batch(exchange: &Exchange, batch: &RecordBatch) -> Result<RecordBatch, Status> {
+    let Exchange { state, index, .. } = exchange;
+    let ask = &exchange.ask();
     let keys = batch
         .column_by_name("key")
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
@@ -94,6 +114,23 @@ async fn answer_batch(
         }
     }
     let good: Vec<String> = normalised.iter().flatten().cloned().collect();
+    // An exchange held open is checked against the lists at every batch.
+    let current = exchange.grant.lock().expect("grant lock").clone();
+    let grant = match state
+        .access
+        .recheck(ask, &current, &exchange.command.items, &good)
+        .await
+        .map_err(status)?
+    {
+        Some(renewed) => {
+            let renewed = Arc::new(renewed);
+            *exchange.grant.lock().expect("grant lock") = renewed.clone();
+            renewed
+        }
+        None => current,
+    };
+    let grant = grant.as_ref();
+    let decision = grant.decision();
     state
         .access
         .take_quota(ask, grant, &good)
@@ -232,31 +269,18 @@ impl FlightService for Lookups {
             .try_filter(|m| futures::future::ready(!m.data_header.is_empty()))
             .map_err(|s| FlightError::Tonic(Box::new(s)));
         let batches = FlightRecordBatchStream::new_from_flight_data(rest);
+        let exchange = Arc::new(Exchange {
+            state,
+            index,
+            consumer: who.department,
+            command,
+            grant: std::sync::Mutex::new(Arc::new(grant)),
+        });
         let answers = batches
             .map_err(|e| Status::invalid_argument(format!("input: {e}")))
             .and_then(move |batch| {
-                let (state, index, grant, who, command) = (
-                    state.clone(),
-                    index.clone(),
-                    grant.clone(),
-                    who.clone(),
-                    (
-                        command.resource.clone(),
-                        command.matter.clone(),
-                        command.case.clone(),
-                    ),
-                );
-                async move {
-                    let ask = Ask {
-                        consumer: &who.department,
-                        resource: &command.0,
-                        matter: &command.1,
-                        case: &command.2,
-                        mode: Mode::Lookup,
-                        started: std::time::Instant::now(),
-                    };
-                    answer_batch(&state, &ask, &index, &grant, &batch).await
-                }
+                let exchange = exchange.clone();
+                async move { answer_batch(&exchange, &batch).await }
             })
             .map_err(|s| FlightError::Tonic(Box::new(s)));
         let encoded = FlightDataEncoderBuilder::new()

@@ -14,8 +14,8 @@
 //! requests and deliveries with the item denied.
 //!
 //! A second test holds a Flight exchange and an NDJSON stream open across
-//! the entry and sends more keys after it. It fails against the hub as it
-//! is: see the LEAK comments there.
+//! the entry and sends more keys after it: they are refused (or answered
+//! without the item), never released under the decision they opened with.
 //!
 //! Paths: lookup, verify, locate, the NDJSON stream, Flight `DoExchange`,
 //! Flight `DoGet` (and `ListFlights`' schema), Delta Sharing (metadata,
@@ -587,12 +587,11 @@ async fn a_negative_entry_stops_its_item_on_every_release_path() {
 /// The same entry, while a Flight exchange and an NDJSON stream opened
 /// before it are still open: the keys sent after it must get no name.
 ///
-/// LEAK (fails against the hub as of this test): both paths decide once,
-/// when they open (`do_exchange` in hub/src/flight.rs, `stream` in
-/// hub/src/server/lookup.rs keep that `Decision` for every later batch or
-/// chunk), so a consumer that keeps one open receives the listed item for
-/// as long as it likes, and the audit log records those answers as
-/// `released` under `need:2` with nothing denied.
+/// Both paths are decided when they open; the access pipeline checks every
+/// later batch or chunk against the lists (`Access::recheck`) and ends the
+/// request, recorded as denied, once they no longer decide it the same way.
+/// (Found by this test: both once kept their opening decision for as long
+/// as the consumer kept the connection, and released the listed item.)
 #[tokio::test]
 async fn streams_held_open_across_a_negative_entry_release_nothing_after_it() {
     let paths = Paths::new(Hub::start(None).await).await;
@@ -623,8 +622,6 @@ async fn streams_held_open_across_a_negative_entry_release_nothing_after_it() {
             }
         }
     }
-    // LEAK: fails today, listing the exchange, the stream and their audit
-    // records.
     assert!(
         leaks.is_empty(),
         "held open across the entry, the name still leaves:\n{}",

@@ -119,6 +119,12 @@ pub enum Error {
         /// exceed the whole quota.
         retry_after_secs: Option<u64>,
     },
+    /// The lists changed while a stream was open, and the request is no
+    /// longer decided the same way: it ends. Recorded.
+    #[error(
+        "the lists changed while this request was open and no longer allow it as it was; open it again"
+    )]
+    PolicyChanged { rule: String },
     /// The audit log cannot record, so nothing was released.
     #[error("the audit log cannot record this request, so no data is released; retry shortly")]
     AuditUnavailable(#[source] tongban_audit::Error),
@@ -144,6 +150,7 @@ impl Error {
             Error::Invalid { .. } => Code::InvalidInput,
             Error::Denied { .. } => Code::Denied,
             Error::QuotaExceeded { .. } => Code::QuotaExceeded,
+            Error::PolicyChanged { .. } => Code::PolicyChanged,
             Error::AuditUnavailable(_) => Code::AuditUnavailable,
             Error::Loading { .. } => Code::IndexLoading,
             Error::NoData { .. } => Code::NotFound,
@@ -162,7 +169,9 @@ impl Error {
     /// The rule that decided, for denials and quota refusals.
     pub fn rule(&self) -> Option<&str> {
         match self {
-            Error::Denied { rule, .. } | Error::QuotaExceeded { rule, .. } => Some(rule),
+            Error::Denied { rule, .. }
+            | Error::QuotaExceeded { rule, .. }
+            | Error::PolicyChanged { rule } => Some(rule),
             _ => None,
         }
     }
@@ -244,6 +253,35 @@ impl Access {
             now,
         });
         Grant { decision, snapshot }
+    }
+
+    /// For a request that releases over time (an NDJSON stream, a Flight
+    /// exchange): may the next part be released under `grant`? While the
+    /// lists are those the grant was decided by, yes (`Ok(None)`, one pointer
+    /// comparison). After a change the request is decided again: the same
+    /// decision goes on under the new snapshot (`Ok(Some(grant))`, to use
+    /// from here on); any other ends the request, recorded with `keys` as
+    /// denied, so that a connection held open never outlives a negative
+    /// entry or a revoked need ([`Error::PolicyChanged`]).
+    pub async fn recheck(
+        &self,
+        ask: &Ask<'_>,
+        grant: &Grant,
+        items: &[String],
+        keys: &[String],
+    ) -> Result<Option<Grant>> {
+        if Arc::ptr_eq(&self.policies.current(), &grant.snapshot) {
+            return Ok(None);
+        }
+        let next = self.decide(ask, items, Utc::now());
+        if next.decision == grant.decision {
+            return Ok(Some(next));
+        }
+        self.record(ask, &next.decision, keys, Outcome::Denied)
+            .await?;
+        Err(Error::PolicyChanged {
+            rule: next.decision.rule.to_string(),
+        })
     }
 
     /// Stage 4: takes one unit per key from the need's daily quota, if it

@@ -42,6 +42,8 @@ pub enum Code {
     Duplicate,
     /// The need's quota is used up; retry after the time given.
     QuotaExceeded,
+    /// The lists changed while a stream was open; open it again.
+    PolicyChanged,
     /// The audit log cannot record, so nothing is released.
     AuditUnavailable,
     /// The resource's data is still loading.
@@ -73,6 +75,7 @@ impl Code {
             Code::Conflict => "conflict",
             Code::Duplicate => "duplicate",
             Code::QuotaExceeded => "quota_exceeded",
+            Code::PolicyChanged => "policy_changed",
             Code::AuditUnavailable => "audit_unavailable",
             Code::IndexLoading => "index_loading",
             Code::StoreUnavailable => "store_unavailable",
@@ -81,7 +84,7 @@ impl Code {
     }
 
     /// Every code, for tables that must cover them all.
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 22] = [
         Code::Unauthorized,
         Code::Forbidden,
         Code::Denied,
@@ -99,6 +102,7 @@ impl Code {
         Code::Conflict,
         Code::Duplicate,
         Code::QuotaExceeded,
+        Code::PolicyChanged,
         Code::AuditUnavailable,
         Code::IndexLoading,
         Code::StoreUnavailable,

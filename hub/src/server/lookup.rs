@@ -638,7 +638,7 @@ pub async fn stream(
     let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(STREAM_IN_FLIGHT);
     let job = Arc::new(StreamJob {
         state,
-        grant,
+        items,
         index,
         consumer: who.department,
         resource,
@@ -647,6 +647,8 @@ pub async fn stream(
         by: p.by,
     });
     tokio::spawn(async move {
+        // The grant of the chunks to come: renewed when the lists change.
+        let mut grant = Arc::new(grant);
         let mut input = body.into_data_stream();
         let mut pending: Vec<u8> = Vec::new();
         let mut chunk: Vec<Line> = Vec::with_capacity(STREAM_CHUNK);
@@ -661,7 +663,7 @@ pub async fn stream(
                     chunk.push(line);
                 }
                 start += end + 1;
-                if chunk.len() >= STREAM_CHUNK && !job.dispatch(&mut chunk, &tx).await {
+                if chunk.len() >= STREAM_CHUNK && !job.dispatch(&mut grant, &mut chunk, &tx).await {
                     return;
                 }
             }
@@ -672,7 +674,7 @@ pub async fn stream(
             chunk.push(line);
         }
         if !chunk.is_empty() {
-            job.dispatch(&mut chunk, &tx).await;
+            job.dispatch(&mut grant, &mut chunk, &tx).await;
         }
     });
     let body = futures::stream::unfold(Some(rx), |rx| async move {
@@ -708,11 +710,22 @@ fn error_line(detail: &str) -> bytes::Bytes {
     format!("{}\n", serde_json::json!({ "error": detail })).into()
 }
 
+/// The line that ends a stream refused by the pipeline: why, its stable
+/// code and, for a decision, the rule.
+fn refusal_line(e: &access::Error) -> bytes::Bytes {
+    let mut line = serde_json::json!({ "error": e.to_string(), "code": e.code().as_str() });
+    if let Some(rule) = e.rule() {
+        line["rule"] = rule.into();
+    }
+    format!("{line}\n").into()
+}
+
 /// What every chunk of one stream shares.
 struct StreamJob {
     state: AppState,
-    /// One decision for the whole stream, from one snapshot of the lists.
-    grant: Grant,
+    /// The items asked for: each chunk is released under the stream's
+    /// decision, checked again when the lists change.
+    items: Vec<String>,
     index: Arc<Index>,
     consumer: String,
     resource: String,
@@ -734,10 +747,12 @@ impl StreamJob {
         }
     }
 
-    /// Takes the chunk's quota (in input order) and sends it on to be
+    /// Checks that the lists still decide the stream as `grant` says,
+    /// takes the chunk's quota (in input order) and sends it on to be
     /// answered; false when the stream must stop.
     async fn dispatch(
         self: &Arc<Self>,
+        grant: &mut Arc<Grant>,
         chunk: &mut Vec<Line>,
         tx: &tokio::sync::mpsc::Sender<Chunk>,
     ) -> bool {
@@ -750,35 +765,46 @@ impl StreamJob {
                 Line::Bad(..) => None,
             })
             .collect();
-        if let Err(e) = self
-            .state
-            .access
-            .take_quota(&self.ask(), &self.grant, &keys)
-            .await
-        {
-            let _ = tx.send(Chunk::Failed(error_line(&e.to_string()))).await;
+        let access = &self.state.access;
+        let ask = self.ask();
+        let checked = match access.recheck(&ask, grant, &self.items, &keys).await {
+            Ok(renewed) => {
+                if let Some(renewed) = renewed {
+                    *grant = Arc::new(renewed);
+                }
+                access.take_quota(&ask, grant, &keys).await
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = checked {
+            let _ = tx.send(Chunk::Failed(refusal_line(&e))).await;
             return false;
         }
-        let job = self.clone();
-        let task = tokio::spawn(async move { job.answer(lines, keys).await });
+        let (job, grant) = (self.clone(), grant.clone());
+        let task = tokio::spawn(async move { job.answer(&grant, lines, keys).await });
         tx.send(Chunk::Answering(task)).await.is_ok()
     }
 
     /// The answer lines of one chunk, recorded in the audit log first.
-    async fn answer(&self, lines: Vec<Line>, keys: Vec<String>) -> (bytes::Bytes, bool) {
+    async fn answer(
+        &self,
+        grant: &Grant,
+        lines: Vec<Line>,
+        keys: Vec<String>,
+    ) -> (bytes::Bytes, bool) {
         let ask = self.ask();
         let answered = match answer(
             &self.index,
             &keys,
             self.by.as_deref(),
-            self.grant.decision(),
+            grant.decision(),
             self.state.hash_key.as_bytes(),
         ) {
             Ok(a) => a,
             Err(p) => return (error_line(&p.detail), false),
         };
-        if let Err(e) = self.state.access.release(&ask, &self.grant, &keys).await {
-            return (error_line(&e.to_string()), false);
+        if let Err(e) = self.state.access.release(&ask, grant, &keys).await {
+            return (refusal_line(&e), false);
         }
         let mut out = Vec::with_capacity(lines.len() * 128);
         let mut answers = answered.into_iter();

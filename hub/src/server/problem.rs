@@ -74,6 +74,8 @@ pub const fn edge(code: Code) -> Edge {
         ),
         Code::Duplicate => (H::CONFLICT, G::AlreadyExists, "Already exists"),
         Code::QuotaExceeded => (H::TOO_MANY_REQUESTS, G::ResourceExhausted, "Quota exceeded"),
+        // The caller no longer has permission for what it opened.
+        Code::PolicyChanged => (H::FORBIDDEN, G::PermissionDenied, "The lists changed"),
         Code::AuditUnavailable => (
             H::SERVICE_UNAVAILABLE,
             G::Unavailable,

@@ -234,3 +234,53 @@ async fn a_stranger_gets_nothing_conditional() {
     assert_eq!(d.items[0].release, None, "name needs an approved need");
     assert_eq!(d.items[1].release, Some(Release::Clear));
 }
+
+#[tokio::test]
+async fn an_open_stream_ends_when_the_lists_stop_allowing_it() {
+    let f = fixture(&[], None);
+    let a = ask("xh-zwfw");
+    let wanted = items(&["name", "citizen_id"]);
+    let grant = f.access.open(&a, &wanted, &[]).await.unwrap();
+    let keys = items(&["310104199001011234"]);
+    assert!(
+        f.access
+            .recheck(&a, &grant, &wanted, &keys)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A change that decides this request the same way: it goes on.
+    let mut same = lists(&[], None);
+    same.departments.push("pd-zwfw".into());
+    f.access.policies().replace(same);
+    let renewed = f
+        .access
+        .recheck(&a, &grant, &wanted, &keys)
+        .await
+        .unwrap()
+        .expect("a new snapshot, the same decision");
+    assert_eq!(renewed.decision(), grant.decision());
+    assert!(
+        f.access
+            .recheck(&a, &renewed, &wanted, &keys)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A negative entry on an item it releases: it ends, recorded.
+    f.access.policies().replace(lists(&["name"], None));
+    let Err(e) = f.access.recheck(&a, &renewed, &wanted, &keys).await else {
+        panic!("the stream must not outlive the negative entry")
+    };
+    assert_eq!((e.code(), e.rule()), (Code::PolicyChanged, Some("need:7")));
+    let records = f.records();
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].event.outcome, Outcome::Denied);
+    assert!(
+        records[0]
+            .event
+            .denied
+            .contains(&"name:negative:1".to_string())
+    );
+    assert_eq!(records[0].event.keys.len(), 1);
+}
