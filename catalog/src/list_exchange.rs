@@ -195,3 +195,38 @@ pub fn from_csv<T: ListFile>(text: &str) -> Result<Vec<Located<T>>> {
     }
     Ok(out)
 }
+
+/// Which list a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ListName {
+    Needs,
+    Negative,
+    Responsibilities,
+}
+
+/// Parses a list file (CSV or JSON) and applies it in one catalog
+/// transaction, all or nothing; the API, the console and the CLI import
+/// through here.
+pub async fn import(
+    store: &dyn crate::Store,
+    list: ListName,
+    text: &str,
+    csv: bool,
+) -> Result<crate::lists::ImportCounts> {
+    macro_rules! import {
+        ($ty:ty, $method:ident) => {{
+            let records = if csv {
+                from_csv::<$ty>(text)
+            } else {
+                from_json::<$ty>(text)
+            }?;
+            store.$method(&records).await
+        }};
+    }
+    match list {
+        ListName::Needs => import!(NeedRecord, import_needs),
+        ListName::Negative => import!(NegativeRecord, import_negatives),
+        ListName::Responsibilities => import!(ResponsibilityRecord, import_responsibilities),
+    }
+}

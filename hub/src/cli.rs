@@ -1,6 +1,5 @@
 //! The `tongban` command line.
 
-use crate::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 use crate::server::{Server, shutdown_signal};
 use crate::{Error, Result, datagen, demo};
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -8,6 +7,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tongban_catalog::{ResourceQuery, SqlStore, Store, exchange};
+use tongban_core::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
 
 #[derive(Parser)]
 #[command(
@@ -650,7 +650,7 @@ async fn run(command: Command) -> Result<()> {
                     file,
                 },
         } => {
-            let fingerprint = crate::tls::fingerprint_of_file(&file)?;
+            let fingerprint = tongban_core::tls::fingerprint_of_file(&file)?;
             let store = store.open().await?;
             store
                 .put_token(&tongban_catalog::TokenRecord {

@@ -15,9 +15,9 @@ pub enum Error {
     Lookup(#[from] tongban_lookup::Error),
     #[error(transparent)]
     Sync(#[from] tongban_sync::Error),
-    /// The configuration is not usable; each line names a field.
-    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
-    Config(Vec<String>),
+    /// The configuration, a TLS file, or a release path failed.
+    #[error(transparent)]
+    Core(#[from] tongban_core::Error),
     #[error("{path}: {source}")]
     File {
         path: PathBuf,

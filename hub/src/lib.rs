@@ -2,14 +2,12 @@
 //!
 //! # Layout
 //! - [`cli`]: the `tongban` commands (`demo`, `serve`, `datagen`, `catalog`, `config`);
-//! - [`config`]: the TOML server configuration and its validation;
 //! - [`console`]: the data office's and departments' pages under `/console`;
 //! - [`server`]: the HTTP API (axum), problem+json errors, OpenAPI document;
 //! - [`delivery`]: subscriptions delivered — one policy plan for every
 //!   channel: Delta Sharing, Arrow Flight `DoGet`, webhooks, PostgreSQL;
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
 //! - [`flight`]: Arrow Flight `DoExchange` for bulk lookups;
-//! - [`tls`]: TLS and client certificates (mTLS) with rustls;
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
@@ -25,7 +23,6 @@
 #![allow(clippy::result_large_err)]
 
 pub mod cli;
-pub mod config;
 pub mod console;
 pub mod datagen;
 pub mod delivery;
@@ -33,12 +30,11 @@ pub mod demo;
 pub mod error;
 pub mod flight;
 pub mod server;
-pub mod tls;
 
-pub use config::Config;
 pub use error::{Error, Result};
 pub use tongban_audit as audit;
-pub use tongban_core::{auth, limits, policy};
+pub use tongban_core::Config;
+pub use tongban_core::{auth, config, limits, policy, tls};
 pub use tongban_datasets as datasets;
 pub use tongban_lookup::{answer, index, spatial};
 pub use tongban_sync as sync;

@@ -134,6 +134,18 @@ pub enum Error {
     /// The resource has no published data to release.
     #[error("no published data for resource '{resource}'")]
     NoData { resource: String },
+    /// The configuration is not usable; each line names a field.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    /// A file the hub needs could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// A certificate or key file is unusable, or TLS cannot be set up.
+    #[error("{what}: {message}")]
+    Tls { what: String, message: String },
     /// Enforcing a decision on the data failed (a column the decision names
     /// is missing): a fault of the hub, never of the caller.
     #[error("enforcement failed: {0}")]
@@ -154,7 +166,9 @@ impl Error {
             Error::AuditUnavailable(_) => Code::AuditUnavailable,
             Error::Loading { .. } => Code::IndexLoading,
             Error::NoData { .. } => Code::NotFound,
-            Error::Enforcement(_) => Code::Internal,
+            Error::Enforcement(_) | Error::Config(_) | Error::File { .. } | Error::Tls { .. } => {
+                Code::Internal
+            }
         }
     }
 
@@ -183,6 +197,20 @@ impl Error {
                 retry_after_secs, ..
             } => *retry_after_secs,
             _ => None,
+        }
+    }
+
+    /// Wraps an IO error with the path it concerns.
+    pub fn file(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File { path, source }
+    }
+
+    /// A TLS file or setting `what` is unusable.
+    pub fn tls(what: &std::path::Path, message: impl std::fmt::Display) -> Error {
+        Error::Tls {
+            what: what.display().to_string(),
+            message: message.to_string(),
         }
     }
 

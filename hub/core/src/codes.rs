@@ -116,6 +116,34 @@ impl fmt::Display for Code {
     }
 }
 
+/// The code and the caller-facing message of a catalog error. A store
+/// fault is logged here and never described to the caller.
+pub fn of_catalog(e: &tongban_catalog::Error) -> (Code, String) {
+    use tongban_catalog::Error as E;
+    match e {
+        E::Invalid { field, message } => (Code::InvalidInput, format!("{field}: {message}")),
+        E::NotFound { what, key } => (Code::NotFound, format!("{what} '{key}' not found")),
+        E::Duplicate { .. } => (Code::Duplicate, e.to_string()),
+        E::Forbidden(detail) => (Code::Forbidden, detail.clone()),
+        E::Conflict(detail) => (Code::Conflict, detail.clone()),
+        E::Import { .. } => (Code::InvalidImport, e.to_string()),
+        E::Database(cause) => {
+            tracing::error!(error = %cause, "catalog store failed");
+            (
+                Code::StoreUnavailable,
+                "the catalog store did not answer; try again shortly".into(),
+            )
+        }
+        e => {
+            tracing::error!(error = %e, "catalog failed");
+            (
+                Code::Internal,
+                "the hub failed to handle this request; the error is in its log".into(),
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,6 +5,8 @@
 //!   policy decision from one snapshot, quota, enforcement by the caller,
 //!   a durable audit record. Every path that releases data calls it;
 //! - [`codes`]: the stable error codes every transport maps to its statuses;
+//! - [`config`]: the TOML configuration, validated without IO;
+//! - [`tls`]: TLS and client certificates (rustls, ring), for HTTPS and Flight;
 //! - [`auth`]: tokens (issued and hashed here only) and the identities
 //!   behind them;
 //! - [`policy`]: the compiled lists every decision reads, swapped whole;
@@ -17,9 +19,12 @@
 pub mod access;
 pub mod auth;
 pub mod codes;
+pub mod config;
 pub mod limits;
 pub mod policy;
 pub mod sign;
+pub mod tls;
 
 pub use access::{Access, Ask, Error, Grant, Result};
 pub use codes::Code;
+pub use config::Config;

@@ -5,13 +5,13 @@
 use super::names::Names;
 use super::{Frame, Session, render};
 use crate::server::AppState;
-use crate::server::lists::{ListName, import_file};
 use askama::Template;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use tongban_catalog::list_exchange;
+use tongban_catalog::list_exchange::{ListName, import as import_file};
 use tongban_catalog::lists::{
     ComplianceRow, NegativeRecord, NegativeSpec, ResponsibilityRecord, ResponsibilitySpec,
 };

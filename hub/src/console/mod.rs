@@ -253,7 +253,7 @@ impl FromRequestParts<AppState> for Session {
             });
         // A registered client certificate signs in by itself (mTLS).
         let from_cert = || {
-            let Some(crate::tls::PeerCertificate(Some(fp))) = parts.extensions.get() else {
+            let Some(tongban_core::tls::PeerCertificate(Some(fp))) = parts.extensions.get() else {
                 return None;
             };
             let who = state.identities.resolve_certificate(fp)?;
@@ -376,29 +376,7 @@ pub fn render(page: &impl Template) -> Response {
 
 /// The message of a catalog error, as the API's problem `detail` gives it.
 pub fn message(e: &tongban_catalog::Error) -> String {
-    crate::server::problem::Problem::from(clone_error(e)).detail
-}
-
-/// Catalog errors are not `Clone`; the message is all the console needs.
-fn clone_error(e: &tongban_catalog::Error) -> tongban_catalog::Error {
-    use tongban_catalog::Error as E;
-    match e {
-        E::Invalid { field, message } => E::Invalid {
-            field: field.clone(),
-            message: message.clone(),
-        },
-        E::NotFound { what, key } => E::NotFound {
-            what,
-            key: key.clone(),
-        },
-        E::Duplicate { what, key } => E::Duplicate {
-            what,
-            key: key.clone(),
-        },
-        E::Conflict(m) => E::Conflict(m.clone()),
-        E::Forbidden(m) => E::Forbidden(m.clone()),
-        other => E::Conflict(other.to_string()),
-    }
+    tongban_core::codes::of_catalog(e).1
 }
 
 // ---- login, logout, language -----------------------------------------------------
@@ -444,7 +422,7 @@ pub struct LoginForm {
 async fn login(
     State(state): State<AppState>,
     headers: HeaderMap,
-    tls: Option<axum::Extension<crate::tls::PeerCertificate>>,
+    tls: Option<axum::Extension<tongban_core::tls::PeerCertificate>>,
     axum::Form(form): axum::Form<LoginForm>,
 ) -> Response {
     // Over HTTPS the cookie never goes out in the clear.

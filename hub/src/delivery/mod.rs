@@ -32,9 +32,9 @@ pub mod predicate;
 pub mod push;
 pub mod sharing;
 
-use crate::config::DeliveryConfig;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tongban_core::config::DeliveryConfig;
 
 /// What every delivery path shares: settings, where shared files live, the
 /// URL signing key.

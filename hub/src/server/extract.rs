@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for Caller {
             .get(AUTHORIZATION)
             .map(|h| h.to_str().unwrap_or(""));
         let certificate = match parts.extensions.get() {
-            Some(crate::tls::PeerCertificate(Some(fp))) => Some(fp.as_str()),
+            Some(tongban_core::tls::PeerCertificate(Some(fp))) => Some(fp.as_str()),
             _ => None,
         };
         state

@@ -15,8 +15,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use serde::Deserialize;
+use tongban_catalog::Role;
+use tongban_catalog::list_exchange::{self, ListName};
 use tongban_catalog::lists::*;
-use tongban_catalog::{Role, list_exchange};
 use tongban_core::Code;
 use tongban_core::auth::Identity;
 use tongban_policies::NeedStatus;
@@ -346,15 +347,6 @@ pub async fn put_calendar(
     Ok(axum::Json(state.store.calendar().await?))
 }
 
-/// Which list a file holds.
-#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ListName {
-    Needs,
-    Negative,
-    Responsibilities,
-}
-
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -458,33 +450,8 @@ pub async fn import_list(
     };
     let text = std::str::from_utf8(&body)
         .map_err(|_| Problem::new(Code::InvalidBody, "the file is not UTF-8 text"))?;
-    let counts = import_file(state.store.as_ref(), list, text, csv).await?;
+    let counts = list_exchange::import(state.store.as_ref(), list, text, csv).await?;
     tracing::info!(list = ?list, created = counts.created, updated = counts.updated, by = %who.department, "list imported");
     state.lists_changed().await;
     Ok(axum::Json(counts))
-}
-
-/// Parses a list file (CSV or JSON) and applies it in one catalog
-/// transaction, all or nothing; the API and the console import through here.
-pub(crate) async fn import_file(
-    store: &dyn tongban_catalog::Store,
-    list: ListName,
-    text: &str,
-    csv: bool,
-) -> tongban_catalog::Result<ImportCounts> {
-    macro_rules! import {
-        ($ty:ty, $method:ident) => {{
-            let records = if csv {
-                list_exchange::from_csv::<$ty>(text)
-            } else {
-                list_exchange::from_json::<$ty>(text)
-            }?;
-            store.$method(&records).await
-        }};
-    }
-    match list {
-        ListName::Needs => import!(NeedRecord, import_needs),
-        ListName::Negative => import!(NegativeRecord, import_negatives),
-        ListName::Responsibilities => import!(ResponsibilityRecord, import_responsibilities),
-    }
 }

@@ -86,7 +86,7 @@ pub struct SharedState {
         tongban_catalog::Status,
         tongban_catalog::model::ShareTypeSchema,
         tongban_catalog::lists::NeedStatusSchema,
-        lists::ListName,
+        tongban_catalog::list_exchange::ListName,
     )),
 )]
 struct ApiDoc;
@@ -394,7 +394,7 @@ impl Server {
         let tls = config
             .tls
             .as_ref()
-            .map(crate::tls::server_config)
+            .map(tongban_core::tls::server_config)
             .transpose()?;
         let flight = match &config.flight_listen {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
@@ -571,11 +571,11 @@ async fn serve_tls(
                 .1
                 .peer_certificates()
                 .and_then(|certs| certs.first())
-                .map(|c| crate::tls::fingerprint(c.as_ref()));
+                .map(|c| tongban_core::tls::fingerprint(c.as_ref()));
             let service = hyper::service::service_fn(
                 move |mut req: axum::http::Request<hyper::body::Incoming>| {
                     req.extensions_mut()
-                        .insert(crate::tls::PeerCertificate(fingerprint.clone()));
+                        .insert(tongban_core::tls::PeerCertificate(fingerprint.clone()));
                     tower::ServiceExt::oneshot(app.clone(), req)
                 },
             );

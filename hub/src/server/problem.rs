@@ -217,28 +217,12 @@ impl IntoResponse for Problem {
 
 impl From<tongban_catalog::Error> for Problem {
     fn from(e: tongban_catalog::Error) -> Problem {
-        use tongban_catalog::Error as E;
-        match e {
-            E::Invalid { field, message } => {
-                Problem::new(Code::InvalidInput, format!("{field}: {message}")).with_field(field)
-            }
-            E::NotFound { what, key } => Problem::not_found(format!("{what} '{key}' not found")),
-            e @ E::Duplicate { .. } => Problem::new(Code::Duplicate, e.to_string()),
-            E::Forbidden(detail) => Problem::forbidden(detail),
-            E::Conflict(detail) => Problem::new(Code::Conflict, detail),
-            e @ E::Import { .. } => Problem::new(Code::InvalidImport, e.to_string()),
-            E::Database(e) => {
-                tracing::error!(error = %e, "catalog store failed");
-                Problem::new(
-                    Code::StoreUnavailable,
-                    "the catalog store did not answer; try again shortly",
-                )
-            }
-            e => {
-                tracing::error!(error = %e, "catalog failed");
-                Problem::internal()
-            }
+        let (code, detail) = tongban_core::codes::of_catalog(&e);
+        let mut p = Problem::new(code, detail);
+        if let tongban_catalog::Error::Invalid { field, .. } = e {
+            p.field = Some(field);
         }
+        p
     }
 }
 

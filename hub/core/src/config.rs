@@ -243,7 +243,7 @@ impl Config {
             Ok(k) => Ok(k.trim().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&self.data_dir).map_err(Error::file(&self.data_dir))?;
-                let key = tongban_core::auth::new_token();
+                let key = crate::auth::new_token();
                 std::fs::write(&path, &key).map_err(Error::file(&path))?;
                 Ok(key)
             }
@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid() {
-        let text = include_str!("../../deploy/tongban.toml");
+        let text = include_str!("../../../deploy/tongban.toml");
         let c: Config = toml::from_str(text).unwrap();
         c.validate().unwrap();
     }

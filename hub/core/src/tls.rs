@@ -41,22 +41,19 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// The fingerprint of the first certificate in a PEM file.
 pub fn fingerprint_of_file(path: &Path) -> Result<String> {
     let cert = CertificateDer::pem_file_iter(path)
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?
+        .map_err(|e| Error::tls(path, e))?
         .next()
-        .ok_or_else(|| Error::Usage(format!("{}: no certificate in the file", path.display())))?
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        .ok_or_else(|| Error::tls(path, "no certificate in the file"))?
+        .map_err(|e| Error::tls(path, e))?;
     Ok(fingerprint(cert.as_ref()))
 }
 
 fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        .map_err(|e| Error::tls(path, e))?;
     if certs.is_empty() {
-        return Err(Error::Usage(format!(
-            "{}: no certificate in the file",
-            path.display()
-        )));
+        return Err(Error::tls(path, "no certificate in the file"));
     }
     Ok(certs)
 }
@@ -64,31 +61,28 @@ fn certs(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
 /// The rustls server configuration.
 pub fn server_config(c: &TlsConfig) -> Result<Arc<rustls::ServerConfig>> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let key = PrivateKeyDer::from_pem_file(&c.key_file)
-        .map_err(|e| Error::Usage(format!("{}: {e}", c.key_file.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&c.key_file).map_err(|e| Error::tls(&c.key_file, e))?;
     let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Usage(format!("tls: {e}")))?;
+        .map_err(|e| Error::tls(Path::new("[tls]"), e))?;
     let builder = match &c.client_ca_file {
         Some(ca) => {
             let mut roots = RootCertStore::empty();
             for cert in certs(ca)? {
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Usage(format!("{}: {e}", ca.display())))?;
+                roots.add(cert).map_err(|e| Error::tls(ca, e))?;
             }
             // Certificates are optional: a caller may use a token instead.
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .allow_unauthenticated()
                 .build()
-                .map_err(|e| Error::Usage(format!("{}: {e}", ca.display())))?;
+                .map_err(|e| Error::tls(ca, e))?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
     let mut config = builder
         .with_single_cert(certs(&c.cert_file)?, key)
-        .map_err(|e| Error::Usage(format!("{}: {e}", c.cert_file.display())))?;
+        .map_err(|e| Error::tls(&c.cert_file, e))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
