@@ -134,6 +134,15 @@ pub enum Error {
     /// The resource has no published data to release.
     #[error("no published data for resource '{resource}'")]
     NoData { resource: String },
+    /// The catalog store failed or refused (see `codes::of_catalog`).
+    #[error(transparent)]
+    Catalog(#[from] tongban_catalog::Error),
+    /// The dataset store cannot be opened.
+    #[error(transparent)]
+    Dataset(#[from] tongban_datasets::Error),
+    /// The audit log cannot be opened.
+    #[error("audit log: {0}")]
+    AuditLog(#[source] tongban_audit::Error),
     /// The configuration is not usable; each line names a field.
     #[error("invalid configuration:\n  {}", .0.join("\n  "))]
     Config(Vec<String>),
@@ -166,9 +175,13 @@ impl Error {
             Error::AuditUnavailable(_) => Code::AuditUnavailable,
             Error::Loading { .. } => Code::IndexLoading,
             Error::NoData { .. } => Code::NotFound,
-            Error::Enforcement(_) | Error::Config(_) | Error::File { .. } | Error::Tls { .. } => {
-                Code::Internal
-            }
+            Error::Catalog(e) => crate::codes::catalog_code(e),
+            Error::Enforcement(_)
+            | Error::Dataset(_)
+            | Error::AuditLog(_)
+            | Error::Config(_)
+            | Error::File { .. }
+            | Error::Tls { .. } => Code::Internal,
         }
     }
 

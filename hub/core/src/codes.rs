@@ -116,6 +116,21 @@ impl fmt::Display for Code {
     }
 }
 
+/// The code of a catalog error.
+pub fn catalog_code(e: &tongban_catalog::Error) -> Code {
+    use tongban_catalog::Error as E;
+    match e {
+        E::Invalid { .. } => Code::InvalidInput,
+        E::NotFound { .. } => Code::NotFound,
+        E::Duplicate { .. } => Code::Duplicate,
+        E::Forbidden(_) => Code::Forbidden,
+        E::Conflict(_) => Code::Conflict,
+        E::Import { .. } => Code::InvalidImport,
+        E::Database(_) => Code::StoreUnavailable,
+        _ => Code::Internal,
+    }
+}
+
 /// The code and the caller-facing message of a catalog error. A store
 /// fault is logged here and never described to the caller.
 pub fn of_catalog(e: &tongban_catalog::Error) -> (Code, String) {

@@ -1,6 +1,7 @@
 //! The hub's core: what every release path and every transport shares.
 //!
 //! # Layout
+//! - [`hub`]: **the hub value** every path, transport and worker shares;
 //! - [`access`]: **the access pipeline** — identity, input checks, one
 //!   policy decision from one snapshot, quota, enforcement by the caller,
 //!   a durable audit record. Every path that releases data calls it;
@@ -20,6 +21,7 @@ pub mod access;
 pub mod auth;
 pub mod codes;
 pub mod config;
+pub mod hub;
 pub mod limits;
 pub mod policy;
 pub mod sign;
@@ -28,3 +30,4 @@ pub mod tls;
 pub use access::{Access, Ask, Error, Grant, Result};
 pub use codes::Code;
 pub use config::Config;
+pub use hub::Hub;

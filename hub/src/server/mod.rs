@@ -28,7 +28,6 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tongban_catalog::Store;
-use tongban_core::auth::Identities;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
@@ -49,22 +48,22 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// The parts of [`AppState`].
+/// The parts of [`AppState`]: the hub, and what the API's own paths add.
+/// Fields of the hub (`store`, `access`, `indexes`, …) are reached through
+/// it (`Deref`).
 pub struct SharedState {
-    pub store: Arc<dyn Store>,
-    pub identities: Identities,
-    /// The access pipeline: the compiled lists, quotas and the audit log,
-    /// reachable only through its stages.
-    pub access: tongban_core::Access,
-    /// In-memory lookup indexes over the newest dataset versions.
-    pub indexes: tongban_lookup::index::Indexes,
-    pub datasets: tongban_datasets::DatasetStore,
-    /// Key of the `hash` mask and of key hashes in the audit log.
-    pub hash_key: Arc<str>,
+    pub hub: tongban_core::Hub,
     /// Subscriptions' delivery: Delta Sharing files, signed URLs, push.
     pub delivery: crate::delivery::Delivery,
     /// The console's own state (audit statistics).
     pub console: crate::console::ConsoleState,
+}
+
+impl std::ops::Deref for SharedState {
+    type Target = tongban_core::Hub;
+    fn deref(&self) -> &tongban_core::Hub {
+        &self.hub
+    }
 }
 
 #[derive(OpenApi)]
@@ -355,15 +354,7 @@ impl Server {
     }
 
     pub async fn bind_with(config: &Config, store: Arc<dyn Store>) -> Result<Server> {
-        let identities = Identities::load(store.as_ref()).await?;
-        let policies = tongban_core::policy::Policies::load(store.as_ref()).await?;
-        let indexes = tongban_lookup::index::Indexes::new(
-            config.secondary_keys.clone().into_iter().collect(),
-        );
-        let datasets = tongban_datasets::DatasetStore::local(&config.data_dir)?;
-        let hash_key: Arc<str> = config.mask_hash_key()?.into();
-        let audit =
-            tongban_audit::Audit::open(&config.data_dir.join("audit"), hash_key.as_bytes())?;
+        let hub = tongban_core::Hub::open(config, store).await?;
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
@@ -375,20 +366,13 @@ impl Server {
             config.delivery.clone(),
             &config.data_dir,
             config.public_url(bound),
-            hash_key.as_bytes(),
+            hub.hash_key.as_bytes(),
         );
+        let console = crate::console::ConsoleState::new(&config.data_dir, hub.hash_key.as_bytes());
         let state = AppState(Arc::new(SharedState {
-            store,
-            identities,
-            access: tongban_core::Access::new(policies, Default::default(), audit),
-            indexes,
-            datasets,
-            hash_key,
+            hub,
             delivery,
-            console: crate::console::ConsoleState::new(
-                &config.data_dir,
-                config.mask_hash_key()?.as_bytes(),
-            ),
+            console,
         }));
         let app = router(state.clone(), config.max_body_bytes);
         let tls = config

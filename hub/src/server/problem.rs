@@ -177,8 +177,12 @@ impl Problem {
 
 impl From<tongban_core::Error> for Problem {
     fn from(e: tongban_core::Error) -> Problem {
-        if let tongban_core::Error::Enforcement(detail) = &e {
-            tracing::error!(error = %detail, "enforcing a decision failed");
+        if let tongban_core::Error::Catalog(e) = e {
+            return Problem::from(e);
+        }
+        // A fault of the hub is logged, never described to the caller.
+        if e.code() == Code::Internal {
+            tracing::error!(error = %e, "request failed");
             return Problem::internal();
         }
         let mut p = Problem::new(e.code(), e.to_string());
