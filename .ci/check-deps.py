@@ -23,10 +23,13 @@ ALLOWED = {
     "tongban-sync": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets"},
     "tongban-core": {"tongban-policies", "tongban-catalog", "tongban-audit", "tongban-datasets",
                      "tongban-lookup"},
+    "tongban-delivery": {"tongban-policies", "tongban-catalog", "tongban-connectors",
+                         "tongban-datasets", "tongban-audit", "tongban-core"},
     # The composition root and the binary, until the server and the CLI are
     # crates of their own (docs/architecture.md).
     "tongban-hub": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets",
-                    "tongban-audit", "tongban-lookup", "tongban-sync", "tongban-core"},
+                    "tongban-audit", "tongban-lookup", "tongban-sync", "tongban-core",
+                    "tongban-delivery"},
     "tongban-benches": {"tongban-hub", "tongban-policies"},
 }
 ONLY_IN_SYNC = {"datafusion"}

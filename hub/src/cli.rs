@@ -548,7 +548,7 @@ async fn run(command: Command) -> Result<()> {
                 format!("delta-sharing {department} (cli)"),
             )
             .await?;
-            let profile = crate::delivery::sharing::profile(
+            let profile = crate::delivery::sharing_profile(
                 &format!("{}/delta-sharing", endpoint.trim_end_matches('/')),
                 &token,
             );

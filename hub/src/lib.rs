@@ -7,7 +7,6 @@
 //! - [`delivery`]: subscriptions delivered — one policy plan for every
 //!   channel: Delta Sharing, Arrow Flight `DoGet`, webhooks, PostgreSQL;
 //! - [`datagen`]: the demo directory and the seeded base-library generators;
-//! - [`flight`]: Arrow Flight `DoExchange` for bulk lookups;
 //! - [`demo`]: `tongban demo`, from nothing to a running hub;
 //! - [`error`]: the crate's error type.
 //!
@@ -25,10 +24,8 @@
 pub mod cli;
 pub mod console;
 pub mod datagen;
-pub mod delivery;
 pub mod demo;
 pub mod error;
-pub mod flight;
 pub mod server;
 
 pub use error::{Error, Result};
@@ -36,5 +33,6 @@ pub use tongban_audit as audit;
 pub use tongban_core::Config;
 pub use tongban_core::{auth, config, limits, policy, tls};
 pub use tongban_datasets as datasets;
+pub use tongban_delivery as delivery;
 pub use tongban_lookup::{answer, index, spatial};
 pub use tongban_sync as sync;

@@ -7,14 +7,17 @@
 //! - [`policy`]: `POST /v1/policy/explain`;
 //! - [`lookup`]: real-time lookup and verification over the in-memory indexes;
 //! - [`subscriptions`]: subscriptions, their delivery status, Delta Sharing
-//!   profiles (the protocol itself is [`crate::delivery::sharing`]).
+//!   profiles (the protocol itself is [`sharing`]);
 
 pub mod catalog;
 pub mod extract;
+pub mod flight;
+pub mod flight_get;
 pub mod lists;
 pub mod lookup;
 pub mod policy;
 pub mod problem;
+pub mod sharing;
 pub mod subscriptions;
 
 use crate::{Config, Result};
@@ -52,17 +55,16 @@ impl std::ops::Deref for AppState {
 /// Fields of the hub (`store`, `access`, `indexes`, …) are reached through
 /// it (`Deref`).
 pub struct SharedState {
-    pub hub: tongban_core::Hub,
-    /// Subscriptions' delivery: Delta Sharing files, signed URLs, push.
-    pub delivery: crate::delivery::Delivery,
+    /// The hub and the delivery settings (`state.delivery`).
+    pub base: tongban_delivery::DeliveryState,
     /// The console's own state (audit statistics).
     pub console: crate::console::ConsoleState,
 }
 
 impl std::ops::Deref for SharedState {
-    type Target = tongban_core::Hub;
-    fn deref(&self) -> &tongban_core::Hub {
-        &self.hub
+    type Target = tongban_delivery::DeliveryState;
+    fn deref(&self) -> &tongban_delivery::DeliveryState {
+        &self.base
     }
 }
 
@@ -268,7 +270,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         point_flattened_at_fields(&mut doc, spec, fields);
     }
     let doc = Arc::new(doc);
-    api.merge(crate::delivery::sharing::routes())
+    api.merge(sharing::routes())
         .merge(crate::console::routes())
         .route(
             "/v1/catalog/resources/{code}",
@@ -362,7 +364,7 @@ impl Server {
         let bound = listener
             .local_addr()
             .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-        let delivery = crate::delivery::Delivery::new(
+        let delivery = tongban_delivery::Delivery::new(
             config.delivery.clone(),
             &config.data_dir,
             config.public_url(bound),
@@ -370,8 +372,7 @@ impl Server {
         );
         let console = crate::console::ConsoleState::new(&config.data_dir, hub.hash_key.as_bytes());
         let state = AppState(Arc::new(SharedState {
-            hub,
-            delivery,
+            base: tongban_delivery::DeliveryState { hub, delivery },
             console,
         }));
         let app = router(state.clone(), config.max_body_bytes);
@@ -421,11 +422,10 @@ impl Server {
         // Flight answers from the same state; both stop on the same signal.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let flight = self.flight.map(|listener| {
-            let service = arrow_flight::flight_service_server::FlightServiceServer::new(
-                crate::flight::Lookups {
+            let service =
+                arrow_flight::flight_service_server::FlightServiceServer::new(flight::Lookups {
                     state: self.state.clone(),
-                },
-            );
+                });
             let mut stopped = stopped.clone();
             tokio::spawn(async move {
                 let incoming =
@@ -447,7 +447,13 @@ impl Server {
             let _ = stop.send(true);
         };
         // Push subscriptions are delivered from here.
-        let outbox = tokio::spawn(crate::delivery::push::run(self.state.clone()));
+        let outbox = tokio::spawn(tongban_delivery::push::run(
+            self.state.base.clone(),
+            stopped.clone(),
+        ));
+        // How long a push attempt may take to finish when the hub stops.
+        let outbox_grace =
+            std::time::Duration::from_millis(self.state.delivery.config().timeout_ms + 1_000);
         let (outbox_store, instance) = (
             self.state.store.clone(),
             self.state.delivery.instance().to_string(),
@@ -499,7 +505,17 @@ impl Server {
         };
         // Background work stops before serve returns, so that nothing of
         // this server writes (audit, outbox) once it has.
-        for task in [refresh, scheduler, outbox] {
+        // The outbox was told to stop with the server and ends between
+        // attempts; one still running past its timeout is cut off.
+        let mut outbox = outbox;
+        if tokio::time::timeout(outbox_grace, &mut outbox)
+            .await
+            .is_err()
+        {
+            outbox.abort();
+            let _ = outbox.await;
+        }
+        for task in [refresh, scheduler] {
             task.abort();
             let _ = task.await;
         }

@@ -338,7 +338,7 @@ pub async fn profile(
     if let Err(e) = state.identities.reload(state.store.as_ref()).await {
         tracing::warn!(error = %e, "new sharing token saved; it works after the next reload");
     }
-    let profile = crate::delivery::sharing::profile(&state.delivery.sharing_endpoint(), &token);
+    let profile = crate::delivery::sharing_profile(&state.delivery.sharing_endpoint(), &token);
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),

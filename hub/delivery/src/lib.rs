@@ -12,29 +12,97 @@
 //! - [`files`]: the policy-applied Parquet files of a version for one plan,
 //!   written once and kept, with per-file statistics (what Delta Sharing
 //!   serves).
-//! - `grant`: what a signed, expiring file URL grants (signed by
-//!   `tongban_core::sign`);
 //! - [`predicate`]: Delta Sharing predicate hints checked against file
 //!   statistics.
-//! - [`sharing`]: the Delta Sharing protocol server under `/delta-sharing/`.
-//! - [`flight`]: Arrow Flight `DoGet` of a subscription's version.
 //! - [`push`]: the outbox worker: webhook (NDJSON or Parquet, HMAC-signed)
 //!   and PostgreSQL deliveries, in version order, retried with backoff.
+//! - this file: [`Delivery`] (settings, shared-file folders, the URL
+//!   signer), [`Grant`] (what a signed file URL grants), and the audit of
+//!   every delivery and refusal through the access pipeline.
 //!
-//! Every release is audited (mode `subscribe` or `batch`, case
-//! `sub:<name>:v<version>`, no keys), and so is every refusal.
+//! Transport-free: the Delta Sharing protocol endpoints and Flight `DoGet`
+//! are the server's (`tongban-server`), built on this crate. Every release
+//! is audited (mode `subscribe` or `batch`, case `sub:<name>:v<version>`, no
+//! keys), and so is every refusal.
 
 pub mod apply;
 pub mod files;
-pub mod flight;
 pub mod plan;
 pub mod predicate;
 pub mod push;
-pub mod sharing;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tongban_core::Hub;
 use tongban_core::config::DeliveryConfig;
+
+/// What the delivery paths work with: the hub and the delivery settings.
+/// Fields of the hub are reached through it (`Deref`).
+#[derive(Clone)]
+pub struct DeliveryState {
+    pub hub: Hub,
+    pub delivery: Delivery,
+}
+
+impl std::ops::Deref for DeliveryState {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        &self.hub
+    }
+}
+
+/// What can go wrong delivering.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] tongban_catalog::Error),
+    #[error(transparent)]
+    Dataset(#[from] tongban_datasets::Error),
+    /// The access pipeline refused, or the audit log cannot record.
+    #[error(transparent)]
+    Access(#[from] tongban_core::Error),
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// Enforcing a plan on the data failed.
+    #[error("policy enforcement: {0}")]
+    Policy(#[from] tongban_policies::Error),
+    /// A shared or spooled file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A version does not hold what its plan releases.
+    #[error("dataset {resource}: {message}")]
+    VersionMismatch { resource: String, message: String },
+    /// Shared files could not be placed or read back.
+    #[error("shared files: {0}")]
+    SharedFiles(String),
+    /// The version a delivery waits for is gone.
+    #[error("version {0} is gone")]
+    VersionGone(i64),
+    /// The channel cannot take this delivery (a pull subscription is never
+    /// pushed).
+    #[error("{0}")]
+    Channel(&'static str),
+    /// The consumer's system did not accept the delivery.
+    #[error("{0}")]
+    Refused(String),
+    /// A background task panicked or was cancelled.
+    #[error("task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File { path, source }
+    }
+}
 
 /// What every delivery path shares: settings, where shared files live, the
 /// URL signing key.
@@ -106,6 +174,16 @@ impl Delivery {
     pub fn sharing_endpoint(&self) -> String {
         format!("{}/delta-sharing", self.inner.public_url)
     }
+}
+
+/// A Delta Sharing profile file (`config.share`) for a recipient: the
+/// endpoint and its bearer token, as the official clients read it.
+pub fn sharing_profile(endpoint: &str, token: &str) -> serde_json::Value {
+    serde_json::json!({
+        "shareCredentialsVersion": 1,
+        "endpoint": endpoint,
+        "bearerToken": token,
+    })
 }
 
 /// The signer of shared files' URLs, keyed by the hub's secret.
@@ -188,7 +266,7 @@ pub async fn record(
 /// Every channel refuses through here. An error means the audit log cannot
 /// record.
 pub async fn refuse(
-    state: &crate::server::AppState,
+    state: &DeliveryState,
     subscription: &tongban_catalog::subscriptions::Subscription,
     version: Option<i64>,
     refused: &plan::Refused,

@@ -20,7 +20,7 @@
 
 use super::apply::{self, Part};
 use super::plan::{self, Plan};
-use crate::server::AppState;
+use crate::DeliveryState as AppState;
 use crate::{Error, Result};
 use arrow::record_batch::RecordBatch;
 use chrono::Utc;
@@ -38,8 +38,11 @@ use tongban_catalog::{DatasetVersion, Store};
 /// Deliveries attempted per tick.
 const BATCH: i64 = 16;
 
-/// Runs the outbox until the task is dropped.
-pub async fn run(state: AppState) {
+/// Runs the outbox until `stop` turns true. It stops between attempts,
+/// never inside one: an attempt cut off mid-claim could leave its lease
+/// taken after the hub gave its leases up, and the next hub would wait it
+/// out.
+pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     let tick = Duration::from_millis(state.delivery.config().tick_ms);
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_millis(state.delivery.config().timeout_ms))
@@ -51,19 +54,25 @@ pub async fn run(state: AppState) {
             return;
         }
     };
-    loop {
+    while !*stop.borrow() {
         if let Err(e) = enqueue_new_versions(state.store.as_ref()).await {
             tracing::warn!(error = %e, "could not queue new versions for push subscriptions");
         }
         match state.store.due_deliveries(Utc::now(), BATCH).await {
             Ok(due) => {
                 for d in due {
+                    if *stop.borrow() {
+                        return;
+                    }
                     attempt(&state, &client, d).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "could not read the push outbox"),
         }
-        tokio::time::sleep(tick).await;
+        tokio::select! {
+            _ = tokio::time::sleep(tick) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
     }
 }
 
@@ -223,7 +232,7 @@ async fn deliver(
     let version = versions
         .iter()
         .find(|v| v.version == d.version)
-        .ok_or_else(|| Error::Usage(format!("version {} is gone", d.version)))?
+        .ok_or(Error::VersionGone(d.version))?
         .clone();
     let resource = state.store.get_resource(&sub.spec.resource).await?;
     let changes = tongban_datasets::DatasetStore::changes_location(&version.location);
@@ -252,7 +261,7 @@ async fn deliver(
     .await?;
     let timeout = Duration::from_millis(state.delivery.config().timeout_ms);
     match &sub.spec.channel {
-        Channel::Pull {} => Err(Error::Usage("pull subscriptions are not pushed".into())),
+        Channel::Pull {} => Err(Error::Channel("pull subscriptions are not pushed")),
         Channel::Webhook { url, format } => {
             let spool = Spool::write(state, d, *format, schema, batches).await?;
             let sent = send_webhook(client, url, sub, &version, d, part, *format, &spool).await;
@@ -286,14 +295,14 @@ async fn write_sink(
 ) -> Result<u64> {
     let sink = sink
         .open()
-        .map_err(|e| Error::Usage(format!("postgres channel: {e}")))?;
+        .map_err(|e| Error::Refused(format!("postgres channel: {e}")))?;
     let input = batches
         .map(|b| b.map_err(|e| tongban_connectors::Error::Config(e.to_string())))
         .boxed();
     match tokio::time::timeout(timeout, sink.write_all(schema, input)).await {
         Ok(Ok(rows)) => Ok(rows),
-        Ok(Err(e)) => Err(Error::Usage(format!("postgres channel: {e}"))),
-        Err(_) => Err(Error::Usage(format!(
+        Ok(Err(e)) => Err(Error::Refused(format!("postgres channel: {e}"))),
+        Err(_) => Err(Error::Refused(format!(
             "postgres channel: no commit within {} ms; rolled back",
             timeout.as_millis()
         ))),
@@ -438,14 +447,14 @@ async fn send_webhook(
         .body(body)
         .send()
         .await
-        .map_err(|e| Error::Usage(format!("webhook {url}: {e}")))?;
+        .map_err(|e| Error::Refused(format!("webhook {url}: {e}")))?;
     let status = response.status();
     if status.is_success() {
         Ok(())
     } else {
         let text = response.text().await.unwrap_or_default();
         let text: String = text.chars().take(200).collect();
-        Err(Error::Usage(format!(
+        Err(Error::Refused(format!(
             "webhook {url} answered {status}: {text}"
         )))
     }

@@ -10,11 +10,11 @@
 //! `error` (a key that fails its check digit) and the permitted items.
 //!
 //! `DoGet` and `ListFlights` serve pull subscriptions
-//! ([`crate::delivery::flight`]).
+//! ([`super::flight_get`]).
 
-use crate::server::AppState;
-use crate::server::lookup;
-use crate::server::problem::status;
+use super::AppState;
+use super::lookup;
+use super::problem::status;
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray, UInt32Array};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
@@ -305,7 +305,7 @@ impl FlightService for Lookups {
         request: Request<Criteria>,
     ) -> Result<Response<Self::ListFlightsStream>, Status> {
         let who = self.identify(&request)?;
-        let flights = crate::delivery::flight::list(&self.state, &who).await?;
+        let flights = super::flight_get::list(&self.state, &who).await?;
         Ok(Response::new(
             futures::stream::iter(flights.into_iter().map(Ok)).boxed(),
         ))
@@ -339,7 +339,7 @@ impl FlightService for Lookups {
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
         let who = self.identify(&request)?;
-        let stream = crate::delivery::flight::do_get(&self.state, &who, request.get_ref()).await?;
+        let stream = super::flight_get::do_get(&self.state, &who, request.get_ref()).await?;
         Ok(Response::new(stream))
     }
     async fn do_put(

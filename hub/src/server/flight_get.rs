@@ -1,6 +1,6 @@
 //! Arrow Flight `DoGet` of a subscription: pyarrow and ADBC clients pull a
 //! version of a pull subscription as Arrow, decided and enforced exactly as
-//! Delta Sharing files are (the same [`Plan`](super::plan::Plan)).
+//! Delta Sharing files are (the same plan (`tongban_delivery::plan::Plan`)).
 //!
 //! The ticket is JSON: `{"subscription": "elderly-residents"}` for the
 //! newest version, or with `"version": 3`. The caller's token goes in the
@@ -8,10 +8,8 @@
 //! caller's own. `ListFlights` lists the caller's pull subscriptions, each
 //! with the ticket of its newest version.
 
-use super::apply::{self, Part};
-use super::plan;
-use crate::server::AppState;
-use crate::server::problem::status;
+use super::AppState;
+use super::problem::status;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
 use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
@@ -20,6 +18,8 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use tongban_catalog::subscriptions::SubscriptionStatus;
 use tongban_core::auth::Identity;
+use tongban_delivery::apply::{self, Part};
+use tongban_delivery::plan;
 use tonic::Status;
 
 /// What a `DoGet` ticket asks for.
@@ -34,7 +34,7 @@ pub struct SubscriptionTicket {
 }
 
 fn catalog_status(e: tongban_catalog::Error) -> Status {
-    crate::server::problem::Problem::from(e).into_status()
+    super::problem::Problem::from(e).into_status()
 }
 
 /// The permitted rows of a subscription's version, as Flight data.
@@ -81,7 +81,7 @@ pub async fn do_get(
     let plan = match plan::plan(&state.access, &sub, chrono::Utc::now()) {
         Ok(p) => p,
         Err(refused) => {
-            super::refuse(state, &sub, Some(version.version), &refused, started)
+            tongban_delivery::refuse(&state.base, &sub, Some(version.version), &refused, started)
                 .await
                 .map_err(status)?;
             return Err(status(refused.into()));
@@ -103,7 +103,7 @@ pub async fn do_get(
     )
     .await
     .map_err(|e| Status::internal(e.to_string()))?;
-    super::record(
+    tongban_delivery::record(
         &state.access,
         &plan,
         version.version,

@@ -141,7 +141,7 @@ pub async fn materialize(
         if let Some(m) = read_manifest(&dir).await? {
             return Ok(Some(m));
         }
-        return Err(Error::Usage(format!(
+        return Err(Error::SharedFiles(format!(
             "could not place shared files at {}",
             dir.display()
         )));
@@ -153,7 +153,7 @@ async fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
     let path = dir.join("manifest.json");
     match tokio::fs::read(&path).await {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-            Error::Usage(format!("{}: unreadable manifest ({e})", path.display()))
+            Error::SharedFiles(format!("{}: unreadable manifest ({e})", path.display()))
         })?)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::File { path, source: e }),

@@ -10,7 +10,7 @@
 //!   dataset versions.
 //! - Every data request is decided by the subscription's [`Plan`]: the files
 //!   behind the signed URLs hold only the permitted rows and items, masked
-//!   (see [`super::files`]) — never the raw version. Queries and change
+//!   (see `tongban_delivery::files`) — never the raw version. Queries and change
 //!   feeds are audited; refusals too.
 //! - Errors are problem+json that also carry Delta Sharing's `errorCode`
 //!   and `message`.
@@ -27,13 +27,9 @@
 //! previous version removed and the new one added. Responses are the
 //! protocol's parquet format.
 
-use super::Grant;
-use super::apply::Part;
-use super::files::{self, Manifest, SharedFile};
-use super::plan::{self, Plan};
-use crate::server::AppState;
-use crate::server::extract::{Caller, Path, Query};
-use crate::server::problem::{PROBLEM_JSON, Problem};
+use super::AppState;
+use super::extract::{Caller, Path, Query};
+use super::problem::{PROBLEM_JSON, Problem};
 use arrow::datatypes::{DataType, SchemaRef};
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -50,6 +46,10 @@ use tongban_catalog::subscriptions::{Subscription, SubscriptionStatus};
 use tongban_catalog::{DatasetVersion, Resource, ResourceSpec};
 use tongban_core::Code;
 use tongban_core::sign::Invalid;
+use tongban_delivery::Grant;
+use tongban_delivery::apply::Part;
+use tongban_delivery::files::{self, Manifest, SharedFile};
+use tongban_delivery::plan::{self, Plan};
 
 /// The routes of the protocol.
 pub fn routes() -> Router<AppState> {
@@ -119,16 +119,6 @@ fn bad_request(detail: impl Into<String>) -> SharingError {
 fn internal(e: impl std::fmt::Display) -> SharingError {
     tracing::error!(error = %e, "delta sharing request failed");
     SharingError(Problem::internal())
-}
-
-/// A Delta Sharing profile file (`config.share`) for a recipient: the
-/// endpoint and its bearer token, as the official clients read it.
-pub fn profile(endpoint: &str, token: &str) -> Value {
-    serde_json::json!({
-        "shareCredentialsVersion": 1,
-        "endpoint": endpoint,
-        "bearerToken": token,
-    })
 }
 
 /// The share a resource is in.
@@ -456,7 +446,7 @@ async fn plan_for(state: &AppState, t: &Table, started: std::time::Instant) -> R
     match plan::plan(&state.access, &t.sub, Utc::now()) {
         Ok(p) => Ok(p),
         Err(refused) => {
-            super::refuse(state, &t.sub, None, &refused, started)
+            tongban_delivery::refuse(&state.base, &t.sub, None, &refused, started)
                 .await
                 .map_err(audit_unavailable)?;
             Err(SharingError(Problem::from(tongban_core::Error::from(
@@ -548,8 +538,8 @@ async fn metadata(
     let t = table(&state, &who.department, path).await?;
     let versions = versions(&state, &t).await?;
     let plan = plan_for(&state, &t, started).await?;
-    let schema =
-        super::apply::released_schema(&t.resource.spec, &plan, Part::Snapshot).map_err(internal)?;
+    let schema = tongban_delivery::apply::released_schema(&t.resource.spec, &plan, Part::Snapshot)
+        .map_err(internal)?;
     let version = versions.last().expect("not empty").version;
     Ok(ndjson(
         vec![protocol_line(), metadata_line(&t, &schema, version)],
@@ -597,7 +587,8 @@ async fn manifest(
     version: &DatasetVersion,
     part: Part,
 ) -> Result<Option<Manifest>> {
-    let schema = super::apply::released_schema(&t.resource.spec, plan, part).map_err(internal)?;
+    let schema =
+        tongban_delivery::apply::released_schema(&t.resource.spec, plan, part).map_err(internal)?;
     files::materialize(
         &state.delivery,
         &state.datasets,
@@ -688,8 +679,8 @@ async fn query(
         })?
         .clone();
     let plan = plan_for(&state, &t, started).await?;
-    let schema =
-        super::apply::released_schema(&t.resource.spec, &plan, Part::Snapshot).map_err(internal)?;
+    let schema = tongban_delivery::apply::released_schema(&t.resource.spec, &plan, Part::Snapshot)
+        .map_err(internal)?;
     let manifest = manifest(&state, &t, &plan, &version, Part::Snapshot)
         .await?
         .expect("snapshots exist");
@@ -698,7 +689,7 @@ async fn query(
             Ok(p) => manifest
                 .files
                 .iter()
-                .filter(|f| super::predicate::may_match(&p, &f.stats))
+                .filter(|f| tongban_delivery::predicate::may_match(&p, &f.stats))
                 .collect(),
             Err(e) => {
                 // Hints are best effort: a hint the hub cannot read prunes nothing.
@@ -726,7 +717,7 @@ async fn query(
             next = Some(URL_SAFE_NO_PAD.encode(format!("query:{}:{after}", version.version)));
         }
     }
-    super::record(
+    tongban_delivery::record(
         &state.access,
         &plan,
         version.version,
@@ -828,8 +819,8 @@ async fn changes(
     }
     let end = end.min(latest);
     let plan = plan_for(&state, &t, started).await?;
-    let schema =
-        super::apply::released_schema(&t.resource.spec, &plan, Part::Snapshot).map_err(internal)?;
+    let schema = tongban_delivery::apply::released_schema(&t.resource.spec, &plan, Part::Snapshot)
+        .map_err(internal)?;
     let mut lines = vec![protocol_line(), metadata_line(&t, &schema, start)];
     let by_number = |n: i64| versions.iter().find(|v| v.version == n);
     for n in start..=end {
@@ -861,7 +852,7 @@ async fn changes(
             lines.push(json!({"add": file_json(&state, &plan, f, version, true)}));
         }
     }
-    super::record(
+    tongban_delivery::record(
         &state.access,
         &plan,
         end,
