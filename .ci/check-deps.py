@@ -25,11 +25,16 @@ ALLOWED = {
                      "tongban-lookup"},
     "tongban-delivery": {"tongban-policies", "tongban-catalog", "tongban-connectors",
                          "tongban-datasets", "tongban-audit", "tongban-core"},
-    # The composition root and the binary, until the server and the CLI are
-    # crates of their own (docs/architecture.md).
+    "tongban-console": {"tongban-policies", "tongban-catalog", "tongban-audit", "tongban-core",
+                        "tongban-delivery"},
+    # The composition root: the transports and the wiring of the others.
+    "tongban-server": {"tongban-policies", "tongban-catalog", "tongban-connectors",
+                       "tongban-datasets", "tongban-audit", "tongban-lookup", "tongban-sync",
+                       "tongban-core", "tongban-delivery", "tongban-console"},
+    # The `tongban` binary (CLI, demo, demo data) on top of everything.
     "tongban-hub": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets",
                     "tongban-audit", "tongban-lookup", "tongban-sync", "tongban-core",
-                    "tongban-delivery"},
+                    "tongban-delivery", "tongban-console", "tongban-server"},
     "tongban-benches": {"tongban-hub", "tongban-policies"},
 }
 ONLY_IN_SYNC = {"datafusion"}

@@ -484,7 +484,7 @@ async fn run(command: Command) -> Result<()> {
             let config = Config::load(&config)?;
             let server = Server::bind(&config).await?;
             tracing::info!(addr = %server.local_addr(), data_dir = %config.data_dir.display(), "tongban serving");
-            server.serve(shutdown_signal()).await
+            Ok(server.serve(shutdown_signal()).await?)
         }
         Command::Datagen {
             store: args,

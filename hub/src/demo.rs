@@ -214,9 +214,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             ready,
         );
     }
-    served
-        .await
-        .map_err(|e| Error::Usage(format!("the hub failed: {e}")))?
+    match served.await {
+        Ok(result) => Ok(result?),
+        Err(e) => Err(Error::Task(e)),
+    }
 }
 
 /// How long the demo waits for its lookup indexes before it prints the

@@ -1,5 +1,5 @@
-//! The one error type of the hub crate. Its mapping to HTTP lives in
-//! [`crate::server::problem`], and nowhere else.
+//! The one error type of the `tongban` binary's crate: what a command can
+//! fail with. (HTTP and gRPC statuses are the server's, `problem.rs`.)
 
 use std::path::PathBuf;
 
@@ -15,6 +15,12 @@ pub enum Error {
     Lookup(#[from] tongban_lookup::Error),
     #[error(transparent)]
     Sync(#[from] tongban_sync::Error),
+    /// A task the command waited for panicked or was cancelled.
+    #[error("task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// The server could not start or serve.
+    #[error(transparent)]
+    Server(#[from] tongban_server::Error),
     /// The configuration, a TLS file, or a release path failed.
     #[error(transparent)]
     Core(#[from] tongban_core::Error),

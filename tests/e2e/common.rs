@@ -18,7 +18,7 @@ pub struct Hub {
     dir: tempfile::TempDir,
     config: Config,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    served: Option<tokio::task::JoinHandle<tongban_hub::Result<()>>>,
+    served: Option<tokio::task::JoinHandle<tongban_hub::server::Result<()>>>,
 }
 
 /// Scale of the demo data in tests: ~1,000 citizens.

@@ -43,6 +43,15 @@ impl std::ops::Deref for Hub {
 }
 
 impl Hub {
+    /// Recompiles the lists after a write (API, console). A failure leaves
+    /// the previous set in force and is logged; the periodic refresh
+    /// retries.
+    pub async fn lists_changed(&self) {
+        if let Err(e) = self.access.policies().reload(self.store.as_ref()).await {
+            tracing::error!(error = %e, "could not recompile the lists; the previous policy set stays in force");
+        }
+    }
+
     /// Loads identities and lists from `store`, and opens the dataset
     /// store and the audit log under the configured data directory.
     pub async fn open(config: &Config, store: Arc<dyn Store>) -> Result<Hub> {

@@ -1,13 +1,31 @@
-//! The HTTP server: state, router, middleware and the OpenAPI document.
+//! The server: the HTTP and Arrow Flight transports over the hub, and the
+//! one place that wires the other crates together (the composition root).
+//! Nothing imports it but the `tongban` binary.
 //!
-//! - [`problem`]: every error response (`application/problem+json`);
+//! # Layout
+//! - this file: [`Server`] (bind, serve, background work), the router, the
+//!   OpenAPI document;
+//! - [`problem`]: every error response (`application/problem+json`) and the
+//!   one table from error codes to HTTP and gRPC statuses;
 //! - [`extract`]: extractors with problem rejections, and the caller's identity;
 //! - [`catalog`]: the directory API under `/v1/catalog`;
 //! - [`lists`]: the three lists and their review workflow under `/v1/lists`;
 //! - [`policy`]: `POST /v1/policy/explain`;
 //! - [`lookup`]: real-time lookup and verification over the in-memory indexes;
 //! - [`subscriptions`]: subscriptions, their delivery status, Delta Sharing
-//!   profiles (the protocol itself is [`sharing`]);
+//!   profiles;
+//! - [`sharing`]: the Delta Sharing protocol under `/delta-sharing/`;
+//! - [`flight`]: Arrow Flight `DoExchange` lookups, and ([`flight_get`])
+//!   `DoGet` of pull subscriptions.
+//!
+//! Every route that releases data calls the access pipeline
+//! (`tongban_core::access`); each router gets only its own state: the API
+//! this crate's [`AppState`], the console its `ConsoleApp`.
+
+// A `Problem` (an HTTP error body) is ~150 bytes and is returned by value
+// from handlers: it is built once per failed request, never in a loop, and
+// boxing it would only add an allocation to every error.
+#![allow(clippy::result_large_err)]
 
 pub mod catalog;
 pub mod extract;
@@ -20,7 +38,6 @@ pub mod problem;
 pub mod sharing;
 pub mod subscriptions;
 
-use crate::{Config, Result};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::IntoResponse;
@@ -31,12 +48,41 @@ use serde::Serialize;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tongban_catalog::Store;
+use tongban_core::Config;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+/// What can keep the server from starting or serving.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The hub cannot be built (configuration, store, audit log, TLS files).
+    #[error(transparent)]
+    Core(#[from] tongban_core::Error),
+    #[error(transparent)]
+    Catalog(#[from] tongban_catalog::Error),
+    /// The data directory cannot be made.
+    #[error("{path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// A listen address cannot be bound.
+    #[error("cannot listen on {addr} for {what}: {source}")]
+    Listen {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    /// Serving failed.
+    #[error("serving: {0}")]
+    Serve(std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What every handler can reach. One `Arc`: axum clones the state for every
 /// request, and a clone of the fields themselves (a dozen reference counts
@@ -57,8 +103,6 @@ impl std::ops::Deref for AppState {
 pub struct SharedState {
     /// The hub and the delivery settings (`state.delivery`).
     pub base: tongban_delivery::DeliveryState,
-    /// The console's own state (audit statistics).
-    pub console: crate::console::ConsoleState,
 }
 
 impl std::ops::Deref for SharedState {
@@ -217,7 +261,11 @@ async fn me(Caller(who): Caller) -> axum::Json<Me> {
 }
 
 /// The API and its OpenAPI document, both built from the same route list.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(
+    state: AppState,
+    console: tongban_console::ConsoleApp,
+    max_body_bytes: usize,
+) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
         .routes(routes!(me))
@@ -270,8 +318,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         point_flattened_at_fields(&mut doc, spec, fields);
     }
     let doc = Arc::new(doc);
-    api.merge(sharing::routes())
-        .merge(crate::console::routes())
+    // Each router gets only its own state: the API and Delta Sharing the
+    // server's, the console its own.
+    let api: Router = api
+        .merge(sharing::routes())
         .route(
             "/v1/catalog/resources/{code}",
             get(catalog::get_resource_encoded),
@@ -283,6 +333,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 async move { axum::Json(doc.as_ref().clone()) }
             }),
         )
+        .with_state(state);
+    api.merge(tongban_console::routes().with_state(console))
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::no_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -290,7 +342,6 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             Problem::internal().into_response()
         }))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
 
 /// How often a hub reloads tokens and lists from the catalog, so that tokens
@@ -348,8 +399,10 @@ impl Server {
     /// Opens the store, loads identities and binds the listen address.
     pub async fn bind(config: &Config) -> Result<Server> {
         if config.store_url.is_none() {
-            std::fs::create_dir_all(&config.data_dir)
-                .map_err(crate::Error::file(&config.data_dir))?;
+            std::fs::create_dir_all(&config.data_dir).map_err(|source| Error::DataDir {
+                path: config.data_dir.clone(),
+                source,
+            })?;
         }
         let store = tongban_catalog::SqlStore::open(&config.store_url()).await?;
         Self::bind_with(config, Arc::new(store)).await
@@ -360,31 +413,45 @@ impl Server {
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-        let bound = listener
-            .local_addr()
-            .map_err(|e| crate::Error::Usage(format!("cannot listen on {addr}: {e}")))?;
+            .map_err(|source| Error::Listen {
+                what: "the API",
+                addr: addr.to_string(),
+                source,
+            })?;
+        let bound = listener.local_addr().map_err(|source| Error::Listen {
+            what: "the API",
+            addr: addr.to_string(),
+            source,
+        })?;
         let delivery = tongban_delivery::Delivery::new(
             config.delivery.clone(),
             &config.data_dir,
             config.public_url(bound),
             hub.hash_key.as_bytes(),
         );
-        let console = crate::console::ConsoleState::new(&config.data_dir, hub.hash_key.as_bytes());
+        let console = tongban_console::ConsoleApp::new(
+            hub.clone(),
+            tongban_console::ConsoleState::new(&config.data_dir, hub.hash_key.as_bytes()),
+        );
         let state = AppState(Arc::new(SharedState {
             base: tongban_delivery::DeliveryState { hub, delivery },
-            console,
         }));
-        let app = router(state.clone(), config.max_body_bytes);
+        let app = router(state.clone(), console, config.max_body_bytes);
         let tls = config
             .tls
             .as_ref()
             .map(tongban_core::tls::server_config)
             .transpose()?;
         let flight = match &config.flight_listen {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                crate::Error::Usage(format!("cannot listen on {addr} for Flight: {e}"))
-            })?),
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Listen {
+                        what: "Flight",
+                        addr: addr.clone(),
+                        source,
+                    })?,
+            ),
             None => None,
         };
         Ok(Server {
@@ -403,7 +470,7 @@ impl Server {
     }
 
     /// The hub's lookup indexes (they load once the server serves).
-    pub fn indexes(&self) -> crate::index::Indexes {
+    pub fn indexes(&self) -> tongban_lookup::index::Indexes {
         self.state.indexes.clone()
     }
 
@@ -530,7 +597,7 @@ impl Server {
         if let Some(flight) = flight {
             let _ = flight.await;
         }
-        Ok(served?)
+        served.map_err(Error::Serve)
     }
 }
 

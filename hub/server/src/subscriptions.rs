@@ -9,7 +9,6 @@
 use super::AppState;
 use super::extract::{Caller, Json, Path, Query};
 use super::problem::Problem;
-use crate::delivery::plan;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +18,7 @@ use tongban_catalog::Role;
 use tongban_catalog::subscriptions::*;
 use tongban_core::Code;
 use tongban_core::auth::Identity;
+use tongban_delivery::plan;
 use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, Problem>;
@@ -338,7 +338,7 @@ pub async fn profile(
     if let Err(e) = state.identities.reload(state.store.as_ref()).await {
         tracing::warn!(error = %e, "new sharing token saved; it works after the next reload");
     }
-    let profile = crate::delivery::sharing_profile(&state.delivery.sharing_endpoint(), &token);
+    let profile = tongban_delivery::sharing_profile(&state.delivery.sharing_endpoint(), &token);
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),

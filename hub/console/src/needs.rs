@@ -5,7 +5,7 @@
 
 use super::names::Names;
 use super::{Frame, Session, render};
-use crate::server::AppState;
+use crate::ConsoleApp as AppState;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};

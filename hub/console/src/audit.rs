@@ -4,7 +4,7 @@
 
 use super::names::Names;
 use super::{Frame, Session, render};
-use crate::server::AppState;
+use crate::ConsoleApp as AppState;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;

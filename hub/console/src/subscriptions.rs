@@ -4,14 +4,14 @@
 
 use super::names::Names;
 use super::{Frame, Session, render};
-use crate::delivery::plan;
-use crate::server::AppState;
+use crate::ConsoleApp as AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::Utc;
 use tongban_catalog::subscriptions::{DeliveryStatus, Subscription};
+use tongban_delivery::plan;
 
 /// A subscription with its status, for the table.
 pub struct Row {

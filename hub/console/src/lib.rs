@@ -1,6 +1,6 @@
 //! The console: the data office's and the departments' pages, served by the
 //! hub itself under `/console`, server-rendered (askama templates in
-//! `hub/templates/`) with no script and no asset from outside the binary,
+//! `hub/console/templates/`) with no script and no asset from outside the binary,
 //! so it works on a network without internet access.
 //!
 //! # Layout
@@ -21,7 +21,13 @@
 //!
 //! Every form goes through the same [`tongban_catalog::Store`] methods as the
 //! API, so the same rules give the same messages, and a refused form changes
-//! nothing and comes back with what was typed.
+//! nothing and comes back with what was typed. The console is a router of
+//! its own over [`ConsoleApp`] (the hub and [`ConsoleState`]); the server
+//! mounts it and imports nothing back.
+
+// A refused form is answered with its page (an axum `Response`, ~130
+// bytes) returned by value: built once per refused request, never in a loop.
+#![allow(clippy::result_large_err)]
 
 pub mod audit;
 pub mod charts;
@@ -33,7 +39,6 @@ pub mod needs;
 pub mod stats;
 pub mod subscriptions;
 
-use crate::server::AppState;
 use askama::Template;
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
@@ -51,7 +56,40 @@ const LANG_COOKIE: &str = "tongban_lang";
 /// How long a console session lasts, in seconds (a working day).
 const SESSION_SECONDS: i64 = 10 * 3600;
 
-/// What the console keeps beside the API's state.
+/// What console handlers reach: the hub (its fields through `Deref`) and
+/// the console's own state (`state.console`). One `Arc`, cheap to clone.
+#[derive(Clone)]
+pub struct ConsoleApp(std::sync::Arc<Shared>);
+
+/// The parts of a [`ConsoleApp`].
+pub struct Shared {
+    pub hub: tongban_core::Hub,
+    pub console: ConsoleState,
+}
+
+impl std::ops::Deref for ConsoleApp {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = tongban_core::Hub;
+    fn deref(&self) -> &tongban_core::Hub {
+        &self.hub
+    }
+}
+
+impl ConsoleApp {
+    pub fn new(hub: tongban_core::Hub, console: ConsoleState) -> ConsoleApp {
+        ConsoleApp(std::sync::Arc::new(Shared { hub, console }))
+    }
+}
+
+use ConsoleApp as AppState;
+
+/// What the console keeps beside the hub.
 #[derive(Clone)]
 pub struct ConsoleState {
     /// Where the audit log is (statistics and traces read it).

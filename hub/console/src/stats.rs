@@ -8,7 +8,7 @@
 use super::charts::{self, Series};
 use super::names::{Named, Names as DirectoryNames};
 use super::{Frame, Session, render};
-use crate::server::AppState;
+use crate::ConsoleApp as AppState;
 use askama::Template;
 use axum::extract::State;
 use axum::response::Response;

@@ -26,16 +26,6 @@ use utoipa::{IntoParams, ToSchema};
 
 type ApiResult<T> = Result<T, Problem>;
 
-impl AppState {
-    /// Recompiles the policy set after a write. A failure leaves the previous
-    /// set in force and is logged; the periodic refresh retries.
-    pub(crate) async fn lists_changed(&self) {
-        if let Err(e) = self.access.policies().reload(self.store.as_ref()).await {
-            tracing::error!(error = %e, "could not recompile the lists; the previous policy set stays in force");
-        }
-    }
-}
-
 fn actor(who: &Identity) -> Actor<'_> {
     Actor {
         department: &who.department,
