@@ -573,12 +573,11 @@ async fn run(command: Command) -> Result<()> {
                     println!("audit log intact: {n} records in {}", dir.display());
                     Ok(())
                 }
-                Err(b) => Err(Error::Usage(format!(
-                    "audit log broken: {} line {}: {}",
-                    b.file.display(),
-                    b.line,
-                    b.problem
-                ))),
+                Err(b) => Err(Error::AuditBroken {
+                    file: b.file,
+                    line: b.line,
+                    problem: b.problem,
+                }),
             }
         }
         Command::Audit {

@@ -60,11 +60,9 @@ pub async fn ensure_credentials(store: &dyn Store, data_dir: &Path) -> Result<Cr
     let path = data_dir.join(CREDENTIALS_FILE);
     let creds = if path.exists() {
         let text = std::fs::read_to_string(&path).map_err(Error::file(&path))?;
-        serde_json::from_str(&text).map_err(|e| {
-            Error::Usage(format!(
-                "{}: {e}; delete it to make new tokens",
-                path.display()
-            ))
+        serde_json::from_str(&text).map_err(|e| Error::Unreadable {
+            path: path.clone(),
+            message: e.to_string(),
         })?
     } else {
         let creds = Credentials {
@@ -340,7 +338,7 @@ fn reference_date() -> String {
 }
 
 fn missing(item: &str) -> Error {
-    Error::Usage(format!("demo data: no column '{item}'"))
+    Error::DemoData(format!("no column '{item}'"))
 }
 
 /// Columns of a batch as text (dates as `YYYY-MM-DD`, nulls empty).

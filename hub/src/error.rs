@@ -29,8 +29,24 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A command's arguments or input files are wrong; the message says
+    /// which and how to fix it.
     #[error("{0}")]
     Usage(String),
+    /// `tongban audit verify` found the log broken.
+    #[error("audit log broken: {file} line {line}: {problem}")]
+    AuditBroken {
+        file: PathBuf,
+        line: usize,
+        problem: String,
+    },
+    /// A file the demo keeps (its credentials) cannot be read back.
+    #[error("{path}: {message}; delete it to make new tokens")]
+    Unreadable { path: PathBuf, message: String },
+    /// The demo's generated data or directory is not as its code expects
+    /// (a bug, caught before anything is served).
+    #[error("demo data: {0}")]
+    DemoData(String),
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]

@@ -130,9 +130,7 @@ pub async fn run(store: &dyn Store, data_dir: &Path, options: Options) -> Result
         writer.write(&batch).await?;
         bar.inc(batch.num_rows() as u64);
     }
-    generator
-        .await
-        .map_err(|e| Error::Usage(format!("data generator failed: {e}")))?;
+    generator.await?;
     for slot in pending.iter_mut().skip(current) {
         publish(store, slot, &origin, &mut report).await?;
     }
@@ -209,7 +207,7 @@ async fn install_lists(store: &dyn Store) -> Result<()> {
                     && n.matter == s.matter
                     && n.mode == s.mode
             })
-            .ok_or_else(|| Error::Usage(format!("no demo need for subscription {}", s.name)))?;
+            .ok_or_else(|| Error::DemoData(format!("no demo need for subscription {}", s.name)))?;
         store
             .create_subscription(
                 s.consumer,
