@@ -13,14 +13,14 @@
 //!   for export and import;
 //! - [`lists`]: needs (with their review workflow and deadlines),
 //!   responsibilities (with refresh compliance) and negative entries;
-//!   `sql_lists` stores them.
+//!   `sql::lists` stores them.
 //!
 //! - [`sync`]: sync jobs (source → resource, mode, schedule, watermark) and
-//!   their run history; `sql_sync` stores them.
+//!   their run history; `sql::sync` stores them.
 //!
 //! - [`subscriptions`]: subscriptions (a consumer's standing order for a
 //!   resource under a bulk need, with its delivery channel and cursor) and
-//!   the push outbox (deliveries); `sql_subscriptions` stores them.
+//!   the push outbox (deliveries); `sql::subscriptions` stores them.
 
 pub mod error;
 pub mod exchange;
@@ -28,9 +28,6 @@ pub mod list_exchange;
 pub mod lists;
 pub mod model;
 pub mod sql;
-mod sql_lists;
-mod sql_subscriptions;
-mod sql_sync;
 pub mod store;
 pub mod subscriptions;
 pub mod sync;

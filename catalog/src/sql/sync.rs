@@ -1,7 +1,8 @@
 //! Sync jobs and runs in SQL: the sync half of [`crate::SqlStore`]'s
 //! [`crate::Store`] implementation. Same portable SQL rules as `sql.rs`.
 
-use crate::sql::{insert_version, now_text, parse_time, parse_word, unique_to_duplicate};
+use super::common::{now_text, parse_time, parse_word, unique_to_duplicate};
+use super::directory::insert_version;
 use crate::sync::*;
 use crate::{Error, Result};
 use sqlx::any::AnyRow;
@@ -95,7 +96,7 @@ fn validate(spec: &SyncJobSpec) -> Result<()> {
 
 pub(crate) async fn create_job(conn: &mut AnyConnection, spec: &SyncJobSpec) -> Result<()> {
     validate(spec)?;
-    if crate::sql::find_resource(&mut *conn, &spec.resource)
+    if super::directory::find_resource(&mut *conn, &spec.resource)
         .await?
         .is_none()
     {

@@ -8,8 +8,8 @@
 //! A delivery is claimed with a lease before it is attempted, so two hub
 //! replicas never send the same one at the same time.
 
+use super::common::{now_text, parse_time, parse_word, time_text, unique_to_duplicate};
 use crate::lists::NeedRecord;
-use crate::sql::{now_text, parse_time, parse_word, time_text, unique_to_duplicate};
 use crate::subscriptions::*;
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -99,7 +99,7 @@ pub(crate) async fn create(
     secret: Option<String>,
 ) -> Result<i64> {
     validate_spec(spec)?;
-    let need = crate::sql_lists::find_need(&mut *conn, spec.need)
+    let need = super::lists::find_need(&mut *conn, spec.need)
         .await?
         .ok_or_else(|| Error::invalid("need", format!("need {} does not exist", spec.need)))?;
     let items = check_need(consumer, spec, &need, Utc::now())?;

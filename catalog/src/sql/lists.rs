@@ -5,10 +5,8 @@
 use crate::lists::*;
 use crate::model::{Located, Role, Status};
 
-use crate::sql::{
-    find_department, find_resource, now_text, parse_time, parse_word, time_text,
-    unique_to_duplicate,
-};
+use super::common::{now_text, parse_time, parse_word, time_text, unique_to_duplicate};
+use super::directory::{find_department, find_resource};
 use crate::{Error, Result};
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::any::AnyRow;
