@@ -379,7 +379,7 @@ enum TokenCommand {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum RoleArg {
-    /// Reads the directory and (later) calls lookups under its needs.
+    /// Reads the directory, applies for needs, looks up and subscribes under them.
     Department,
     /// Edits the directory and the lists.
     DataOffice,

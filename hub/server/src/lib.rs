@@ -116,9 +116,12 @@ impl std::ops::Deref for SharedState {
 #[openapi(
     info(
         title = "Tongban exchange hub",
-        description = "Government data-sharing exchange hub: the resource directory, and (coming) \
-                       lookups, verification, subscriptions and the three lists. Errors are \
-                       application/problem+json with a stable `code`.",
+        description = "Government data-sharing exchange hub: the resource directory, the three \
+                       lists, real-time lookups and verification, subscriptions (Delta Sharing, \
+                       Flight, webhooks, PostgreSQL). Every release goes through one access \
+                       pipeline: identity, checks, one policy decision, quota, masks and row \
+                       filters, a durable audit record. Errors are application/problem+json with \
+                       a stable `code`.",
     ),
     tags((name = "catalog", description = "The resource directory (数据资源目录)"),
          (name = "lists", description = "Needs, negative and responsibility lists (三清单)"),
