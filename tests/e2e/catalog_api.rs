@@ -1,14 +1,14 @@
-use crate::common::{Hub, SCALE, pg_schema_url, problem};
-use serde_json::{Value, json};
+//! The directory API against demo data, on the embedded store and on the
+//! machine's PostgreSQL: what it lists, how it is searched, who may write
+//! and what is refused, the OpenAPI document, and the dataset files behind
+//! the versions.
 
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    assert_eq!(resp.status().as_u16(), status, "status of {}", resp.url());
-    resp.json().await.unwrap()
-}
+use crate::common::{Hub, SCALE, expect_json, pg_schema_url, problem, read_parquet_file};
+use serde_json::{Value, json};
 
 /// What a newcomer sees first: the four base libraries with their items and data.
 async fn lists_the_four_base_libraries(hub: &Hub) {
-    let page = json_of(
+    let page = expect_json(
         hub.get("/v1/catalog/resources", "acceptance")
             .send()
             .await
@@ -74,28 +74,31 @@ async fn lists_the_four_base_libraries(hub: &Hub) {
 }
 
 #[tokio::test]
-async fn directory_api_on_the_embedded_store() {
+async fn the_directory_lists_the_four_base_libraries() {
     let hub = Hub::start(None).await;
     lists_the_four_base_libraries(&hub).await;
+}
 
-    // Filters, search and paging.
+#[tokio::test]
+async fn resources_are_filtered_searched_and_paged() {
+    let hub = Hub::start(None).await;
     let q = |query: &str| {
         hub.get(&format!("/v1/catalog/resources?{query}"), "acceptance")
             .send()
     };
-    let geo = json_of(q("base_library=geospatial").await.unwrap(), 200).await;
+    let geo = expect_json(q("base_library=geospatial").await.unwrap(), 200).await;
     assert_eq!(geo["total"], 2);
-    let found = json_of(q("q=%E8%AF%81%E7%85%A7").await.unwrap(), 200).await; // 证照
+    let found = expect_json(q("q=%E8%AF%81%E7%85%A7").await.unwrap(), 200).await; // 证照
     assert_eq!(found["total"], 1);
     assert_eq!(found["items"][0]["code"], "104/000001");
-    let by_item = json_of(q("q=credit_code").await.unwrap(), 200).await;
+    let by_item = expect_json(q("q=credit_code").await.unwrap(), 200).await;
     assert_eq!(by_item["items"][0]["code"], "102/000001");
-    let none = json_of(q("share_type=none").await.unwrap(), 200).await;
+    let none = expect_json(q("share_type=none").await.unwrap(), 200).await;
     assert_eq!(
         none["total"], 1,
         "only the population resource has unshared items"
     );
-    let page2 = json_of(q("page_size=2&page=2").await.unwrap(), 200).await;
+    let page2 = expect_json(q("page_size=2&page=2").await.unwrap(), 200).await;
     assert_eq!(
         (
             page2["total"].as_i64(),
@@ -108,9 +111,13 @@ async fn directory_api_on_the_embedded_store() {
     problem(q("page=abc").await.unwrap(), 400, "invalid_query").await;
     problem(q("category=nonsense").await.unwrap(), 400, "invalid_query").await;
     problem(q("unknown=1").await.unwrap(), 400, "invalid_query").await;
+}
 
-    // One resource, by its two-segment path or with the slash encoded.
-    let r = json_of(
+/// One resource, by its two-segment path or with the slash encoded.
+#[tokio::test]
+async fn a_resource_is_read_by_its_code_with_its_versions() {
+    let hub = Hub::start(None).await;
+    let r = expect_json(
         hub.get("/v1/catalog/resources/102/000001", "acceptance")
             .send()
             .await
@@ -120,7 +127,7 @@ async fn directory_api_on_the_embedded_store() {
     .await;
     assert_eq!(r["name"], "法人基础信息");
     assert_eq!(r["key_items"], json!(["credit_code"]));
-    let same = json_of(
+    let same = expect_json(
         hub.get("/v1/catalog/resources/102%2F000001", "acceptance")
             .send()
             .await
@@ -129,7 +136,7 @@ async fn directory_api_on_the_embedded_store() {
     )
     .await;
     assert_eq!(same, r);
-    let versions = json_of(
+    let versions = expect_json(
         hub.get("/v1/catalog/resources/102/000001/versions", "acceptance")
             .send()
             .await
@@ -147,9 +154,12 @@ async fn directory_api_on_the_embedded_store() {
         "not_found",
     )
     .await;
+}
 
-    // Departments.
-    let depts = json_of(
+#[tokio::test]
+async fn departments_and_the_callers_identity_are_shown() {
+    let hub = Hub::start(None).await;
+    let depts = expect_json(
         hub.get("/v1/catalog/departments", "acceptance")
             .send()
             .await
@@ -164,7 +174,7 @@ async fn directory_api_on_the_embedded_store() {
             .iter()
             .any(|d| d["code"] == "sh-gaj" && d["name"] == "上海市公安局")
     );
-    let xh = json_of(
+    let xh = expect_json(
         hub.get("/v1/catalog/departments/xh-zwfw", "acceptance")
             .send()
             .await
@@ -176,16 +186,66 @@ async fn directory_api_on_the_embedded_store() {
         (xh["level"].as_str(), xh["parent"].as_str()),
         (Some("district"), Some("sh-zwfw"))
     );
-    let me = json_of(
+    let me = expect_json(
         hub.get("/v1/me", "xuhui-district").send().await.unwrap(),
         200,
     )
     .await;
     assert_eq!(me, json!({"department": "xh-zwfw", "role": "department"}));
+}
 
-    writes_are_for_the_data_office_and_validated(&hub).await;
-    identity_is_required(&hub).await;
-    openapi_and_unknown_routes(&hub).await;
+#[tokio::test]
+async fn resource_writes_are_for_the_data_office_and_validated() {
+    let hub = Hub::start(None).await;
+    bad_resource_writes_are_refused_and_write_nothing(&hub).await;
+}
+
+#[tokio::test]
+async fn a_resource_goes_from_draft_to_published_to_retired() {
+    let hub = Hub::start(None).await;
+    a_resource_is_created_updated_published_and_retired(&hub).await;
+}
+
+#[tokio::test]
+async fn departments_are_added_by_the_data_office_under_a_parent() {
+    let hub = Hub::start(None).await;
+    departments_are_added_under_a_parent(&hub).await;
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_identity_are_refused() {
+    let hub = Hub::start(None).await;
+    let anonymous = hub
+        .client
+        .get(format!("{}/v1/catalog/resources", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    problem(anonymous, 401, "unauthorized").await;
+    let forged = hub
+        .client
+        .get(format!("{}/v1/catalog/resources", hub.url))
+        .bearer_auth("tb_forged")
+        .send()
+        .await
+        .unwrap();
+    problem(forged, 401, "unauthorized").await;
+    let basic = hub
+        .client
+        .get(format!("{}/v1/catalog/departments", hub.url))
+        .basic_auth("a", Some("b"))
+        .send()
+        .await
+        .unwrap();
+    problem(basic, 401, "unauthorized").await;
+    let health = hub
+        .client
+        .get(format!("{}/health", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_json(health, 200).await["status"], "ok");
 }
 
 fn new_resource() -> Value {
@@ -212,7 +272,7 @@ fn new_resource() -> Value {
 }
 
 async fn total(hub: &Hub) -> i64 {
-    json_of(
+    expect_json(
         hub.get("/v1/catalog/resources", "data-office")
             .send()
             .await
@@ -224,7 +284,9 @@ async fn total(hub: &Hub) -> i64 {
         .unwrap()
 }
 
-async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
+/// Only the data office writes; bad input gets a clear 4xx naming the
+/// field, and nothing is written.
+async fn bad_resource_writes_are_refused_and_write_nothing(hub: &Hub) {
     let body = new_resource();
     problem(
         hub.post("/v1/catalog/resources", "acceptance")
@@ -333,8 +395,12 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
         .body(vec![b' '; 3 << 20]);
     problem(huge.send().await.unwrap(), 413, "too_large").await;
     assert_eq!(total(hub).await, before, "rejected input wrote nothing");
+}
 
-    // Create, duplicate, update, publish, retire.
+/// Create, duplicate, update, publish, retire.
+async fn a_resource_is_created_updated_published_and_retired(hub: &Hub) {
+    let body = new_resource();
+    let before = total(hub).await;
     let resp = hub
         .post("/v1/catalog/resources", "data-office")
         .json(&body)
@@ -345,7 +411,7 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
         resp.headers()["location"],
         "/v1/catalog/resources/301/000001"
     );
-    let created = json_of(resp, 201).await;
+    let created = expect_json(resp, 201).await;
     assert_eq!(
         (created["status"].as_str(), created["version"].as_i64()),
         (Some("draft"), Some(1))
@@ -362,7 +428,7 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
     .await;
     let mut changed = body.clone();
     changed["summary"] = json!("新的摘要");
-    let updated = json_of(
+    let updated = expect_json(
         hub.put("/v1/catalog/resources/301/000001", "data-office")
             .json(&changed)
             .send()
@@ -386,7 +452,7 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
     )
     .await;
     assert_eq!(p["field"], "code");
-    let published = json_of(
+    let published = expect_json(
         hub.post("/v1/catalog/resources/301/000001/publish", "data-office")
             .send()
             .await
@@ -408,7 +474,7 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
         "conflict",
     )
     .await;
-    let retired = json_of(
+    let retired = expect_json(
         hub.post("/v1/catalog/resources/301/000001/retire", "data-office")
             .send()
             .await
@@ -437,8 +503,10 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
     )
     .await;
     assert_eq!(total(hub).await, before + 1);
+}
 
-    // Departments.
+/// Departments: created by the data office only, once, under a parent.
+async fn departments_are_added_under_a_parent(hub: &Hub) {
     let dept = json!({"code": "jd-zwfw", "name": "嘉定区政务服务中心", "level": "district", "parent": "sh-zwfw", "division_code": "310114"});
     problem(
         hub.post("/v1/catalog/departments", "acceptance")
@@ -450,7 +518,7 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
         "forbidden",
     )
     .await;
-    let made = json_of(
+    let made = expect_json(
         hub.post("/v1/catalog/departments", "data-office")
             .json(&dept)
             .send()
@@ -493,41 +561,9 @@ async fn writes_are_for_the_data_office_and_validated(hub: &Hub) {
     .await;
 }
 
-async fn identity_is_required(hub: &Hub) {
-    let anonymous = hub
-        .client
-        .get(format!("{}/v1/catalog/resources", hub.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
-    problem(anonymous, 401, "unauthorized").await;
-    let forged = hub
-        .client
-        .get(format!("{}/v1/catalog/resources", hub.url))
-        .bearer_auth("tb_forged")
-        .send()
-        .await
-        .unwrap();
-    problem(forged, 401, "unauthorized").await;
-    let basic = hub
-        .client
-        .get(format!("{}/v1/catalog/departments", hub.url))
-        .basic_auth("a", Some("b"))
-        .send()
-        .await
-        .unwrap();
-    problem(basic, 401, "unauthorized").await;
-    let health = hub
-        .client
-        .get(format!("{}/health", hub.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(json_of(health, 200).await["status"], "ok");
-}
-
-async fn openapi_and_unknown_routes(hub: &Hub) {
+#[tokio::test]
+async fn the_openapi_document_describes_the_api() {
+    let hub = Hub::start(None).await;
     problem(
         hub.client
             .get(format!("{}/openapi.json", hub.url))
@@ -538,7 +574,7 @@ async fn openapi_and_unknown_routes(hub: &Hub) {
         "unauthorized",
     )
     .await;
-    let doc = json_of(
+    let doc = expect_json(
         hub.get("/openapi.json", "acceptance").send().await.unwrap(),
         200,
     )
@@ -579,6 +615,11 @@ async fn openapi_and_unknown_routes(hub: &Hub) {
         doc["components"]["schemas"]["ResourceSpec"]["additionalProperties"],
         false
     );
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let hub = Hub::start(None).await;
     problem(
         hub.get("/v1/nothing-here", "acceptance")
             .send()
@@ -589,9 +630,7 @@ async fn openapi_and_unknown_routes(hub: &Hub) {
     )
     .await;
     problem(
-        hub.client
-            .delete(format!("{}/v1/catalog/resources", hub.url))
-            .bearer_auth(hub.token("data-office"))
+        hub.delete("/v1/catalog/resources", "data-office")
             .send()
             .await
             .unwrap(),
@@ -606,15 +645,16 @@ async fn openapi_and_unknown_routes(hub: &Hub) {
 async fn directory_api_on_postgres() {
     let hub = Hub::start(Some(pg_schema_url("directory_api").await)).await;
     lists_the_four_base_libraries(&hub).await;
-    writes_are_for_the_data_office_and_validated(&hub).await;
+    bad_resource_writes_are_refused_and_write_nothing(&hub).await;
+    a_resource_is_created_updated_published_and_retired(&hub).await;
+    departments_are_added_under_a_parent(&hub).await;
 }
 
 /// Published versions are complete Parquet files whose keys pass their check digits.
 #[tokio::test]
 async fn dataset_versions_are_complete_parquet_files() {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let hub = Hub::start(None).await;
-    let page = json_of(
+    let page = expect_json(
         hub.get("/v1/catalog/resources", "acceptance")
             .send()
             .await
@@ -629,25 +669,20 @@ async fn dataset_versions_are_complete_parquet_files() {
             .join("datasets")
             .join(v["location"].as_str().unwrap())
             .join("part-00000.parquet");
-        let reader =
-            ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(&file).unwrap()).unwrap();
-        let names: Vec<String> = reader
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
+        let batches = read_parquet_file(&file);
+        assert!(!batches.is_empty(), "{} has rows", r["code"]);
         let items: Vec<&str> = r["items"]
             .as_array()
             .unwrap()
             .iter()
             .map(|i| i["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, items, "{} columns are its items", r["code"]);
         let mut rows = 0;
         let key = r["key_items"][0].as_str().unwrap().to_string();
-        for batch in reader.build().unwrap() {
-            let batch = batch.unwrap();
+        for batch in &batches {
+            let schema = batch.schema();
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            assert_eq!(names, items, "{} columns are its items", r["code"]);
             rows += batch.num_rows() as i64;
             let keys = batch.column_by_name(&key).unwrap();
             let keys = keys

@@ -1,16 +1,11 @@
 //! The `tongban` binary, run as a user would.
 
+use crate::common::{ndjson_lines, run_ok, tongban};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn tongban() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tongban"));
-    c.env("RUST_LOG", "warn");
-    c
-}
 
 /// Kills the child when the test ends, pass or fail.
 struct Running(Child);
@@ -20,16 +15,6 @@ impl Drop for Running {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// `tongban demo` on free ports over `data` (generated at `scale` if empty):
@@ -330,10 +315,7 @@ fn the_banner_commands_work_as_printed() {
         .skip(2)
         .map(|k| k.trim_matches('\''))
         .collect();
-    let lines: Vec<Value> = out
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
-        .collect();
+    let lines = ndjson_lines(out);
     let keys: Vec<&str> = lines.iter().map(|l| l["key"].as_str().unwrap()).collect();
     assert_eq!(keys, printed, "one answer per printed key, in order: {out}");
     assert_eq!(keys.len(), 3, "{command}");

@@ -1,7 +1,34 @@
-//! A running hub over fresh demo data, for tests.
+//! What the end-to-end tests share: [`Hub`], a running hub over fresh demo
+//! data, and the helpers every module uses to talk to it and to check what
+//! it answers, so that a check means the same in every test.
+//!
+//! - [`responses`]: an answer's status and its body as JSON, a problem,
+//!   NDJSON or text;
+//! - [`batches`]: Parquet read back, columns as text, valid citizen IDs;
+//! - [`flight`]: Arrow Flight clients and `DoExchange`;
+//! - [`flows`]: what tests do over the API the same way: needs granted or
+//!   revoked, negative entries, subscriptions waited for, versions waited
+//!   for;
+//! - [`webhook`]: a department's webhook endpoint, and pushes opened;
+//! - [`commands`]: the `tongban` binary and the repository around it.
+
+mod batches;
+mod commands;
+mod flight;
+mod flows;
+mod responses;
+mod webhook;
+
+pub use batches::{cells, citizen_id, read_parquet, read_parquet_file};
+pub use commands::{repo, run_ok, tongban};
+pub use flight::{exchange, grpc_code, key_batch};
+pub use responses::{expect_json, expect_text, ndjson, ndjson_lines, problem};
+pub use webhook::{Push, Webhook};
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+use tongban_catalog::sync::{SyncJobSpec, SyncMode, SyncRun};
 use tongban_catalog::{SqlStore, Store};
 use tongban_hub::demo::{self, Credentials};
 use tongban_hub::server::Server;
@@ -29,6 +56,15 @@ pub fn pg_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
 }
 
+/// A connection to the machine's PostgreSQL (a provider's or a consumer's
+/// database in the tests); fails loudly if PostgreSQL is down.
+pub async fn pg_connect() -> sqlx::PgConnection {
+    use sqlx::Connection;
+    sqlx::PgConnection::connect(&pg_url())
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()))
+}
+
 /// A fresh PostgreSQL schema for one test; fails loudly if PostgreSQL is down.
 pub async fn pg_schema_url(name: &str) -> String {
     sqlx::any::install_default_drivers();
@@ -46,6 +82,37 @@ pub async fn pg_schema_url(name: &str) -> String {
     format!("{}?options=-c%20search_path%3D{schema}", pg_url())
 }
 
+/// A config tweak for [`Hub::start_with`]: the delivery worker ticks every
+/// 50 ms and retries a failed push after 50 ms, backing off to 300 ms at
+/// most, so that push tests see outages and recoveries within seconds.
+pub fn quick_delivery(c: &mut Config) {
+    c.delivery.tick_ms = 50;
+    c.delivery.retry_base_ms = 50;
+    c.delivery.retry_max_ms = 300;
+}
+
+/// A sync job of `resource` from `source`; an incremental one follows the
+/// source's `updated_at` watermark and its `deleted` tombstones.
+pub fn sync_job(
+    name: &str,
+    resource: &str,
+    source: serde_json::Value,
+    mode: SyncMode,
+) -> SyncJobSpec {
+    SyncJobSpec {
+        name: name.into(),
+        resource: resource.into(),
+        source,
+        mode,
+        watermark_column: (mode == SyncMode::Incremental).then(|| "updated_at".into()),
+        tombstone_column: (mode == SyncMode::Incremental).then(|| "deleted".into()),
+        diff_deletes: false,
+        schedule: None,
+        transform: None,
+        enabled: true,
+    }
+}
+
 impl Hub {
     /// What a sync run needs, over this hub's catalog and data dir.
     pub fn sync_context(&self) -> tongban_hub::sync::SyncContext {
@@ -56,13 +123,18 @@ impl Hub {
         }
     }
 
+    /// Runs a stored sync job once, in-process, as the scheduler would.
+    pub async fn run_sync(&self, job: &str) -> tongban_hub::sync::Result<SyncRun> {
+        tongban_hub::sync::run_job(&self.sync_context(), job, &|_| {}).await
+    }
+
     /// Demo data at [`SCALE`] in a temp dir, served on a free port. With
     /// `store_url`, the catalog lives there instead of the embedded file.
     pub async fn start(store_url: Option<String>) -> Hub {
         Self::start_with(store_url, |_| {}).await
     }
 
-    /// [`Hub::start`] with the config adjusted first (e.g. quick push retries).
+    /// [`Hub::start`] with the config adjusted first (e.g. [`quick_delivery`]).
     pub async fn start_with(store_url: Option<String>, tweak: impl FnOnce(&mut Config)) -> Hub {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
@@ -126,12 +198,21 @@ impl Hub {
             served.await.unwrap().unwrap();
         }
         // Let the old audit writer finish its last group.
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
         self.serve().await;
     }
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The key the hub's hash masks (and its signed file URLs) are made
+    /// with, as a test needs it to compute what a consumer should receive.
+    pub fn mask_key(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("mask-hash.key"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     pub fn token(&self, label: &str) -> String {
@@ -153,13 +234,20 @@ impl Hub {
             .bearer_auth(self.token(who))
     }
 
+    pub fn put(&self, path: &str, who: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}{path}", self.url))
+            .bearer_auth(self.token(who))
+    }
+
     pub fn delete(&self, path: &str, who: &str) -> reqwest::RequestBuilder {
         self.client
             .delete(format!("{}{path}", self.url))
             .bearer_auth(self.token(who))
     }
 
-    /// Publishes new versions of the demo datasets (another seed: other rows).
+    /// Publishes new versions of the demo datasets (another seed: other
+    /// rows; the same seed 7 as at start: the same rows again).
     pub async fn publish_demo_versions(&self, seed: u64) {
         datagen::run(
             &self.store,
@@ -174,28 +262,33 @@ impl Hub {
         .unwrap();
     }
 
-    pub fn put(&self, path: &str, who: &str) -> reqwest::RequestBuilder {
-        self.client
-            .put(format!("{}{path}", self.url))
-            .bearer_auth(self.token(who))
+    /// Sends a request again while the lookup indexes are still loading
+    /// (503), for up to 10 s: right after [`Hub::start`] the indexes load
+    /// in the background. The first other answer, unchecked.
+    pub async fn send_when_ready(
+        &self,
+        what: &str,
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> reqwest::Response {
+        for _ in 0..200 {
+            let resp = request().send().await.unwrap();
+            if resp.status() != 503 {
+                return resp;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("{what}: the index never loaded");
     }
 
-    /// Posts JSON, again while the lookup indexes are still loading (503),
-    /// for up to 5 s.
+    /// [`Hub::send_when_ready`] of a JSON `body` posted to `path` as `who`.
     pub async fn post_when_ready(
         &self,
         path: &str,
         who: &str,
         body: &serde_json::Value,
     ) -> reqwest::Response {
-        for _ in 0..100 {
-            let resp = self.post(path, who).json(body).send().await.unwrap();
-            if resp.status() != 503 {
-                return resp;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        panic!("{path}: the index never loaded");
+        self.send_when_ready(path, || self.post(path, who).json(body))
+            .await
     }
 
     /// The newest dataset version of a resource, read from its files (not
@@ -214,18 +307,14 @@ impl Hub {
         (newest.version, batches)
     }
 
-    /// An Arrow Flight client of the hub that speaks as `who`.
-    pub async fn flight_client(&self, who: &str) -> arrow_flight::FlightClient {
-        let channel = tonic::transport::Channel::from_shared(self.flight.clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
-        let mut client = arrow_flight::FlightClient::new(channel);
-        client
-            .add_header("authorization", &format!("Bearer {}", self.token(who)))
-            .unwrap();
-        client
+    /// The first `n` citizen IDs of the demo population's newest version:
+    /// keys a test can look up and find.
+    pub async fn citizen_ids(&self, n: usize) -> Vec<String> {
+        let (_, batches) = self.read_newest("101/000001").await;
+        let ids = cells(&batches[0], "citizen_id");
+        (0..n)
+            .map(|i| ids[i].clone().expect("a citizen ID"))
+            .collect()
     }
 
     /// Every audit record so far, in order, across the log's segments.
@@ -239,79 +328,14 @@ impl Hub {
         segments.sort();
         segments
             .iter()
-            .flat_map(|p| {
-                std::fs::read_to_string(p)
-                    .unwrap()
-                    .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|p| ndjson_lines(&std::fs::read_to_string(p).unwrap()))
             .collect()
     }
-}
 
-/// The JSON body of an answer, after asserting its status.
-pub async fn expect_json(resp: reqwest::Response, status: u16) -> serde_json::Value {
-    let url = resp.url().to_string();
-    let got = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    assert_eq!(got, status, "{url}: {body}");
-    serde_json::from_str(&body).unwrap_or(serde_json::Value::Null)
-}
-
-/// One request a [`Webhook`] received.
-#[derive(Debug, Clone)]
-pub struct Pushed {
-    pub headers: axum::http::HeaderMap,
-    pub body: bytes::Bytes,
-}
-
-/// A department's webhook endpoint that accepts (204) every push and keeps
-/// it, unchecked: tests look at what arrived.
-#[derive(Clone)]
-pub struct Webhook {
-    /// Where the hub should push, `http://127.0.0.1:PORT/in`.
-    pub url: String,
-    pushed: Arc<std::sync::Mutex<Vec<Pushed>>>,
-}
-
-impl Webhook {
-    pub async fn start() -> Webhook {
-        let pushed = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let kept = pushed.clone();
-        let app = axum::Router::new().route(
-            "/in",
-            axum::routing::post(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
-                let kept = kept.clone();
-                async move {
-                    kept.lock().unwrap().push(Pushed { headers, body });
-                    axum::http::StatusCode::NO_CONTENT
-                }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/in", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Webhook { url, pushed }
+    /// Asserts that the audit log's hash chain is intact
+    /// (`tongban_hub::audit::verify`, in-process).
+    pub fn assert_audit_chain_intact(&self) {
+        let chain = tongban_hub::audit::verify(&self.data_dir().join("audit")).unwrap();
+        assert!(chain.is_ok(), "{chain:?}");
     }
-
-    /// What arrived so far, in order.
-    pub fn pushed(&self) -> Vec<Pushed> {
-        self.pushed.lock().unwrap().clone()
-    }
-}
-
-/// Asserts a problem+json response and returns its body.
-pub async fn problem(resp: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
-    assert_eq!(resp.status().as_u16(), status, "status of {}", resp.url());
-    let ct = resp.headers()["content-type"].to_str().unwrap().to_string();
-    assert_eq!(ct, "application/problem+json");
-    let body: serde_json::Value = resp.json().await.unwrap();
-    assert_eq!(body["code"], code, "{body}");
-    assert_eq!(body["status"], status);
-    assert!(
-        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
-        "{body}"
-    );
-    body
 }

@@ -9,17 +9,12 @@
 //! font such as `fonts-wqy-microhei` for legible screenshots) and the npm
 //! registry for playwright-core the first time; without them it fails.
 
-use crate::common::Hub;
+use crate::common::{Hub, repo, sync_job};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tongban_catalog::Store;
-use tongban_catalog::sync::{SyncJobSpec, SyncMode};
-use tongban_hub::sync::run_job;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use tongban_catalog::sync::SyncMode;
 
 /// `tests/browser/node_modules`, installed from the lock file if missing.
 fn node_modules() -> PathBuf {
@@ -55,39 +50,18 @@ fn screenshots() -> PathBuf {
         })
 }
 
-/// Citizen IDs of the demo population.
-pub(crate) async fn citizen_ids(hub: &Hub, n: usize) -> Vec<String> {
-    use arrow::array::AsArray;
-    let v = hub.store.list_versions("101/000001").await.unwrap();
-    let batches = tongban_hub::datasets::DatasetStore::local(hub.data_dir())
-        .unwrap()
-        .read_version(&v[0].location)
-        .await
-        .unwrap();
-    let ids = batches[0]
-        .column_by_name("citizen_id")
-        .unwrap()
-        .as_string::<i32>();
-    (0..n).map(|i| ids.value(i).to_string()).collect()
-}
-
 /// A morning's traffic, so the statistics and the trace have something to show.
 async fn traffic(hub: &Hub) -> String {
-    let ids = citizen_ids(hub, 12).await;
+    let ids = hub.citizen_ids(12).await;
     // The indexes load right after start: wait for the first answer.
-    for _ in 0..200 {
-        let r = hub
-            .post("/v1/lookup/101/000001", "acceptance")
-            .json(&json!({"keys": [&ids[0]], "items": ["gender"], "matter": "310000-JZZ-001", "case": "WARM-UP"}))
-            .send()
-            .await
-            .unwrap();
-        if r.status() != 503 {
-            assert_eq!(r.status(), 200);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let r = hub
+        .post_when_ready(
+            "/v1/lookup/101/000001",
+            "acceptance",
+            &json!({"keys": [&ids[0]], "items": ["gender"], "matter": "310000-JZZ-001", "case": "WARM-UP"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
     for (i, id) in ids.iter().enumerate() {
         let r = hub
             .post("/v1/lookup/101/000001", "acceptance")
@@ -170,31 +144,20 @@ async fn sync_runs(hub: &Hub) {
     let columns = json!([{"name": "site_id", "type": "Utf8"}, {"name": "site_name", "type": "Utf8"},
                          {"name": "street_code", "type": "Utf8"}]);
     for (name, path) in [("sites", &good), ("sites-broken", &bad)] {
+        let source = if name == "sites" {
+            json!({"type": "file", "path": path, "format": "csv", "columns": columns})
+        } else {
+            // Inferred from a file that lost a column: the run fails its
+            // schema check.
+            json!({"type": "file", "path": path, "format": "csv"})
+        };
         hub.store
-            .create_sync_job(&SyncJobSpec {
-                name: name.into(),
-                resource: "301/000300".into(),
-                source: if name == "sites" {
-                    json!({"type": "file", "path": path, "format": "csv", "columns": columns})
-                } else {
-                    // Inferred from a file that lost a column: the run fails
-                    // its schema check.
-                    json!({"type": "file", "path": path, "format": "csv"})
-                },
-                mode: SyncMode::Full,
-                watermark_column: None,
-                tombstone_column: None,
-                diff_deletes: false,
-                schedule: None,
-                transform: None,
-                enabled: true,
-            })
+            .create_sync_job(&sync_job(name, "301/000300", source, SyncMode::Full))
             .await
             .unwrap();
     }
-    let ctx = hub.sync_context();
-    assert!(run_job(&ctx, "sites", &|_| {}).await.is_ok());
-    assert!(run_job(&ctx, "sites-broken", &|_| {}).await.is_err());
+    assert!(hub.run_sync("sites").await.is_ok());
+    assert!(hub.run_sync("sites-broken").await.is_err());
 }
 
 #[tokio::test]

@@ -1,44 +1,20 @@
 //! Subscriptions end to end: the subscriptions API, the Delta Sharing
 //! protocol as seen over HTTP (files downloaded and read back), webhook push
-//! through an outage, PostgreSQL push, and what a negative entry or a revoked
-//! need does to every channel.
+//! through an outage and a restart, PostgreSQL push, and what a negative
+//! entry or a revoked need does to every channel.
 
-use crate::common::{Hub, pg_url, problem};
-use arrow::array::AsArray;
+use crate::common::{
+    Hub, Push, Webhook, cells, expect_json, ndjson, pg_connect, pg_url, problem, quick_delivery,
+    read_parquet,
+};
 use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tongban_hub::datasets::DatasetStore;
 use tongban_policies::Mask;
 
 const XUHUI: &str = "xuhui-district";
-const OFFICE: &str = "data-office";
 const RESIDENTS: &str = "/delta-sharing/shares/population/schemas/sh-gaj/tables/residents";
-
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let url = resp.url().to_string();
-    let got = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    assert_eq!(got, status, "{url}: {body}");
-    serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
-/// The lines of an NDJSON answer.
-async fn lines(resp: reqwest::Response) -> (u16, Option<String>, Vec<Value>) {
-    let status = resp.status().as_u16();
-    let version = resp
-        .headers()
-        .get("delta-table-version")
-        .map(|v| v.to_str().unwrap().to_string());
-    let text = resp.text().await.unwrap();
-    let lines = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    (status, version, lines)
-}
 
 /// A row as the residents subscription releases it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,19 +30,14 @@ struct Resident {
 /// its own streets (return flow), citizen IDs masked, names clear (its need
 /// says so), computed from the raw version, not through the hub.
 async fn expected_residents(hub: &Hub) -> BTreeSet<Resident> {
-    let key = std::fs::read_to_string(hub.data_dir().join("mask-hash.key")).unwrap();
-    let v = hub.store_versions("101/000001").await;
-    let batches = DatasetStore::local(hub.data_dir())
-        .unwrap()
-        .read_version(&v[0].location)
-        .await
-        .unwrap();
+    let key = hub.mask_key();
+    let (_, batches) = hub.read_newest("101/000001").await;
     let out: BTreeSet<Resident> = batches
         .iter()
         .flat_map(rows)
         .filter(|r| r.street.starts_with("310104"))
         .map(|r| Resident {
-            citizen_id: Mask::CitizenId.apply(&r.citizen_id, key.trim().as_bytes()),
+            citizen_id: Mask::CitizenId.apply(&r.citizen_id, key.as_bytes()),
             ..r
         })
         .collect();
@@ -76,15 +47,7 @@ async fn expected_residents(hub: &Hub) -> BTreeSet<Resident> {
 
 /// The residents' items of a batch, as text.
 fn rows(b: &RecordBatch) -> Vec<Resident> {
-    let text = |c: &str| {
-        arrow::compute::cast(
-            b.column_by_name(c).unwrap(),
-            &arrow::datatypes::DataType::Utf8,
-        )
-        .unwrap()
-        .as_string::<i32>()
-        .clone()
-    };
+    let text = |c: &str| cells(b, c);
     let (id, name, gender, born, street) = (
         text("citizen_id"),
         text("name"),
@@ -92,13 +55,14 @@ fn rows(b: &RecordBatch) -> Vec<Resident> {
         text("birth_date"),
         text("residence_street"),
     );
+    let at = |column: &[Option<String>], r: usize| column[r].clone().unwrap_or_default();
     (0..b.num_rows())
         .map(|r| Resident {
-            citizen_id: id.value(r).to_string(),
-            name: name.value(r).to_string(),
-            gender: gender.value(r).to_string(),
-            birth_date: born.value(r).to_string(),
-            street: street.value(r).to_string(),
+            citizen_id: at(&id, r),
+            name: at(&name, r),
+            gender: at(&gender, r),
+            birth_date: at(&born, r),
+            street: at(&street, r),
         })
         .collect()
 }
@@ -123,123 +87,42 @@ fn residents_of(batches: &[RecordBatch]) -> BTreeSet<Resident> {
     batches.iter().flat_map(rows).collect()
 }
 
-fn read_parquet(bytes: bytes::Bytes) -> Vec<RecordBatch> {
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .unwrap()
-        .build()
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
+/// The entry the data office adds here: birth dates no longer go out in
+/// bulk (subscribe mode).
+fn no_bulk_birth_dates() -> Value {
+    json!({"resource": "101/000001", "items": ["birth_date"], "modes": ["subscribe"],
+           "legal_basis": "《个人信息保护法》第六条", "note": "出生日期不再批量回流"})
 }
 
-impl Hub {
-    async fn store_versions(&self, resource: &str) -> Vec<tongban_catalog::DatasetVersion> {
-        use tongban_catalog::Store;
-        self.store.list_versions(resource).await.unwrap()
-    }
+// ---- the subscriptions API ---------------------------------------------------
 
-    /// The id of the district's approved subscribe need (the demo's).
-    async fn subscribe_need(&self) -> i64 {
-        let needs = json_of(
-            self.get("/v1/lists/needs", XUHUI).send().await.unwrap(),
-            200,
-        )
-        .await;
-        needs
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["mode"] == "subscribe" && n["status"] == "approved")
-            .expect("the demo's subscribe need")["id"]
-            .as_i64()
-            .unwrap()
-    }
-
-    async fn subscribe(&self, who: &str, body: Value) -> reqwest::Response {
-        self.post("/v1/subscriptions", who)
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    /// Polls a subscription's status until `done` holds (at most 30 s).
-    async fn wait_for(&self, id: i64, what: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            let s = json_of(
-                self.get(&format!("/v1/subscriptions/{id}"), XUHUI)
-                    .send()
-                    .await
-                    .unwrap(),
-                200,
-            )
-            .await;
-            if done(&s) {
-                return s;
-            }
-            last = s;
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let deliveries = self
-            .get(&format!("/v1/subscriptions/{id}/deliveries"), XUHUI)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        panic!("subscription {id}: timed out waiting for {what}: {last}\n{deliveries}");
-    }
-
-    /// Revokes a need as the data office.
-    async fn revoke(&self, need: i64) {
-        json_of(
-            self.post(&format!("/v1/lists/needs/{need}/revoke"), OFFICE)
-                .json(&json!({"reason": "事项终止"}))
-                .send()
-                .await
-                .unwrap(),
-            200,
-        )
-        .await;
-    }
+/// A subscription the district may make besides the demo's (a pull one).
+async fn another(hub: &Hub) -> Value {
+    let need = hub.approved_need(XUHUI, "subscribe").await;
+    json!({"name": "more", "resource": "101/000001", "need": need, "channel": {"type": "pull"}})
 }
 
-/// Creating subscriptions: every rule is checked and answered clearly;
-/// who sees what.
+/// [`another`] subscription, pushed by webhook: its answer (201).
+async fn another_by_webhook(hub: &Hub) -> Value {
+    let mut body = another(hub).await;
+    body["channel"] = json!({"type": "webhook", "url": "http://127.0.0.1:9/in"});
+    expect_json(hub.subscribe(XUHUI, &body).await, 201).await
+}
+
+/// Creating subscriptions: every rule is checked and answered clearly,
+/// naming the field, and nothing half-made is left.
 #[tokio::test]
-async fn subscriptions_are_checked_and_visible_to_their_parties() {
+async fn subscriptions_that_break_a_rule_are_refused_naming_the_field() {
     let hub = Hub::start(None).await;
-    let need = hub.subscribe_need().await;
-    let mine = json_of(
-        hub.get("/v1/subscriptions", XUHUI).send().await.unwrap(),
-        200,
-    )
-    .await;
-    assert_eq!(
-        mine.as_array().unwrap().len(),
-        1,
-        "the demo subscription: {mine}"
-    );
-    assert_eq!(mine[0]["name"], "residents");
-
-    let base = json!({"name": "more", "resource": "101/000001", "need": need, "channel": {"type": "pull"}});
+    let base = another(&hub).await;
     let with = |k: &str, v: Value| {
         let mut b = base.clone();
         b[k] = v;
         b
     };
-    let lookup_need = json_of(hub.get("/v1/lists/needs", XUHUI).send().await.unwrap(), 200)
-        .await
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|n| n["mode"] == "lookup" && n["status"] == "approved")
-        .unwrap()["id"]
-        .clone();
+    let lookup_need = hub.approved_need(XUHUI, "lookup").await;
     for (body, field) in [
-        (with("need", lookup_need), "need"),
+        (with("need", json!(lookup_need)), "need"),
         (
             with("items", json!(["name", "household_address"])),
             "items[1]",
@@ -260,16 +143,11 @@ async fn subscriptions_are_checked_and_visible_to_their_parties() {
             "channel",
         ),
     ] {
-        let p = problem(
-            hub.subscribe(XUHUI, body.clone()).await,
-            422,
-            "invalid_input",
-        )
-        .await;
+        let p = problem(hub.subscribe(XUHUI, &body).await, 422, "invalid_input").await;
         assert_eq!(p["field"], field, "{body}: {p}");
     }
     problem(
-        hub.subscribe(XUHUI, with("channel", json!({"type": "carrier-pigeon"})))
+        hub.subscribe(XUHUI, &with("channel", json!({"type": "carrier-pigeon"})))
             .await,
         422,
         "invalid_input",
@@ -277,48 +155,35 @@ async fn subscriptions_are_checked_and_visible_to_their_parties() {
     .await;
     // Another department cannot subscribe under the district's need.
     let p = problem(
-        hub.subscribe("acceptance", base.clone()).await,
+        hub.subscribe("acceptance", &base).await,
         422,
         "invalid_input",
     )
     .await;
     assert_eq!(p["field"], "need");
     problem(
-        hub.subscribe(XUHUI, with("name", json!("residents"))).await,
+        hub.subscribe(XUHUI, &with("name", json!("residents")))
+            .await,
         409,
         "duplicate",
     )
     .await;
-    let all = json_of(
+    let all = expect_json(
         hub.get("/v1/subscriptions", XUHUI).send().await.unwrap(),
         200,
     )
     .await;
     assert_eq!(all.as_array().unwrap().len(), 1, "nothing half-made: {all}");
+}
 
-    // A webhook subscription shows its secret once.
-    let hook = json_of(
-        hub.subscribe(
-            XUHUI,
-            with(
-                "channel",
-                json!({"type": "webhook", "url": "http://127.0.0.1:9/in"}),
-            ),
-        )
-        .await,
-        201,
-    )
-    .await;
+/// A webhook subscription shows its secret once; its status shows the plan
+/// the policy makes of it now.
+#[tokio::test]
+async fn a_webhook_subscription_shows_its_secret_once_and_its_plan() {
+    let hub = Hub::start(None).await;
+    let hook = another_by_webhook(&hub).await;
     assert!(hook["secret"].as_str().unwrap().starts_with("whsec_"));
-    let id = hook["id"].as_i64().unwrap();
-    let status = json_of(
-        hub.get(&format!("/v1/subscriptions/{id}"), XUHUI)
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    let status = hub.subscription(XUHUI, hook["id"].as_i64().unwrap()).await;
     assert!(status.get("secret").is_none(), "{status}");
     assert_eq!(status["plan"]["permitted"], true);
     let released: Vec<&str> = status["plan"]["released"]
@@ -342,7 +207,25 @@ async fn subscriptions_are_checked_and_visible_to_their_parties() {
         json!([{"item": "residence_street", "prefix": "310104"}]),
         "return flow to the district's own streets"
     );
-    // The consumer and the data office see it; nobody else.
+}
+
+/// The consumer and the data office see a subscription; nobody else does,
+/// or may cancel it; without an identity nothing is listed.
+#[tokio::test]
+async fn a_subscription_is_seen_and_cancelled_only_by_its_parties() {
+    let hub = Hub::start(None).await;
+    let mine = expect_json(
+        hub.get("/v1/subscriptions", XUHUI).send().await.unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(
+        mine.as_array().unwrap().len(),
+        1,
+        "the demo subscription: {mine}"
+    );
+    assert_eq!(mine[0]["name"], "residents");
+    let id = another_by_webhook(&hub).await["id"].as_i64().unwrap();
     problem(
         hub.get(&format!("/v1/subscriptions/{id}"), "acceptance")
             .send()
@@ -352,16 +235,12 @@ async fn subscriptions_are_checked_and_visible_to_their_parties() {
         "not_found",
     )
     .await;
-    json_of(
-        hub.get(&format!("/v1/subscriptions/{id}"), OFFICE)
+    hub.subscription("data-office", id).await;
+    let everyone = expect_json(
+        hub.get("/v1/subscriptions", "data-office")
             .send()
             .await
             .unwrap(),
-        200,
-    )
-    .await;
-    let everyone = json_of(
-        hub.get("/v1/subscriptions", OFFICE).send().await.unwrap(),
         200,
     )
     .await;
@@ -375,7 +254,7 @@ async fn subscriptions_are_checked_and_visible_to_their_parties() {
         "not_found",
     )
     .await;
-    let cancelled = json_of(
+    let cancelled = expect_json(
         hub.delete(&format!("/v1/subscriptions/{id}"), XUHUI)
             .send()
             .await
@@ -405,32 +284,72 @@ async fn subscriptions_are_checked_and_visible_to_their_parties() {
     .await;
 }
 
-/// The Delta Sharing protocol over HTTP: listings with pages, version,
-/// metadata, query with its hints and pages, files that hold exactly the
-/// permitted rows, signed URLs that expire and die with a policy change,
-/// and a revoked need that shuts the table.
-#[tokio::test]
-async fn delta_sharing_serves_exactly_the_permitted_rows() {
+// ---- Delta Sharing over HTTP -------------------------------------------------
+
+/// A hub whose shared files hold at most 10 rows, and a second table of the
+/// district's (`births`, birth dates only) besides the demo's `residents`.
+async fn sharing_hub() -> Hub {
     let hub = Hub::start_with(None, |c| c.delivery.file_rows = 10).await;
-    let need = hub.subscribe_need().await;
-    // A second table, to page through.
-    json_of(
+    let need = hub.approved_need(XUHUI, "subscribe").await;
+    expect_json(
         hub.subscribe(
             XUHUI,
-            json!({"name": "births", "resource": "101/000001", "need": need, "items": ["birth_date"], "channel": {"type": "pull"}}),
+            &json!({"name": "births", "resource": "101/000001", "need": need, "items": ["birth_date"], "channel": {"type": "pull"}}),
         )
         .await,
         201,
     )
     .await;
-    let ds = |path: &str| hub.get(&format!("/delta-sharing{path}"), XUHUI);
+    hub
+}
 
-    let shares = json_of(ds("/shares").send().await.unwrap(), 200).await;
+/// A Delta Sharing request of the district's.
+fn ds(hub: &Hub, path: &str) -> reqwest::RequestBuilder {
+    hub.get(&format!("/delta-sharing{path}"), XUHUI)
+}
+
+/// A query of `residents`: its lines (200).
+async fn query(hub: &Hub, body: Value) -> Vec<Value> {
+    ndjson(query_answer(hub, body).await, 200).await
+}
+
+/// A query of `residents`: the answer, unchecked.
+async fn query_answer(hub: &Hub, body: Value) -> reqwest::Response {
+    hub.post(&format!("{RESIDENTS}/query"), XUHUI)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `file` actions of Delta Sharing lines.
+fn files(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter_map(|l| l.get("file")).collect()
+}
+
+/// The released-record count of the district's `residents` v1 in the audit
+/// log, after asserting that no subscription record holds keys.
+fn audited_releases(hub: &Hub) -> usize {
+    let records = hub.audit_records();
+    assert!(records.iter().all(|r| r["keys"] == json!([])));
+    records
+        .iter()
+        .filter(|r| r["case"] == "sub:residents:v1" && r["outcome"] == "released")
+        .count()
+}
+
+/// Shares, schemas and tables: only what is shared with the department,
+/// listed in pages; bad page tokens and unknown shares are problems in the
+/// protocol's terms.
+#[tokio::test]
+async fn delta_sharing_lists_what_is_shared_with_a_department_in_pages() {
+    let hub = sharing_hub().await;
+    let shares = expect_json(ds(&hub, "/shares").send().await.unwrap(), 200).await;
     assert_eq!(
         shares["items"],
         json!([{"name": "population", "id": "population"}])
     );
-    let none = json_of(
+    let none = expect_json(
         hub.get("/delta-sharing/shares", "acceptance")
             .send()
             .await
@@ -443,25 +362,33 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
         json!([]),
         "nothing is shared with a department without subscriptions"
     );
-    let schemas = json_of(ds("/shares/population/schemas").send().await.unwrap(), 200).await;
+    let schemas = expect_json(
+        ds(&hub, "/shares/population/schemas").send().await.unwrap(),
+        200,
+    )
+    .await;
     assert_eq!(
         schemas["items"],
         json!([{"name": "sh-gaj", "share": "population"}])
     );
-    let page1 = json_of(
-        ds("/shares/population/schemas/sh-gaj/tables?maxResults=1")
-            .send()
-            .await
-            .unwrap(),
+    let page1 = expect_json(
+        ds(
+            &hub,
+            "/shares/population/schemas/sh-gaj/tables?maxResults=1",
+        )
+        .send()
+        .await
+        .unwrap(),
         200,
     )
     .await;
     assert_eq!(page1["items"][0]["name"], "births");
     let token = page1["nextPageToken"].as_str().unwrap();
-    let page2 = json_of(
-        ds(&format!(
-            "/shares/population/schemas/sh-gaj/tables?maxResults=1&pageToken={token}"
-        ))
+    let page2 = expect_json(
+        ds(
+            &hub,
+            &format!("/shares/population/schemas/sh-gaj/tables?maxResults=1&pageToken={token}"),
+        )
         .send()
         .await
         .unwrap(),
@@ -470,20 +397,29 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
     .await;
     assert_eq!(page2["items"][0]["name"], "residents");
     assert!(page2.get("nextPageToken").is_none());
-    let all = json_of(
-        ds("/shares/population/all-tables").send().await.unwrap(),
+    let all = expect_json(
+        ds(&hub, "/shares/population/all-tables")
+            .send()
+            .await
+            .unwrap(),
         200,
     )
     .await;
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
-    let bad = ds(&format!("/shares/population/all-tables?pageToken={token}"))
-        .send()
-        .await
-        .unwrap();
+    let bad = ds(
+        &hub,
+        &format!("/shares/population/all-tables?pageToken={token}"),
+    )
+    .send()
+    .await
+    .unwrap();
     let p = problem(bad, 400, "invalid_parameter").await;
     assert_eq!(p["errorCode"], "INVALID_PARAMETER_VALUE", "{p}");
     let p = problem(
-        ds("/shares/legal_entity/schemas").send().await.unwrap(),
+        ds(&hub, "/shares/legal_entity/schemas")
+            .send()
+            .await
+            .unwrap(),
         404,
         "not_found",
     )
@@ -499,16 +435,28 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
         "unauthorized",
     )
     .await;
+}
 
-    let v = ds(&format!("{}/version", &RESIDENTS["/delta-sharing".len()..]))
+/// A table's version, and its metadata: the released items with their
+/// Delta types.
+#[tokio::test]
+async fn delta_sharing_describes_a_table_by_its_version_and_released_items() {
+    let hub = sharing_hub().await;
+    let v = ds(
+        &hub,
+        &format!("{}/version", &RESIDENTS["/delta-sharing".len()..]),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(v.headers()["delta-table-version"], "1");
+    let resp = hub
+        .get(&format!("{RESIDENTS}/metadata"), XUHUI)
         .send()
         .await
         .unwrap();
-    assert_eq!(v.headers()["delta-table-version"], "1");
-    let table = |p: &str| format!("{RESIDENTS}{p}");
-    let (status, version, meta) =
-        lines(hub.get(&table("/metadata"), XUHUI).send().await.unwrap()).await;
-    assert_eq!((status, version.as_deref()), (200, Some("1")));
+    assert_eq!(resp.headers()["delta-table-version"], "1");
+    let meta = ndjson(resp, 200).await;
     assert_eq!(meta[0], json!({"protocol": {"minReaderVersion": 1}}));
     let schema: Value =
         serde_json::from_str(meta[1]["metaData"]["schemaString"].as_str().unwrap()).unwrap();
@@ -534,12 +482,18 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
+}
 
-    // Query: every file, downloaded, holds exactly the permitted rows.
-    let query = |body: Value| hub.post(&table("/query"), XUHUI).json(&body).send();
-    let (status, version, q) = lines(query(json!({})).await.unwrap()).await;
-    assert_eq!((status, version.as_deref()), (200, Some("1")));
-    let files: Vec<&Value> = q.iter().filter_map(|l| l.get("file")).collect();
+/// Query: every file, downloaded through its signed URL, holds exactly the
+/// permitted rows; the URLs serve ranges and HEAD as Parquet readers use
+/// them.
+#[tokio::test]
+async fn delta_sharing_files_hold_exactly_the_permitted_rows() {
+    let hub = sharing_hub().await;
+    let resp = query_answer(&hub, json!({})).await;
+    assert_eq!(resp.headers()["delta-table-version"], "1");
+    let q = ndjson(resp, 200).await;
+    let files = files(&q);
     let expected = expected_residents(&hub).await;
     assert_eq!(
         files.len(),
@@ -587,9 +541,17 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
         .unwrap();
     assert_eq!(range.status(), 206);
     assert_eq!(&range.bytes().await.unwrap()[..], b"PAR1");
+}
 
-    // Hints: a limit, a predicate no file can match, pages of files.
-    let (_, _, limited) = lines(query(json!({"limitHint": 1})).await.unwrap()).await;
+/// Hints: a limit, a predicate no file can match, pages of files; a version
+/// that does not exist, or a change feed asked of a query, are problems.
+/// Each query is audited under the subscription's version.
+#[tokio::test]
+async fn delta_sharing_query_hints_limit_prune_and_page_the_files() {
+    let hub = sharing_hub().await;
+    let q = query(&hub, json!({})).await;
+    let files = files(&q);
+    let limited = query(&hub, json!({"limitHint": 1})).await;
     assert_eq!(
         limited.iter().filter(|l| l.get("file").is_some()).count(),
         1
@@ -597,47 +559,45 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
     let nothing = json!({"op": "equal", "children": [
         {"op": "column", "name": "residence_street", "valueType": "string"},
         {"op": "literal", "value": "310101001000", "valueType": "string"}]});
-    let (_, _, pruned) = lines(
-        query(json!({"jsonPredicateHints": nothing.to_string()}))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let pruned = query(&hub, json!({"jsonPredicateHints": nothing.to_string()})).await;
     assert_eq!(
         pruned.iter().filter(|l| l.get("file").is_some()).count(),
         0,
         "other districts' streets are in no file"
     );
-    let (_, _, first) = lines(query(json!({"maxFiles": 2})).await.unwrap()).await;
+    let first = query(&hub, json!({"maxFiles": 2})).await;
     let page: Vec<&Value> = first.iter().filter_map(|l| l.get("file")).collect();
     assert_eq!(page.len(), 2.min(files.len()));
     if files.len() > 2 {
         let next = first.last().unwrap()["endStreamAction"]["nextPageToken"]
             .as_str()
             .unwrap();
-        let (_, _, second) = lines(
-            query(json!({"maxFiles": 100, "pageToken": next}))
-                .await
-                .unwrap(),
-        )
-        .await;
+        let second = query(&hub, json!({"maxFiles": 100, "pageToken": next})).await;
         let rest = second.iter().filter(|l| l.get("file").is_some()).count();
         assert_eq!(page.len() + rest, files.len());
     }
     problem(
-        query(json!({"version": 9})).await.unwrap(),
+        query_answer(&hub, json!({"version": 9})).await,
         404,
         "not_found",
     )
     .await;
     problem(
-        query(json!({"startingVersion": 1})).await.unwrap(),
+        query_answer(&hub, json!({"startingVersion": 1})).await,
         400,
         "invalid_parameter",
     )
     .await;
+    let released = audited_releases(&hub);
+    assert!(released >= 5, "each query audited: {released}");
+}
 
-    // Signed URLs: tampered or expired ones serve nothing.
+/// Signed URLs: tampered or expired ones serve nothing.
+#[tokio::test]
+async fn delta_sharing_file_urls_cannot_be_tampered_with_or_used_after_expiry() {
+    let hub = sharing_hub().await;
+    let q = query(&hub, json!({})).await;
+    let url = files(&q)[0]["url"].as_str().unwrap();
     let token = url.rsplit('/').next().unwrap();
     let (payload, _) = token.split_once('.').unwrap();
     problem(
@@ -650,8 +610,7 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
         "forbidden",
     )
     .await;
-    let key = std::fs::read_to_string(hub.data_dir().join("mask-hash.key")).unwrap();
-    let signer = tongban_hub::delivery::file_url_signer(key.trim().as_bytes());
+    let signer = tongban_hub::delivery::file_url_signer(hub.mask_key().as_bytes());
     let mut grant: tongban_hub::delivery::Grant = signer.verify(token, 0).unwrap();
     grant.expires_ms = chrono::Utc::now().timestamp_millis() - 1;
     let p = problem(
@@ -669,21 +628,19 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
     )
     .await;
     assert!(p["detail"].as_str().unwrap().contains("expired"), "{p}");
+}
 
-    // A new negative entry: the old URLs die, new files lack the item.
-    json_of(
-        hub.post("/v1/lists/negative", OFFICE)
-            .json(&json!({"resource": "101/000001", "items": ["birth_date"], "modes": ["subscribe"],
-                          "legal_basis": "《个人信息保护法》第六条", "note": "出生日期不再批量回流"}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+/// A new negative entry: the old URLs die, new files lack the item, and a
+/// table of nothing but the item is refused with the entry's rule.
+#[tokio::test]
+async fn a_negative_entry_ends_old_file_urls_and_new_files_lack_the_item() {
+    let hub = sharing_hub().await;
+    let q = query(&hub, json!({})).await;
+    let url = files(&q)[0]["url"].as_str().unwrap();
+    hub.add_negative(&no_bulk_birth_dates()).await;
     let p = problem(hub.client.get(url).send().await.unwrap(), 403, "forbidden").await;
     assert!(p["detail"].as_str().unwrap().contains("changed"), "{p}");
-    let (_, _, q2) = lines(query(json!({})).await.unwrap()).await;
+    let q2 = query(&hub, json!({})).await;
     let schema: Value =
         serde_json::from_str(q2[1]["metaData"]["schemaString"].as_str().unwrap()).unwrap();
     assert!(!schema.to_string().contains("birth_date"), "{schema}");
@@ -714,149 +671,100 @@ async fn delta_sharing_serves_exactly_the_permitted_rows() {
     )
     .await;
     assert_eq!(p["rule"], "negative:4", "{p}");
+}
 
-    // Revoking the need shuts the table and its URLs.
-    let live = q2.iter().find_map(|l| l.get("file")).unwrap()["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    hub.revoke(need).await;
-    let p = problem(query(json!({})).await.unwrap(), 403, "denied").await;
+/// Revoking the need shuts the table and its URLs; the refusal is in the
+/// audit log under the subscription.
+#[tokio::test]
+async fn a_revoked_need_shuts_the_shared_table_and_its_urls() {
+    let hub = sharing_hub().await;
+    let q = query(&hub, json!({})).await;
+    let live = files(&q)[0]["url"].as_str().unwrap().to_string();
+    hub.revoke_need(hub.approved_need(XUHUI, "subscribe").await)
+        .await;
+    let p = problem(query_answer(&hub, json!({})).await, 403, "denied").await;
     assert!(p["detail"].as_str().unwrap().contains("stopped"), "{p}");
     problem(hub.client.get(&live).send().await.unwrap(), 403, "denied").await;
-    let shares = json_of(ds("/shares").send().await.unwrap(), 200).await;
+    let shares = expect_json(ds(&hub, "/shares").send().await.unwrap(), 200).await;
     assert_eq!(shares["items"], json!([]));
-
-    // Every release and refusal is in the audit log, under its subscription.
-    let audit = std::fs::read_to_string(hub.data_dir().join("audit/audit-000001.jsonl")).unwrap();
-    let records: Vec<Value> = audit
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let released = records
-        .iter()
-        .filter(|r| r["case"] == "sub:residents:v1" && r["outcome"] == "released")
-        .count();
-    assert!(released >= 5, "each query audited: {released}");
+    assert_eq!(audited_releases(&hub), 1, "the query before");
     assert!(
-        records
+        hub.audit_records()
             .iter()
             .any(|r| r["case"] == "sub:residents" && r["outcome"] == "denied")
     );
-    assert!(records.iter().all(|r| r["keys"] == json!([])));
 }
 
-/// What the test receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    version: i64,
-    kind: String,
-    rows: Vec<Value>,
-}
+// ---- push ------------------------------------------------------------------
 
-#[derive(Clone, Default)]
-struct Receiver {
-    up: Arc<std::sync::atomic::AtomicBool>,
-    refused: Arc<std::sync::atomic::AtomicUsize>,
-    got: Arc<Mutex<Vec<Received>>>,
-    secret: Arc<Mutex<String>>,
-}
-
-/// A department's webhook endpoint that is down (503) until told otherwise,
-/// and checks every signature.
-async fn receiver() -> (Receiver, String) {
-    use axum::http::{HeaderMap, StatusCode};
-    use std::sync::atomic::Ordering;
-    let r = Receiver::default();
-    let state = r.clone();
-    let app = axum::Router::new().route(
-        "/in",
-        axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
-            let r = state.clone();
-            async move {
-                if !r.up.load(Ordering::SeqCst) {
-                    r.refused.fetch_add(1, Ordering::SeqCst);
-                    return StatusCode::SERVICE_UNAVAILABLE;
-                }
-                let sig = headers["tongban-signature"].to_str().unwrap();
-                let t: i64 = sig.split(',').next().unwrap()["t=".len()..]
-                    .parse()
-                    .unwrap();
-                let secret = r.secret.lock().unwrap().clone();
-                assert_eq!(
-                    sig,
-                    tongban_hub::delivery::push::signature(secret.as_bytes(), t, &body),
-                    "the body is signed with the subscription's secret"
-                );
-                let rows: Vec<Value> =
-                    if headers["content-type"] == "application/vnd.apache.parquet" {
-                        let mut w = arrow::json::ArrayWriter::new(Vec::new());
-                        for b in read_parquet(body.clone()) {
-                            w.write(&b).unwrap();
-                        }
-                        w.finish().unwrap();
-                        serde_json::from_slice::<Vec<Value>>(&w.into_inner()).unwrap_or_default()
-                    } else {
-                        std::str::from_utf8(&body)
-                            .unwrap()
-                            .lines()
-                            .map(|l| serde_json::from_str(l).unwrap())
-                            .collect()
-                    };
-                assert_eq!(
-                    headers["tongban-rows"].to_str().unwrap(),
-                    rows.len().to_string()
-                );
-                r.got.lock().unwrap().push(Received {
-                    version: headers["tongban-version"]
-                        .to_str()
-                        .unwrap()
-                        .parse()
-                        .unwrap(),
-                    kind: headers["tongban-kind"].to_str().unwrap().into(),
-                    rows,
-                });
-                StatusCode::NO_CONTENT
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/in", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (r, url)
-}
-
-/// A webhook that is down while three versions are published receives all
-/// three when it returns: each once, in order, signed, with only the
-/// permitted rows and items. A revoked need stops the deliveries.
-#[tokio::test]
-async fn webhook_push_survives_an_outage_with_nothing_lost_or_repeated() {
-    use std::sync::atomic::Ordering;
-    let hub = Hub::start_with(None, |c| {
-        c.delivery.tick_ms = 50;
-        c.delivery.retry_base_ms = 50;
-        c.delivery.retry_max_ms = 300;
-    })
-    .await;
-    let (rx, url) = receiver().await;
-    let need = hub.subscribe_need().await;
-    let sub = json_of(
+/// A webhook subscription of the district's residents to `hook`, in
+/// `format` (NDJSON when `None`): its id and secret.
+async fn push_to(hub: &Hub, name: &str, hook: &Webhook, format: Option<&str>) -> (i64, String) {
+    let need = hub.approved_need(XUHUI, "subscribe").await;
+    let mut channel = json!({"type": "webhook", "url": hook.url});
+    if let Some(format) = format {
+        channel["format"] = json!(format);
+    }
+    let sub = expect_json(
         hub.subscribe(
             XUHUI,
-            json!({"name": "residents-push", "resource": "101/000001", "need": need,
-                   "channel": {"type": "webhook", "url": url}}),
+            &json!({"name": name, "resource": "101/000001", "need": need, "channel": channel}),
         )
         .await,
         201,
     )
     .await;
-    *rx.secret.lock().unwrap() = sub["secret"].as_str().unwrap().to_string();
-    let id = sub["id"].as_i64().unwrap();
+    (
+        sub["id"].as_i64().unwrap(),
+        sub["secret"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Every push `hook` accepted, opened (signature and row count checked).
+fn opened(hook: &Webhook, secret: &str) -> Vec<Push> {
+    hook.pushed().iter().map(|p| p.open(secret)).collect()
+}
+
+/// Webhook rows as residents, after asserting each has only released items.
+fn as_set(rows: &[Value]) -> BTreeSet<Resident> {
+    rows.iter()
+        .map(|r| {
+            let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
+            assert!(
+                keys.iter().all(|k| [
+                    "citizen_id",
+                    "name",
+                    "gender",
+                    "birth_date",
+                    "residence_street"
+                ]
+                .contains(&k.as_str())),
+                "only released items: {r}"
+            );
+            Resident {
+                citizen_id: r["citizen_id"].as_str().unwrap().into(),
+                name: r["name"].as_str().unwrap().into(),
+                gender: r["gender"].as_str().unwrap().into(),
+                birth_date: r["birth_date"].as_str().unwrap().into(),
+                street: r["residence_street"].as_str().unwrap().into(),
+            }
+        })
+        .collect()
+}
+
+/// A webhook that is down while three versions are published receives all
+/// three when it returns: each once, in order, signed, with only the
+/// permitted rows and items.
+#[tokio::test]
+async fn webhook_push_survives_an_outage_with_nothing_lost_or_repeated() {
+    let hub = Hub::start_with(None, quick_delivery).await;
+    let hook = Webhook::start_down().await;
+    let (id, secret) = push_to(&hub, "residents-push", &hook, None).await;
     let expected_v1 = expected_residents(&hub).await;
 
     // Down: v1 is tried again and again; v2 and v3 are published meanwhile.
     let s = hub
-        .wait_for(id, "failed attempts", |s| {
+        .wait_for_subscription(XUHUI, id, "failed attempts", |s| {
             s["last_error"].as_str().is_some_and(|e| e.contains("503"))
         })
         .await;
@@ -864,31 +772,31 @@ async fn webhook_push_survives_an_outage_with_nothing_lost_or_repeated() {
     hub.publish_demo_versions(8).await;
     hub.publish_demo_versions(9).await;
     let expected_v3 = expected_residents(&hub).await;
-    hub.wait_for(id, "three pending", |s| s["pending"] == 3)
+    hub.wait_for_subscription(XUHUI, id, "three pending", |s| s["pending"] == 3)
         .await;
     // Still tried again and again (the backoff is capped at 300 ms here);
     // how many attempts fit in the publishing above depends on the machine.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while rx.refused.load(Ordering::SeqCst) < 3 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hook.refused() < 3 {
         assert!(
             std::time::Instant::now() < deadline,
             "retries stopped after {} attempts",
-            rx.refused.load(Ordering::SeqCst)
+            hook.refused()
         );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(rx.got.lock().unwrap().is_empty());
+    assert!(hook.pushed().is_empty());
 
     // Back up: everything arrives, once, in order.
-    rx.up.store(true, Ordering::SeqCst);
+    hook.come_up();
     let s = hub
-        .wait_for(id, "the cursor at v3", |s| s["cursor"] == 3)
+        .wait_for_subscription(XUHUI, id, "the cursor at v3", |s| s["cursor"] == 3)
         .await;
     assert_eq!(
         (s["pending"].as_i64(), s["behind"].as_i64()),
         (Some(0), Some(0))
     );
-    let got = rx.got.lock().unwrap().clone();
+    let got = opened(&hook, &secret);
     assert_eq!(
         got.iter().map(|r| r.version).collect::<Vec<_>>(),
         [1, 2, 3],
@@ -898,34 +806,9 @@ async fn webhook_push_survives_an_outage_with_nothing_lost_or_repeated() {
         got.iter().all(|r| r.kind == "snapshot"),
         "full versions go as snapshots"
     );
-    let as_set = |rows: &[Value]| -> BTreeSet<Resident> {
-        rows.iter()
-            .map(|r| {
-                let keys: Vec<&String> = r.as_object().unwrap().keys().collect();
-                assert!(
-                    keys.iter().all(|k| [
-                        "citizen_id",
-                        "name",
-                        "gender",
-                        "birth_date",
-                        "residence_street"
-                    ]
-                    .contains(&k.as_str())),
-                    "only released items: {r}"
-                );
-                Resident {
-                    citizen_id: r["citizen_id"].as_str().unwrap().into(),
-                    name: r["name"].as_str().unwrap().into(),
-                    gender: r["gender"].as_str().unwrap().into(),
-                    birth_date: r["birth_date"].as_str().unwrap().into(),
-                    street: r["residence_street"].as_str().unwrap().into(),
-                }
-            })
-            .collect()
-    };
     assert_eq!(as_set(&got[0].rows), expected_v1);
     assert_eq!(as_set(&got[2].rows), expected_v3);
-    let deliveries = json_of(
+    let deliveries = expect_json(
         hub.get(&format!("/v1/subscriptions/{id}/deliveries"), XUHUI)
             .send()
             .await
@@ -942,72 +825,66 @@ async fn webhook_push_survives_an_outage_with_nothing_lost_or_repeated() {
     assert_eq!(v1["status"], "delivered");
     assert!(v1["attempts"].as_i64().unwrap() >= 2, "{v1}");
 
-    // Revoked: no more deliveries, whatever is published.
-    hub.revoke(need).await;
-    let s = hub
-        .wait_for(id, "stopped", |s| s["status"] == "stopped")
-        .await;
-    assert!(s["status_reason"].as_str().unwrap().contains("revoked"));
-    hub.publish_demo_versions(10).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(
-        rx.got.lock().unwrap().len(),
-        3,
-        "nothing after the revocation"
-    );
-    let records = std::fs::read_to_string(hub.data_dir().join("audit/audit-000001.jsonl")).unwrap();
+    // Every delivery is audited, and so is the failed attempt.
+    let records = hub.audit_records();
     for v in 1..=3 {
-        let case = format!("\"case\":\"sub:residents-push:v{v}\"");
+        let case = format!("sub:residents-push:v{v}");
         assert!(
             records
-                .lines()
-                .any(|l| l.contains(&case) && l.contains("\"outcome\":\"released\"")),
+                .iter()
+                .any(|r| r["case"] == case.as_str() && r["outcome"] == "released"),
             "v{v} audited"
         );
     }
     assert!(
         records
-            .lines()
-            .any(|l| l.contains("sub:residents-push:v1") && l.contains("\"outcome\":\"failed\""))
+            .iter()
+            .any(|r| r["case"] == "sub:residents-push:v1" && r["outcome"] == "failed")
     );
 }
 
-/// Parquet bodies; pending deliveries survive a restart of the hub (the
-/// outbox is in the catalog); a new negative entry drops its item from the
-/// next delivery.
+/// A revoked need stops the deliveries: nothing more is pushed, whatever is
+/// published.
 #[tokio::test]
-async fn webhook_outbox_survives_a_restart_and_follows_the_negative_list() {
-    use std::sync::atomic::Ordering;
-    let mut hub = Hub::start_with(None, |c| {
-        c.delivery.tick_ms = 50;
-        c.delivery.retry_base_ms = 50;
-        c.delivery.retry_max_ms = 300;
+async fn a_revoked_need_stops_webhook_deliveries() {
+    let hub = Hub::start_with(None, quick_delivery).await;
+    let hook = Webhook::start().await;
+    let (id, secret) = push_to(&hub, "residents-push", &hook, None).await;
+    hub.wait_for_subscription(XUHUI, id, "v1 delivered", |s| s["cursor"] == 1)
+        .await;
+    assert_eq!(opened(&hook, &secret).len(), 1);
+    hub.revoke_need(hub.approved_need(XUHUI, "subscribe").await)
+        .await;
+    let s = hub
+        .wait_for_subscription(XUHUI, id, "stopped", |s| s["status"] == "stopped")
+        .await;
+    assert!(s["status_reason"].as_str().unwrap().contains("revoked"));
+    hub.publish_demo_versions(10).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(hook.pushed().len(), 1, "nothing after the revocation");
+}
+
+/// Parquet bodies; pending deliveries survive a restart of the hub (the
+/// outbox is in the catalog), and the two servers, one after the other,
+/// write one unbroken audit chain.
+#[tokio::test]
+async fn pending_webhook_deliveries_survive_a_restart_of_the_hub() {
+    let mut hub = Hub::start_with(None, quick_delivery).await;
+    let hook = Webhook::start_down().await;
+    let (id, secret) = push_to(&hub, "residents-parquet", &hook, Some("parquet")).await;
+    let expected_v1 = expected_residents(&hub).await;
+    hub.wait_for_subscription(XUHUI, id, "a failed attempt", |s| {
+        s["last_error"].is_string()
     })
     .await;
-    let (rx, url) = receiver().await;
-    let need = hub.subscribe_need().await;
-    let sub = json_of(
-        hub.subscribe(
-            XUHUI,
-            json!({"name": "residents-parquet", "resource": "101/000001", "need": need,
-                   "channel": {"type": "webhook", "url": url, "format": "parquet"}}),
-        )
-        .await,
-        201,
-    )
-    .await;
-    *rx.secret.lock().unwrap() = sub["secret"].as_str().unwrap().to_string();
-    let id = sub["id"].as_i64().unwrap();
-    let expected_v1 = expected_residents(&hub).await;
-    hub.wait_for(id, "a failed attempt", |s| s["last_error"].is_string())
-        .await;
 
     // The hub goes down and comes back; a version is published meanwhile.
     hub.restart().await;
     hub.publish_demo_versions(8).await;
-    rx.up.store(true, Ordering::SeqCst);
-    hub.wait_for(id, "v2 delivered", |s| s["cursor"] == 2).await;
-    let got = rx.got.lock().unwrap().clone();
+    hook.come_up();
+    hub.wait_for_subscription(XUHUI, id, "v2 delivered", |s| s["cursor"] == 2)
+        .await;
+    let got = opened(&hook, &secret);
     assert_eq!(got.iter().map(|r| r.version).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(got[0].rows.len(), expected_v1.len());
     assert!(got[0].rows.iter().all(|r| {
@@ -1016,31 +893,30 @@ async fn webhook_outbox_survives_a_restart_and_follows_the_negative_list() {
             .unwrap()
             .starts_with("310104")
     }));
+    hub.assert_audit_chain_intact();
+}
 
-    // Birth dates go on the negative list for bulk delivery: v3 comes without.
-    json_of(
-        hub.post("/v1/lists/negative", OFFICE)
-            .json(&json!({"resource": "101/000001", "items": ["birth_date"], "modes": ["subscribe"],
-                          "legal_basis": "《个人信息保护法》第六条", "note": "出生日期不再批量回流"}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+/// Birth dates go on the negative list for bulk delivery: the next version
+/// is pushed without them.
+#[tokio::test]
+async fn a_negative_entry_drops_its_item_from_the_next_webhook_delivery() {
+    let hub = Hub::start_with(None, quick_delivery).await;
+    let hook = Webhook::start().await;
+    let (id, secret) = push_to(&hub, "residents-parquet", &hook, Some("parquet")).await;
+    hub.wait_for_subscription(XUHUI, id, "v1 delivered", |s| s["cursor"] == 1)
+        .await;
+    hub.add_negative(&no_bulk_birth_dates()).await;
     hub.publish_demo_versions(9).await;
-    hub.wait_for(id, "v3 delivered", |s| s["cursor"] == 3).await;
-    let got = rx.got.lock().unwrap().clone();
-    assert_eq!(got.iter().map(|r| r.version).collect::<Vec<_>>(), [1, 2, 3]);
-    assert!(got[1].rows.iter().all(|r| r.get("birth_date").is_some()));
-    assert!(!got[2].rows.is_empty());
+    hub.wait_for_subscription(XUHUI, id, "v2 delivered", |s| s["cursor"] == 2)
+        .await;
+    let got = opened(&hook, &secret);
+    assert_eq!(got.iter().map(|r| r.version).collect::<Vec<_>>(), [1, 2]);
+    assert!(got[0].rows.iter().all(|r| r.get("birth_date").is_some()));
+    assert!(!got[1].rows.is_empty());
     assert!(
-        got[2].rows.iter().all(|r| r.get("birth_date").is_none()),
+        got[1].rows.iter().all(|r| r.get("birth_date").is_none()),
         "a negative-listed item never leaves"
     );
-    // Two servers, one after the other, wrote one unbroken audit chain.
-    let chain = tongban_hub::audit::verify(&hub.data_dir().join("audit")).unwrap();
-    assert!(chain.is_ok(), "{chain:?}");
 }
 
 /// Push into a department's own PostgreSQL table: the permitted rows,
@@ -1048,16 +924,9 @@ async fn webhook_outbox_survives_a_restart_and_follows_the_negative_list() {
 /// empty.
 #[tokio::test]
 async fn postgres_push_replaces_the_table_with_the_permitted_rows() {
-    use sqlx::{Connection, PgConnection, Row};
-    let hub = Hub::start_with(None, |c| {
-        c.delivery.tick_ms = 50;
-        c.delivery.retry_base_ms = 50;
-        c.delivery.retry_max_ms = 300;
-    })
-    .await;
-    let mut db = PgConnection::connect(&pg_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()));
+    use sqlx::{PgConnection, Row};
+    let hub = Hub::start_with(None, quick_delivery).await;
+    let mut db = pg_connect().await;
     async fn count(db: &mut PgConnection) -> (i64, i64, i64, i64, i64) {
         let row = sqlx::query(
             "SELECT count(*) AS n, count(*) FILTER (WHERE residence_street LIKE '310104%') AS mine,
@@ -1085,25 +954,25 @@ async fn postgres_push_replaces_the_table_with_the_permitted_rows() {
     .execute(&mut db)
     .await
     .unwrap();
-    let need = hub.subscribe_need().await;
+    let need = hub.approved_need(XUHUI, "subscribe").await;
     let url = pg_url().replace("postgresql://", "postgres://");
-    let sub = json_of(
+    let sub = expect_json(
         hub.subscribe(
             XUHUI,
-            json!({"name": "residents-db", "resource": "101/000001", "need": need,
-                   "channel": {"type": "postgres", "url": url, "table": "tongban_e2e_push.residents"}}),
+            &json!({"name": "residents-db", "resource": "101/000001", "need": need,
+                    "channel": {"type": "postgres", "url": url, "table": "tongban_e2e_push.residents"}}),
         )
         .await,
         201,
     )
     .await;
     let id = sub["id"].as_i64().unwrap();
-    hub.wait_for(id, "v1 in the table", |s| s["cursor"] == 1)
+    hub.wait_for_subscription(XUHUI, id, "v1 in the table", |s| s["cursor"] == 1)
         .await;
     let n1 = expected_residents(&hub).await.len() as i64;
     assert_eq!(count(&mut db).await, (n1, n1, 0, 0, n1));
     hub.publish_demo_versions(8).await;
-    hub.wait_for(id, "v2 in the table", |s| s["cursor"] == 2)
+    hub.wait_for_subscription(XUHUI, id, "v2 in the table", |s| s["cursor"] == 2)
         .await;
     let n2 = expected_residents(&hub).await.len() as i64;
     assert_eq!(

@@ -30,21 +30,20 @@
 //! Not here, because the hub has neither yet: interface calls (services)
 //! and console pages that show data.
 
-use crate::common::{Hub, Webhook, expect_json, pg_url, problem};
-use arrow::array::{Array, AsArray};
+use crate::common::{
+    Hub, Webhook, cells, exchange, expect_json, grpc_code, key_batch, ndjson, pg_connect, pg_url,
+    problem, quick_delivery, read_parquet,
+};
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
 use arrow_flight::error::FlightError;
 use futures::TryStreamExt;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{PgConnection, Row};
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::Duration;
 
 const ACCEPTANCE: &str = "acceptance";
 const XUHUI: &str = "xuhui-district";
-const OFFICE: &str = "data-office";
 const POPULATION: &str = "101/000001";
 const DIVISIONS: &str = "103/000001";
 /// The acceptance office's matter for lookup and verify (need:1 and need:2).
@@ -61,16 +60,6 @@ struct Person {
     name: String,
     gender: String,
     birth_date: String,
-}
-
-/// A column's values as text, row by row (none for a null).
-fn cells(b: &RecordBatch, column: &str) -> Vec<Option<String>> {
-    let col = b.column_by_name(column).expect("the column");
-    let col = arrow::compute::cast(col, &DataType::Utf8).unwrap();
-    let col = col.as_string::<i32>();
-    (0..col.len())
-        .map(|i| col.is_valid(i).then(|| col.value(i).to_string()))
-        .collect()
 }
 
 /// The non-null values of a column, as text (none if there is no column).
@@ -136,26 +125,6 @@ fn strings_of(values: &[Value]) -> BTreeSet<String> {
     out
 }
 
-fn read_parquet(bytes: bytes::Bytes) -> Vec<RecordBatch> {
-    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
-        .unwrap()
-        .build()
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap()
-}
-
-/// The lines of an NDJSON answer, after asserting its status.
-async fn ndjson(resp: reqwest::Response, status: u16) -> Vec<Value> {
-    let url = resp.url().to_string();
-    let got = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    assert_eq!(got, status, "{url}: {text}");
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect()
-}
-
 /// The `denied` entry of `item` in an answer, with its rule.
 fn denied_rule<'a>(answer: &'a Value, item: &str) -> Option<&'a str> {
     answer["denied"]
@@ -163,13 +132,6 @@ fn denied_rule<'a>(answer: &'a Value, item: &str) -> Option<&'a str> {
         .iter()
         .find(|d| d["item"] == item)?["rule"]
         .as_str()
-}
-
-fn grpc_code(e: FlightError) -> tonic::Code {
-    match e {
-        FlightError::Tonic(s) => s.code(),
-        other => panic!("expected a gRPC status, got {other}"),
-    }
 }
 
 /// Everything the test asks each path with.
@@ -276,15 +238,9 @@ impl Paths {
 
     /// Flight `DoExchange`: one batch with the person's key.
     async fn exchange(&self, items: &[&str], case: &str) -> Result<Vec<RecordBatch>, FlightError> {
-        use arrow_flight::FlightDescriptor;
-        use arrow_flight::encode::FlightDataEncoderBuilder;
-        let batch = self.key_batch();
         let cmd = json!({"resource": POPULATION, "matter": JZZ, "case": case, "items": items});
-        let input = FlightDataEncoderBuilder::new()
-            .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd.to_string())))
-            .build(futures::stream::iter(vec![Ok(batch)]));
-        let mut client = self.hub.flight_client(ACCEPTANCE).await;
-        client.do_exchange(input).await?.try_collect().await
+        let client = self.hub.flight_client(ACCEPTANCE).await;
+        exchange(client, &cmd, vec![self.person.citizen_id.clone()]).await
     }
 
     /// Flight `DoGet` of the district's `residents`, newest version.
@@ -373,52 +329,24 @@ impl Paths {
 
     /// Polls a subscription until its cursor reaches `version` (at most 30 s).
     async fn wait_for_cursor(&self, id: i64, version: i64) -> Value {
-        let mut last = Value::Null;
-        for _ in 0..300 {
-            last = self.subscription(id).await;
-            if last["cursor"] == version {
-                return last;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("subscription {id} never reached v{version}: {last}");
+        self.hub
+            .wait_for_subscription(XUHUI, id, &format!("v{version}"), |s| {
+                s["cursor"] == version
+            })
+            .await
     }
 
     async fn subscription(&self, id: i64) -> Value {
-        expect_json(
-            self.hub
-                .get(&format!("/v1/subscriptions/{id}"), XUHUI)
-                .send()
-                .await
-                .unwrap(),
-            200,
-        )
-        .await
+        self.hub.subscription(XUHUI, id).await
     }
 }
 
 impl Pushes {
     /// The rows of the `n`th webhook push (NDJSON), its signature checked.
     fn pushed(&self, n: usize, version: i64) -> Vec<Value> {
-        let pushed = self.hook.pushed();
-        let p = &pushed[n];
-        assert_eq!(p.headers["tongban-version"], version.to_string().as_str());
-        let sig = p.headers["tongban-signature"].to_str().unwrap();
-        let t: i64 = sig.split(',').next().unwrap()["t=".len()..]
-            .parse()
-            .unwrap();
-        assert_eq!(
-            sig,
-            tongban_hub::delivery::push::signature(self.hook_secret.as_bytes(), t, &p.body),
-            "the hub signed what arrived"
-        );
-        let rows: Vec<Value> = std::str::from_utf8(&p.body)
-            .unwrap()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        assert_eq!(p.headers["tongban-rows"], rows.len().to_string().as_str());
-        rows
+        let push = self.hook.pushed()[n].open(&self.hook_secret);
+        assert_eq!(push.version, version);
+        push.rows
     }
 }
 
@@ -441,16 +369,7 @@ const CHUNK: usize = tongban_hub::server::lookup::STREAM_CHUNK;
 
 impl Paths {
     fn key_batch(&self) -> RecordBatch {
-        let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-            arrow::datatypes::Field::new("key", DataType::Utf8, false),
-        ]));
-        RecordBatch::try_new(
-            schema,
-            vec![Arc::new(arrow::array::StringArray::from(vec![
-                self.person.citizen_id.clone(),
-            ]))],
-        )
-        .unwrap()
+        key_batch(vec![self.person.citizen_id.clone()])
     }
 
     /// Opens both, sends a first batch and chunk of keys and reads their
@@ -558,16 +477,12 @@ async fn pushed_table(db: &mut PgConnection, name: &str) -> (i64, i64, i64) {
 #[tokio::test]
 async fn a_negative_entry_stops_its_item_on_every_release_path() {
     let hub = Hub::start_with(None, |c| {
-        c.delivery.tick_ms = 50;
-        c.delivery.retry_base_ms = 50;
-        c.delivery.retry_max_ms = 300;
+        quick_delivery(c);
         // Several shared files, so that predicate hints have files to prune.
         c.delivery.file_rows = 10;
     })
     .await;
-    let mut db = PgConnection::connect(&pg_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()));
+    let mut db = pg_connect().await;
     let paths = Paths::new(hub).await;
     let pushes = Pushes::subscribe(&paths, &mut db).await;
 
@@ -634,24 +549,15 @@ impl Pushes {
     /// (which carries the demo pull subscription too), once they have had v1.
     async fn subscribe(p: &Paths, db: &mut PgConnection) -> Pushes {
         let hub = &p.hub;
-        let needs = expect_json(hub.get("/v1/lists/needs", XUHUI).send().await.unwrap(), 200).await;
-        let need = needs
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["mode"] == "subscribe" && n["status"] == "approved")
-            .expect("the demo's subscribe need")["id"]
-            .clone();
+        let need = hub.approved_need(XUHUI, "subscribe").await;
         let hook = Webhook::start().await;
         let sub = expect_json(
-            hub.post("/v1/subscriptions", XUHUI)
-                .json(
-                    &json!({"name": "residents-push", "resource": POPULATION, "need": need,
-                          "channel": {"type": "webhook", "url": hook.url}}),
-                )
-                .send()
-                .await
-                .unwrap(),
+            hub.subscribe(
+                XUHUI,
+                &json!({"name": "residents-push", "resource": POPULATION, "need": need,
+                        "channel": {"type": "webhook", "url": hook.url}}),
+            )
+            .await,
             201,
         )
         .await;
@@ -668,16 +574,16 @@ impl Pushes {
     .await
     .unwrap();
         let sub = expect_json(
-        hub.post("/v1/subscriptions", XUHUI)
-            .json(&json!({"name": "residents-db", "resource": POPULATION, "need": need,
-                          "channel": {"type": "postgres", "url": pg_url().replace("postgresql://", "postgres://"),
-                                      "table": PG_TABLE}}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+            hub.subscribe(
+                XUHUI,
+                &json!({"name": "residents-db", "resource": POPULATION, "need": need,
+                        "channel": {"type": "postgres", "url": pg_url().replace("postgresql://", "postgres://"),
+                                    "table": PG_TABLE}}),
+            )
+            .await,
+            201,
+        )
+        .await;
         let db_id = sub["id"].as_i64().unwrap();
         p.wait_for_cursor(hook_id, 1).await;
         p.wait_for_cursor(db_id, 1).await;
@@ -693,16 +599,10 @@ impl Pushes {
 /// Adds a negative entry for `name` of `resource`, every mode and
 /// consumer; its rule.
 async fn list_negative(hub: &Hub, resource: &str) -> String {
-    let entry = expect_json(
-        hub.post("/v1/lists/negative", OFFICE)
-            .json(&json!({"resource": resource, "items": ["name"],
-                          "legal_basis": "端到端测试：该信息项停止共享", "note": "every path"}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
+    let entry = hub
+        .add_negative(&json!({"resource": resource, "items": ["name"],
+                              "legal_basis": "端到端测试：该信息项停止共享", "note": "every path"}))
+        .await;
     assert_eq!(entry["modes"], json!([]), "every mode: {entry}");
     assert_eq!(entry["consumers"], json!([]), "every consumer: {entry}");
     format!("negative:{}", entry["id"])
@@ -1141,6 +1041,5 @@ fn every_request_is_audited_with_the_item_denied(
         assert_eq!(r["mode"], "subscribe", "{r}");
         assert!(denied(r, rule), "the name denied: {r}");
     }
-    let chain = tongban_hub::audit::verify(&p.hub.data_dir().join("audit")).unwrap();
-    assert!(chain.is_ok(), "{chain:?}");
+    p.hub.assert_audit_chain_intact();
 }

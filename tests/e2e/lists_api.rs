@@ -1,19 +1,12 @@
 //! The three lists, their review workflow and the explain endpoint, through
 //! the real server on demo data.
 
-use crate::common::{Hub, problem};
+use crate::common::{Hub, expect_json, expect_text, problem};
 use serde_json::{Value, json};
 
-async fn ok(resp: reqwest::Response, status: u16) -> Value {
-    let url = resp.url().to_string();
-    let code = resp.status().as_u16();
-    let body = resp.text().await.unwrap();
-    assert_eq!(code, status, "{url}: {body}");
-    serde_json::from_str(&body).unwrap_or(Value::String(body))
-}
-
+/// `POST /v1/policy/explain` as `who`: the decision (200).
 async fn explain(hub: &Hub, who: &str, body: Value) -> Value {
-    ok(
+    expect_json(
         hub.post("/v1/policy/explain", who)
             .json(&body)
             .send()
@@ -142,6 +135,16 @@ async fn explain_names_the_deciding_rule() {
     assert_eq!(d["decision"]["rule"], "unknown_resource");
 }
 
+/// The district's application for its 低保 matter: citizens' phone numbers.
+fn phone_application() -> Value {
+    json!({
+        "resource": "101/000001", "items": ["phone"], "matter": "310104-DBSQ-007", "mode": "lookup",
+        "justification": "低保申请：联系申请人补正材料"
+    })
+}
+
+/// Applied for, reviewed by the provider then the data office (each in its
+/// role only), revoked with a reason: the decision follows each step.
 #[tokio::test]
 async fn a_need_through_its_review_changes_the_decision() {
     let hub = Hub::start(None).await;
@@ -149,17 +152,14 @@ async fn a_need_through_its_review_changes_the_decision() {
     let d = explain(&hub, "xuhui-district", ask.clone()).await;
     assert_eq!(item(&d, "phone")["rule"], "no_need");
 
-    let application = json!({
-        "resource": "101/000001", "items": ["phone"], "matter": "310104-DBSQ-007", "mode": "lookup",
-        "justification": "低保申请：联系申请人补正材料"
-    });
+    let application = phone_application();
     let resp = hub
         .post("/v1/lists/needs", "xuhui-district")
         .json(&application)
         .send()
         .await
         .unwrap();
-    let need = ok(resp, 201).await;
+    let need = expect_json(resp, 201).await;
     let id = need["id"].as_i64().unwrap();
     assert_eq!(need["status"], "pending_provider");
     assert!(need["due_at"].is_string());
@@ -180,12 +180,12 @@ async fn a_need_through_its_review_changes_the_decision() {
     problem(approve("data-office").await.unwrap(), 403, "forbidden").await;
     problem(approve("acceptance").await.unwrap(), 404, "not_found").await; // not a party: not disclosed
     assert_eq!(
-        ok(approve("public-security").await.unwrap(), 200).await["status"],
+        expect_json(approve("public-security").await.unwrap(), 200).await["status"],
         "pending_office"
     );
     problem(approve("public-security").await.unwrap(), 403, "forbidden").await;
     assert_eq!(
-        ok(approve("data-office").await.unwrap(), 200).await["status"],
+        expect_json(approve("data-office").await.unwrap(), 200).await["status"],
         "approved"
     );
     problem(approve("data-office").await.unwrap(), 409, "conflict").await;
@@ -204,7 +204,7 @@ async fn a_need_through_its_review_changes_the_decision() {
     let revoke = hub
         .post(&format!("/v1/lists/needs/{id}/revoke"), "data-office")
         .json(&json!({"reason": "事项调整"}));
-    let need = ok(revoke.send().await.unwrap(), 200).await;
+    let need = expect_json(revoke.send().await.unwrap(), 200).await;
     let actions: Vec<&str> = need["history"]
         .as_array()
         .unwrap()
@@ -223,9 +223,14 @@ async fn a_need_through_its_review_changes_the_decision() {
             .contains("was revoked"),
         "{d}"
     );
+}
 
-    // Who sees which needs; overdue reviews are listed.
-    let all = ok(
+/// Who sees which needs: the data office all, a consumer its own, a
+/// provider those of its resources; overdue reviews are listed.
+#[tokio::test]
+async fn each_party_sees_its_own_needs_and_overdue_reviews_are_listed() {
+    let hub = Hub::start(None).await;
+    let all = expect_json(
         hub.get("/v1/lists/needs", "data-office")
             .send()
             .await
@@ -233,7 +238,7 @@ async fn a_need_through_its_review_changes_the_decision() {
         200,
     )
     .await;
-    let mine = ok(
+    let mine = expect_json(
         hub.get("/v1/lists/needs", "xuhui-district")
             .send()
             .await
@@ -248,7 +253,7 @@ async fn a_need_through_its_review_changes_the_decision() {
             .all(|n| n["consumer"] == "xh-zwfw")
     );
     assert!(all.as_array().unwrap().len() > mine.as_array().unwrap().len());
-    let provider = ok(
+    let provider = expect_json(
         hub.get("/v1/lists/needs", "public-security")
             .send()
             .await
@@ -263,7 +268,7 @@ async fn a_need_through_its_review_changes_the_decision() {
             .iter()
             .all(|n| n["resource"] == "101/000001")
     );
-    let overdue = ok(
+    let overdue = expect_json(
         hub.get("/v1/lists/needs?overdue=true", "data-office")
             .send()
             .await
@@ -273,9 +278,13 @@ async fn a_need_through_its_review_changes_the_decision() {
     .await;
     assert_eq!(overdue.as_array().unwrap().len(), 1, "{overdue}");
     assert_eq!(overdue[0]["consumer"], "pd-zwfw");
+}
 
-    // Applications that cannot be granted are refused with the field at fault.
-    let mut bad = application.clone();
+/// Applications that cannot be granted are refused with the field at fault.
+#[tokio::test]
+async fn an_application_that_cannot_be_granted_is_refused_naming_the_field() {
+    let hub = Hub::start(None).await;
+    let mut bad = phone_application();
     bad["items"] = json!(["religion"]);
     let p = problem(
         hub.post("/v1/lists/needs", "xuhui-district")
@@ -290,8 +299,10 @@ async fn a_need_through_its_review_changes_the_decision() {
     assert_eq!(p["field"], "items[0]");
 }
 
+/// Only the data office edits the negative list, with a legal basis; an
+/// entry decides at once, and deleting it gives the decision back.
 #[tokio::test]
-async fn negative_list_edits_and_list_files() {
+async fn negative_entries_are_the_data_offices_and_decide_at_once() {
     let hub = Hub::start(None).await;
     let entry = json!({"resource": "102/000001", "items": ["address"], "legal_basis": "测试依据", "modes": ["lookup"]});
     problem(
@@ -317,7 +328,7 @@ async fn negative_list_edits_and_list_files() {
     )
     .await;
     assert_eq!(p["field"], "legal_basis");
-    let created = ok(
+    let created = expect_json(
         hub.post("/v1/lists/negative", "data-office")
             .json(&entry)
             .send()
@@ -330,16 +341,18 @@ async fn negative_list_edits_and_list_files() {
     let ask = json!({"resource": "102/000001", "items": ["address"], "matter": "310000-YYZZ-002", "mode": "lookup"});
     let d = explain(&hub, "acceptance", ask.clone()).await;
     assert_eq!(item(&d, "address")["rule"], format!("negative:{id}"));
-    let del = hub
-        .client
-        .delete(format!("{}/v1/lists/negative/{id}", hub.url))
-        .bearer_auth(hub.token("data-office"));
+    let del = hub.delete(&format!("/v1/lists/negative/{id}"), "data-office");
     assert_eq!(del.send().await.unwrap().status(), 204);
     let d = explain(&hub, "acceptance", ask).await;
     assert_eq!(item(&d, "address")["rule"], "need:3");
+}
 
-    // Export as CSV, break a row, import: the line is named and nothing changes.
-    let csv = ok(
+/// Export as CSV, break a row, import: the line is named and nothing
+/// changes; a good file imports; the needs make a JSON round trip.
+#[tokio::test]
+async fn lists_export_and_import_as_csv_and_json() {
+    let hub = Hub::start(None).await;
+    let csv = expect_text(
         hub.get("/v1/lists/export/negative?format=csv", "data-office")
             .send()
             .await
@@ -347,12 +360,11 @@ async fn negative_list_edits_and_list_files() {
         200,
     )
     .await;
-    let csv = csv.as_str().unwrap().to_string();
     assert!(
         csv.starts_with("\u{feff}id,resource,items,legal_basis"),
         "{csv}"
     );
-    let before = ok(
+    let before = expect_json(
         hub.get("/v1/lists/negative", "acceptance")
             .send()
             .await
@@ -381,7 +393,7 @@ async fn negative_list_edits_and_list_files() {
         "{p}"
     );
     assert_eq!(
-        ok(
+        expect_json(
             hub.get("/v1/lists/negative", "acceptance")
                 .send()
                 .await
@@ -391,7 +403,7 @@ async fn negative_list_edits_and_list_files() {
         .await,
         before
     );
-    let counts = ok(import(csv.clone(), "text/csv").await.unwrap(), 200).await;
+    let counts = expect_json(import(csv.clone(), "text/csv").await.unwrap(), 200).await;
     assert_eq!(counts, json!({"created": 0, "updated": 3}));
     problem(
         import(csv, "text/plain").await.unwrap(),
@@ -400,7 +412,7 @@ async fn negative_list_edits_and_list_files() {
     )
     .await;
     // JSON round trip of the needs, through the API.
-    let needs = ok(
+    let needs = expect_json(
         hub.get("/v1/lists/export/needs", "data-office")
             .send()
             .await
@@ -412,7 +424,7 @@ async fn negative_list_edits_and_list_files() {
         .as_str()
         .map(String::from)
         .unwrap_or_else(|| needs.to_string());
-    let counts = ok(import(text, "application/json").await.unwrap(), 422).await;
+    let counts = expect_json(import(text, "application/json").await.unwrap(), 422).await;
     assert_eq!(
         counts["code"], "invalid_import",
         "needs do not import as negative entries"
@@ -421,11 +433,16 @@ async fn negative_list_edits_and_list_files() {
         .post("/v1/lists/import/needs", "data-office")
         .header("content-type", "application/json")
         .body(needs.to_string());
-    let counts = ok(resp.send().await.unwrap(), 200).await;
+    let counts = expect_json(resp.send().await.unwrap(), 200).await;
     assert_eq!(counts["created"], 0);
+}
 
-    // Compliance and the calendar.
-    let rows = ok(
+/// Compliance: every responsibility on time with fresh data. The calendar:
+/// a day cannot be both a holiday and a workday.
+#[tokio::test]
+async fn compliance_and_the_calendar() {
+    let hub = Hub::start(None).await;
+    let rows = expect_json(
         hub.get("/v1/lists/responsibilities/compliance", "acceptance")
             .send()
             .await
@@ -439,17 +456,9 @@ async fn negative_list_edits_and_list_files() {
         "fresh demo data is on time: {rows}"
     );
     let clash = json!({"holidays": ["2026-10-01"], "workdays": ["2026-10-01"]});
-    let put = hub
-        .client
-        .put(format!("{}/v1/lists/calendar", hub.url))
-        .bearer_auth(hub.token("data-office"))
-        .json(&clash);
+    let put = hub.put("/v1/lists/calendar", "data-office").json(&clash);
     problem(put.send().await.unwrap(), 422, "invalid_input").await;
     let good = json!({"holidays": ["2026-10-01", "2026-10-02"], "workdays": ["2026-10-10"]});
-    let put = hub
-        .client
-        .put(format!("{}/v1/lists/calendar", hub.url))
-        .bearer_auth(hub.token("data-office"))
-        .json(&good);
-    assert_eq!(ok(put.send().await.unwrap(), 200).await, good);
+    let put = hub.put("/v1/lists/calendar", "data-office").json(&good);
+    assert_eq!(expect_json(put.send().await.unwrap(), 200).await, good);
 }

@@ -1,63 +1,43 @@
 //! Real-time lookup and verification through the real server on demo data.
 
-use crate::common::{Hub, problem};
-use arrow::array::{Array, StringArray};
+use crate::common::{
+    Hub, cells, exchange, expect_json, grpc_code, ndjson, problem, read_parquet_file,
+};
 use serde_json::{Value, json};
 
-/// A few rows of a demo dataset, read straight from its Parquet file.
+/// A few rows of a demo dataset, read straight from its Parquet file, as
+/// text (a null as empty).
 fn sample(hub: &Hub, dir: &str, columns: &[&str], n: usize) -> Vec<Vec<String>> {
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let file = hub
         .data_dir()
         .join("datasets")
         .join(dir)
         .join("v1/part-00000.parquet");
-    let batch = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
-        .unwrap()
-        .build()
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap();
+    let batch = read_parquet_file(file).remove(0);
+    let columns: Vec<Vec<Option<String>>> = columns.iter().map(|c| cells(&batch, c)).collect();
     (0..n)
         .map(|row| {
             columns
                 .iter()
-                .map(|c| {
-                    let col = arrow::compute::cast(
-                        batch.column_by_name(c).unwrap(),
-                        &arrow::datatypes::DataType::Utf8,
-                    )
-                    .unwrap();
-                    let col = col.as_any().downcast_ref::<StringArray>().unwrap();
-                    if col.is_null(row) {
-                        String::new()
-                    } else {
-                        col.value(row).to_string()
-                    }
-                })
+                .map(|col| col[row].clone().unwrap_or_default())
                 .collect()
         })
         .collect()
 }
 
+/// The answer of a lookup that must succeed (200).
 async fn ok(resp: reqwest::Response) -> Value {
-    let status = resp.status();
-    let body = resp.text().await.unwrap();
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).unwrap()
+    expect_json(resp, 200).await
 }
 
-/// Retries while the index is still loading (503), for a few seconds.
-async fn post_when_ready(hub: &Hub, path: &str, who: &str, body: &Value) -> reqwest::Response {
-    for _ in 0..100 {
-        let resp = hub.post(path, who).json(body).send().await.unwrap();
-        if resp.status() != 503 {
-            return resp;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("{path}: the index never loaded");
+/// The demo's lookup of three citizens for 居住证: two in the data (one key
+/// in lower case), one valid key that is not, and religion among the items.
+fn three_citizens(people: &[Vec<String>]) -> Value {
+    json!({
+        "keys": [people[0][0], people[1][0].to_lowercase(), "11010519491231002X"],
+        "items": ["name", "residence_address", "gender", "religion"],
+        "matter": "310000-JZZ-001", "case": "JZZ-2026-000123"
+    })
 }
 
 #[tokio::test]
@@ -69,35 +49,11 @@ async fn lookup_releases_permitted_masked_items() {
         &["citizen_id", "name", "residence_address", "gender"],
         3,
     );
-    let body = json!({
-        "keys": [people[0][0], people[1][0].to_lowercase(), "110105194912310021"],
-        "items": ["name", "residence_address", "gender", "religion"],
-        "matter": "310000-JZZ-001", "case": "JZZ-2026-000123"
-    });
-    // A key that fails its check digit is refused before any lookup.
-    let p = problem(
-        post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await,
-        422,
-        "invalid_input",
-    )
-    .await;
-    assert_eq!(p["field"], "keys[2]");
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("check character is '1', expected 'X'"),
-        "{p}"
-    );
-
-    let mut body = body;
-    body["keys"][2] = json!("11010519491231002X"); // valid, but not in the data
+    // The last key is valid, but not in the data.
+    let body = three_citizens(&people);
     let r = ok(hub
-        .post("/v1/lookup/101/000001", "acceptance")
-        .json(&body)
-        .send()
-        .await
-        .unwrap())
+        .post_when_ready("/v1/lookup/101/000001", "acceptance", &body)
+        .await)
     .await;
     assert_eq!(r["version"], 1);
     assert!(r["as_of"].is_string());
@@ -129,6 +85,39 @@ async fn lookup_releases_permitted_masked_items() {
         r["denied"],
         json!([{"item": "religion", "rule": "negative:1", "reason": r["denied"][0]["reason"]}])
     );
+}
+
+/// A key that fails its check digit is refused before any lookup; so are a
+/// lookup nothing permits (naming the rule), one without an identity or a
+/// case, and one of a resource that does not exist.
+#[tokio::test]
+async fn lookups_that_break_a_rule_are_refused() {
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id"], 2);
+    let mut bad_key = three_citizens(&people);
+    bad_key["keys"][2] = json!("110105194912310021");
+    let p = problem(
+        hub.post_when_ready("/v1/lookup/101/000001", "acceptance", &bad_key)
+            .await,
+        422,
+        "invalid_input",
+    )
+    .await;
+    assert_eq!(p["field"], "keys[2]");
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("check character is '1', expected 'X'"),
+        "{p}"
+    );
+
+    // The index is in: what follows is not refused for want of it.
+    let body = three_citizens(&people);
+    ok(hub
+        .post_when_ready("/v1/lookup/101/000001", "acceptance", &body)
+        .await)
+    .await;
 
     // Nothing permitted: 403 naming the rule. No identity: 401.
     let other_matter =
@@ -186,7 +175,10 @@ async fn row_filters_hide_rows_like_missing_keys() {
         .expect("a Xuhui resident in the sample");
     let outside = people.iter().find(|p| !p[1].starts_with("310104")).unwrap();
     let body = json!({"keys": [inside[0], outside[0]], "items": ["citizen_id", "birth_date"], "matter": "310104-LNBT-004", "case": "LNBT-1"});
-    let r = ok(post_when_ready(&hub, "/v1/lookup/101/000001", "xuhui-district", &body).await).await;
+    let r = ok(hub
+        .post_when_ready("/v1/lookup/101/000001", "xuhui-district", &body)
+        .await)
+    .await;
     assert_eq!(r["results"][0]["found"], true);
     let id = r["results"][0]["rows"][0]["citizen_id"].as_str().unwrap();
     assert_eq!(
@@ -210,7 +202,10 @@ async fn verify_answers_match_or_not_and_discloses_nothing() {
         "claims": {"name": people[0][1], "birth_date": people[0][2], "religion": "无"},
         "matter": "310000-JZZ-001", "case": "JZZ-2026-000124"
     });
-    let r = ok(post_when_ready(&hub, "/v1/verify/101/000001", "acceptance", &body).await).await;
+    let r = ok(hub
+        .post_when_ready("/v1/verify/101/000001", "acceptance", &body)
+        .await)
+    .await;
     assert_eq!(r["found"], true);
     assert_eq!(r["matches"], json!({"birth_date": true, "name": true}));
     assert_eq!(r["denied"][0]["item"], "religion");
@@ -244,8 +239,13 @@ async fn verify_answers_match_or_not_and_discloses_nothing() {
     )
     .await;
     assert_eq!(p["field"], "key");
+}
 
-    // Licences: verify a company's food licence is valid, and find licences by holder.
+/// Licences: verify a company's food licence is valid, and find licences by
+/// holder. Credit codes are checked too.
+#[tokio::test]
+async fn licence_claims_are_verified_and_credit_codes_checked() {
+    let hub = Hub::start(None).await;
     let licences = sample(
         &hub,
         "104-000001",
@@ -257,7 +257,10 @@ async fn verify_answers_match_or_not_and_discloses_nothing() {
         .find(|l| l[3] == "食品经营许可证")
         .expect("a food licence in the sample");
     let body = json!({"key": food[0], "claims": {"status": "valid", "holder_id": food[1]}, "matter": "310000-SPJY-003", "case": "SP-1"});
-    let r = ok(post_when_ready(&hub, "/v1/verify/104/000001", "acceptance", &body).await).await;
+    let r = ok(hub
+        .post_when_ready("/v1/verify/104/000001", "acceptance", &body)
+        .await)
+    .await;
     assert_eq!(
         r["matches"],
         json!({"holder_id": true, "status": food[2] == "valid"})
@@ -265,7 +268,8 @@ async fn verify_answers_match_or_not_and_discloses_nothing() {
     // Credit codes are checked too.
     let body = json!({"keys": ["91350100M000100Y42"], "matter": "310000-YYZZ-002", "case": "YY-1"});
     let p = problem(
-        post_when_ready(&hub, "/v1/lookup/102/000001", "acceptance", &body).await,
+        hub.post_when_ready("/v1/lookup/102/000001", "acceptance", &body)
+            .await,
         422,
         "invalid_input",
     )
@@ -286,7 +290,10 @@ async fn releases_and_denials_are_audited() {
     let hub = Hub::start(None).await;
     let people = sample(&hub, "101-000001", &["citizen_id"], 2);
     let body = json!({"keys": [people[0][0]], "items": ["name"], "matter": "310000-JZZ-001", "case": "JZZ-9"});
-    ok(post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await).await;
+    ok(hub
+        .post_when_ready("/v1/lookup/101/000001", "acceptance", &body)
+        .await)
+    .await;
     let denied =
         json!({"keys": [people[0][0]], "items": ["name"], "matter": "310104-OTHER", "case": "X-1"});
     problem(
@@ -308,29 +315,13 @@ async fn releases_and_denials_are_audited() {
         .unwrap())
     .await;
 
-    let tongban = || {
-        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"));
-        c.arg("audit").env("RUST_LOG", "warn");
-        c
-    };
-    let out = tongban()
-        .args(["verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
+    let out = hub.audit_verify();
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(
         out.status.success() && stdout.contains("audit log intact: 3 records"),
         "{stdout}"
     );
-    let out = tongban()
-        .args(["trace", "--json", "--key"])
-        .arg(people[0][0].to_lowercase())
-        .arg("--data-dir")
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
-    let traced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let traced = hub.audit_trace(&people[0][0].to_lowercase());
     let traced = traced.as_array().unwrap();
     assert_eq!(traced.len(), 2, "one release, one denial: {traced:?}");
     assert_eq!(
@@ -364,11 +355,7 @@ async fn releases_and_denials_are_audited() {
         log.replacen("JZZ-9", "JZZ-8", 1),
     )
     .unwrap();
-    let out = tongban()
-        .args(["verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
+    let out = hub.audit_verify();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -389,30 +376,16 @@ async fn streamed_lookups_answer_every_line_in_order() {
     );
     let path =
         "/v1/lookup/101/000001/stream?matter=310000-JZZ-001&case=BATCH-1&items=name,religion";
-    let mut resp = None;
-    for _ in 0..100 {
-        let r = hub
-            .post(path, "acceptance")
-            .header("content-type", "application/x-ndjson")
-            .body(body.clone())
-            .send()
-            .await
-            .unwrap();
-        if r.status() != 503 {
-            resp = Some(r);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let resp = resp.expect("the index loads");
-    assert_eq!(resp.status(), 200);
+    let resp = hub
+        .send_when_ready(path, || {
+            hub.post(path, "acceptance")
+                .header("content-type", "application/x-ndjson")
+                .body(body.clone())
+        })
+        .await;
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
-    let text = resp.text().await.unwrap();
-    let lines: Vec<Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 5, "{text}");
+    let lines = ndjson(resp, 200).await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
     for (i, p) in people.iter().enumerate() {
         assert_eq!(lines[i]["key"], p[0]);
         assert_eq!(lines[i]["rows"][0]["name"], p[1]);
@@ -440,30 +413,30 @@ async fn streamed_lookups_answer_every_line_in_order() {
         .send()
         .await
         .unwrap();
-    let text = resp.text().await.unwrap();
-    let answers: Vec<&str> = text.lines().collect();
+    let answers = ndjson(resp, 200).await;
     assert_eq!(answers.len(), 10_000);
-    assert!(answers[9_999].contains(&people[9_999 % 3][0]));
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
+    assert!(answers[9_999].to_string().contains(&people[9_999 % 3][0]));
+    let verify = hub.audit_verify();
     assert!(
         String::from_utf8(verify.stdout)
             .unwrap()
             .contains("intact: 4 records"),
         "one record per chunk"
     );
+}
 
-    // A denied stream is refused before anything streams.
+/// A denied stream is refused before anything streams; so is one that
+/// names no matter.
+#[tokio::test]
+async fn streams_that_are_not_permitted_are_refused_before_anything_streams() {
+    let hub = Hub::start(None).await;
+    let people = sample(&hub, "101-000001", &["citizen_id"], 1);
     let denied = "/v1/lookup/101/000001/stream?matter=310000-NONE&case=B-2&items=name";
     problem(
-        hub.post(denied, "acceptance")
-            .body(people[0][0].clone())
-            .send()
-            .await
-            .unwrap(),
+        hub.send_when_ready(denied, || {
+            hub.post(denied, "acceptance").body(people[0][0].clone())
+        })
+        .await,
         403,
         "denied",
     )
@@ -487,7 +460,10 @@ async fn a_new_version_swaps_in_under_load() {
     let hub = std::sync::Arc::new(Hub::start(None).await);
     let people = sample(&hub, "101-000001", &["citizen_id"], 20);
     let body = json!({"keys": people.iter().map(|p| &p[0]).collect::<Vec<_>>(), "items": ["name"], "matter": "310000-JZZ-001", "case": "SWAP"});
-    ok(post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await).await;
+    ok(hub
+        .post_when_ready("/v1/lookup/101/000001", "acceptance", &body)
+        .await)
+    .await;
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut workers = Vec::new();
     for _ in 0..4 {
@@ -521,32 +497,10 @@ async fn a_new_version_swaps_in_under_load() {
         }));
     }
     // Publish version 2 of everything (same seed: same keys) while they run.
-    let options = tongban_hub::datagen::Options {
-        scale: crate::common::SCALE,
-        seed: 7,
-        progress: false,
-    };
-    tongban_hub::datagen::run(&hub.store, hub.data_dir(), options)
-        .await
-        .unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let r = ok(hub
-            .post("/v1/lookup/101/000001", "acceptance")
-            .json(&body)
-            .send()
-            .await
-            .unwrap())
+    hub.publish_demo_versions(7).await;
+    // Every answer meanwhile is 200 too.
+    hub.post_until_version("/v1/lookup/101/000001", "acceptance", &body, 2, |_| false)
         .await;
-        if r["version"] == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "version 2 was never swapped in"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut versions, mut failures, mut requests) = (std::collections::BTreeSet::new(), 0, 0);
     for w in workers {
@@ -576,29 +530,15 @@ async fn quotas_refuse_with_retry_after() {
         "resource": "101/000001", "items": ["gender"], "matter": "310104-QUOTA-1", "mode": "lookup",
         "justification": "配额测试", "daily_quota": 2
     });
-    let resp = hub
-        .post("/v1/lists/needs", "xuhui-district")
-        .json(&application)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let need: Value = resp.json().await.unwrap();
-    let id = need["id"].as_i64().unwrap();
-    ok(hub
-        .post(&format!("/v1/lists/needs/{id}/approve"), "data-office")
-        .send()
-        .await
-        .unwrap())
-    .await;
+    let id = hub.grant_need("xuhui-district", &application, None).await;
     let ask = |key: &str| json!({"keys": [key], "items": ["gender"], "matter": "310104-QUOTA-1", "case": "Q"});
-    ok(post_when_ready(
-        &hub,
-        "/v1/lookup/101/000001",
-        "xuhui-district",
-        &ask(&people[0][0]),
-    )
-    .await)
+    ok(hub
+        .post_when_ready(
+            "/v1/lookup/101/000001",
+            "xuhui-district",
+            &ask(&people[0][0]),
+        )
+        .await)
     .await;
     ok(hub
         .post("/v1/lookup/101/000001", "xuhui-district")
@@ -634,14 +574,7 @@ async fn quotas_refuse_with_retry_after() {
         .unwrap())
     .await;
     // The refusal is on the record too.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
-        .args(["audit", "trace", "--json", "--key"])
-        .arg(&people[2][0])
-        .arg("--data-dir")
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
-    let traced: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let traced = hub.audit_trace(&people[2][0]);
     let outcomes: Vec<&str> = traced
         .as_array()
         .unwrap()
@@ -657,9 +590,10 @@ async fn quotas_refuse_with_retry_after() {
 }
 
 /// Geospatial: a point falls in its city, district and street (R-tree plus
-/// exact test); an address text finds its district and street.
+/// exact test); a point in the sea in none; bad coordinates and resources
+/// without boundaries are refused.
 #[tokio::test]
-async fn points_and_addresses_find_their_divisions() {
+async fn points_find_their_city_district_and_street() {
     let hub = Hub::start(None).await;
     let streets = sample(
         &hub,
@@ -681,7 +615,10 @@ async fn points_and_addresses_find_their_divisions() {
         "lon": street[3].parse::<f64>().unwrap(), "lat": street[4].parse::<f64>().unwrap(),
         "items": ["code", "name", "level"], "matter": "310000-JZZ-001", "case": "GEO-1"
     });
-    let r = ok(post_when_ready(&hub, "/v1/locate/103/000001", "acceptance", &body).await).await;
+    let r = ok(hub
+        .post_when_ready("/v1/locate/103/000001", "acceptance", &body)
+        .await)
+    .await;
     let rows = r["results"][0]["rows"].as_array().unwrap();
     let codes: Vec<&str> = rows.iter().map(|r| r["code"].as_str().unwrap()).collect();
     assert_eq!(
@@ -714,12 +651,18 @@ async fn points_and_addresses_find_their_divisions() {
     .await;
     let people = json!({"lon": 121.4, "lat": 31.2, "matter": "m", "case": "c"});
     problem(
-        post_when_ready(&hub, "/v1/locate/101/000001", "acceptance", &people).await,
+        hub.post_when_ready("/v1/locate/101/000001", "acceptance", &people)
+            .await,
         422,
         "invalid_input",
     )
     .await;
+}
 
+/// Geospatial: an address text finds its district and street.
+#[tokio::test]
+async fn addresses_find_their_district_and_street() {
+    let hub = Hub::start(None).await;
     let addresses = sample(
         &hub,
         "103-000002",
@@ -727,7 +670,10 @@ async fn points_and_addresses_find_their_divisions() {
         1,
     );
     let body = json!({"keys": [addresses[0][0]], "by": "address", "items": ["district_code", "street_code", "lon", "lat"], "matter": "310000-JZZ-001", "case": "GEO-3"});
-    let r = ok(post_when_ready(&hub, "/v1/lookup/103/000002", "acceptance", &body).await).await;
+    let r = ok(hub
+        .post_when_ready("/v1/lookup/103/000002", "acceptance", &body)
+        .await)
+    .await;
     let row = &r["results"][0]["rows"][0];
     assert_eq!(
         (row["district_code"].as_str(), row["street_code"].as_str()),
@@ -754,13 +700,13 @@ async fn licences_are_checked_in_force_at_a_date() {
         .iter()
         .find(|l| l[1] == "valid" && !l[3].is_empty())
         .expect("a valid, dated licence");
-    let r = ok(post_when_ready(
-        &hub,
-        "/v1/verify/104/000001",
-        "acceptance",
-        &ask(&valid[0], &valid[2]),
-    )
-    .await)
+    let r = ok(hub
+        .post_when_ready(
+            "/v1/verify/104/000001",
+            "acceptance",
+            &ask(&valid[0], &valid[2]),
+        )
+        .await)
     .await;
     assert_eq!(r["in_force"], true, "{r}");
     assert_eq!(
@@ -800,46 +746,15 @@ async fn licences_are_checked_in_force_at_a_date() {
 /// items out, under the same policy, row filters and audit.
 #[tokio::test]
 async fn flight_exchange_answers_batches_of_keys() {
-    use arrow_flight::encode::FlightDataEncoderBuilder;
-    use arrow_flight::{FlightClient, FlightDescriptor};
-    use futures::TryStreamExt;
-    use std::sync::Arc;
     let hub = Hub::start(None).await;
     let people = sample(&hub, "101-000001", &["citizen_id", "name"], 3);
     // Wait for the index through HTTP first.
     let body = json!({"keys": [people[0][0]], "items": ["name"], "matter": "310000-JZZ-001", "case": "F-0"});
-    ok(post_when_ready(&hub, "/v1/lookup/101/000001", "acceptance", &body).await).await;
+    ok(hub
+        .post_when_ready("/v1/lookup/101/000001", "acceptance", &body)
+        .await)
+    .await;
 
-    let channel = tonic::transport::Channel::from_shared(hub.flight.clone())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let exchange = |token: String, cmd: Value, keys: Vec<String>| {
-        let channel = channel.clone();
-        async move {
-            let mut client = FlightClient::new(channel);
-            client
-                .add_header("authorization", &format!("Bearer {token}"))
-                .unwrap();
-            let schema = Arc::new(arrow::datatypes::Schema::new(vec![
-                arrow::datatypes::Field::new("key", arrow::datatypes::DataType::Utf8, false),
-            ]));
-            let batch = arrow::record_batch::RecordBatch::try_new(
-                schema,
-                vec![Arc::new(StringArray::from(keys))],
-            )
-            .unwrap();
-            let input = FlightDataEncoderBuilder::new()
-                .with_flight_descriptor(Some(FlightDescriptor::new_cmd(cmd.to_string())))
-                .build(futures::stream::iter(vec![Ok(batch)]));
-            client
-                .do_exchange(input)
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        }
-    };
     let cmd = json!({"resource": "101/000001", "matter": "310000-JZZ-001", "case": "F-1", "items": ["name", "religion"]});
     let keys = vec![
         people[0][0].clone(),
@@ -847,7 +762,7 @@ async fn flight_exchange_answers_batches_of_keys() {
         "11010519491231002X".into(),
         people[1][0].to_lowercase(),
     ];
-    let batches = exchange(hub.token("acceptance"), cmd.clone(), keys)
+    let batches = exchange(hub.flight_client("acceptance").await, &cmd, keys)
         .await
         .unwrap();
     let batch = &batches[0];
@@ -858,57 +773,46 @@ async fn flight_exchange_answers_batches_of_keys() {
         ["key", "found", "error", "name"],
         "religion is not released"
     );
-    let col = |name: &str| {
-        arrow::compute::cast(
-            batch.column_by_name(name).unwrap(),
-            &arrow::datatypes::DataType::Utf8,
-        )
-        .unwrap()
-    };
-    let (found, name, error) = (col("found"), col("name"), col("error"));
-    let s = |a: &arrow::array::ArrayRef, i: usize| {
-        let a = a.as_any().downcast_ref::<StringArray>().unwrap();
-        if a.is_null(i) {
-            None
-        } else {
-            Some(a.value(i).to_string())
-        }
-    };
+    let (found, name, error) = (
+        cells(batch, "found"),
+        cells(batch, "name"),
+        cells(batch, "error"),
+    );
     assert_eq!(
-        (s(&found, 0).as_deref(), s(&name, 0)),
+        (found[0].as_deref(), name[0].clone()),
         (Some("true"), Some(people[0][1].clone()))
     );
-    assert_eq!(s(&found, 1).as_deref(), Some("false"));
-    assert!(s(&error, 1).unwrap().contains("18 characters"));
+    assert_eq!(found[1].as_deref(), Some("false"));
+    assert!(error[1].as_ref().unwrap().contains("18 characters"));
     assert_eq!(
-        (s(&found, 2).as_deref(), s(&name, 2)),
+        (found[2].as_deref(), name[2].clone()),
         (Some("false"), None)
     );
     assert_eq!(
-        s(&name, 3),
+        name[3].clone(),
         Some(people[1][1].clone()),
         "keys are normalised"
     );
 
     // No token, or nothing permitted: refused with the gRPC status that says so.
-    let err = exchange("tb_nope".into(), cmd.clone(), vec![people[0][0].clone()])
-        .await
-        .unwrap_err();
-    let code = |e: arrow_flight::error::FlightError| match e {
-        arrow_flight::error::FlightError::Tonic(s) => s.code(),
-        other => panic!("expected a gRPC status, got {other}"),
-    };
-    assert_eq!(code(err), tonic::Code::Unauthenticated);
+    let err = exchange(
+        hub.flight_client_bearer("tb_nope").await,
+        &cmd,
+        vec![people[0][0].clone()],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(grpc_code(err), tonic::Code::Unauthenticated);
     let denied = json!({"resource": "101/000001", "matter": "310000-NONE", "case": "F-2", "items": ["name"]});
-    let err = exchange(hub.token("acceptance"), denied, vec![people[0][0].clone()])
-        .await
-        .unwrap_err();
-    assert_eq!(code(err), tonic::Code::PermissionDenied);
-    let verify = std::process::Command::new(env!("CARGO_BIN_EXE_tongban"))
-        .args(["audit", "verify", "--data-dir"])
-        .arg(hub.data_dir())
-        .output()
-        .unwrap();
+    let err = exchange(
+        hub.flight_client("acceptance").await,
+        &denied,
+        vec![people[0][0].clone()],
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(grpc_code(err), tonic::Code::PermissionDenied);
+    let verify = hub.audit_verify();
     assert!(
         String::from_utf8(verify.stdout)
             .unwrap()

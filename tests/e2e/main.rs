@@ -4,6 +4,9 @@
 //! - [`catalog_api`]: the directory API against demo data, on the embedded
 //!   store and on the machine's PostgreSQL;
 //! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
+//! - [`common`]: the `Hub` harness and the helpers every module shares
+//!   (answers checked, Parquet read back, Flight, needs and subscriptions,
+//!   a webhook endpoint, the `tongban` binary);
 //! - [`console_browser`]: the console in headless Chromium (playwright-core);
 //! - [`console_pages`]: the console's pages over HTTP: names beside codes;
 //! - [`delivery`]: subscriptions: the API, Delta Sharing over HTTP, webhook
@@ -15,6 +18,9 @@
 //! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
 //! - [`python_clients`]: the official Delta Sharing and pyarrow Flight
 //!   clients read a subscription (a virtualenv from `tests/python/`);
+//! - [`sync_runs`]: sync runs from a provider's PostgreSQL or MariaDB table:
+//!   the quality gate, incremental merges, schema drift, a killed run, the
+//!   schedule, transforms, the `tongban sync` CLI;
 //! - [`tls_api`]: HTTPS and client certificates (mTLS).
 
 mod catalog_api;

@@ -5,25 +5,18 @@
 //! syncs; `pyarrow.flight` also looks keys up with DoExchange. The clients run from a virtualenv this test makes
 //! (`tests/python/requirements.txt`, PyPI); without it the test fails.
 
-use crate::common::{Hub, pg_url};
-use crate::sync_runs::citizen_id;
+use crate::common::{Hub, citizen_id, expect_json, pg_connect, pg_url, repo, sync_job};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgConnection};
+use sqlx::PgConnection;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use tongban_catalog::lists::{Actor, ReviewAction};
-use tongban_catalog::sync::{SyncJobSpec, SyncMode};
-use tongban_catalog::{ResourceSpec, Role, Store};
-use tongban_hub::sync::run_job;
+use tongban_catalog::sync::SyncMode;
+use tongban_catalog::{ResourceSpec, Store};
 use tongban_policies::Mask;
 
 const CODE: &str = "301/000201";
 const XUHUI: &str = "xuhui-district";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// The virtualenv's python, made (once, kept under /var/tmp) if needed.
 fn python() -> PathBuf {
@@ -112,14 +105,6 @@ async fn exec(db: &mut PgConnection, sql: &str) {
     sqlx::raw_sql(sql).execute(db).await.unwrap();
 }
 
-async fn json_of(resp: reqwest::Response, status: u16) -> Value {
-    let url = resp.url().to_string();
-    let got = resp.status().as_u16();
-    let text = resp.text().await.unwrap();
-    assert_eq!(got, status, "{url}: {text}");
-    serde_json::from_str(&text).unwrap()
-}
-
 fn as_set(frame: &Value, columns: &[&str]) -> BTreeSet<Vec<Option<String>>> {
     let have: Vec<&str> = frame["columns"]
         .as_array()
@@ -147,17 +132,11 @@ fn as_set(frame: &Value, columns: &[&str]) -> BTreeSet<Vec<Option<String>>> {
         .collect()
 }
 
-#[tokio::test]
-async fn python_clients_read_exactly_what_the_policy_permits() {
-    let python = python();
-    let hub = Hub::start_with(None, |c| c.delivery.file_rows = 8).await;
+/// The provider's table, synced incrementally: v1, then v2 with updates,
+/// inserts and deletes (a change set).
+async fn two_synced_versions(hub: &Hub) {
     hub.store.create_resource(&resource()).await.unwrap();
-
-    // The provider's table, synced incrementally: v1, then v2 with updates,
-    // inserts and deletes (a change set).
-    let mut db = PgConnection::connect(&pg_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()));
+    let mut db = pg_connect().await;
     exec(
         &mut db,
         "DROP SCHEMA IF EXISTS tongban_e2e_py CASCADE; CREATE SCHEMA tongban_e2e_py;
@@ -181,22 +160,10 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
     }
     let source = json!({"type": "postgres", "url": format!("{}?options=-c%20search_path%3Dtongban_e2e_py", pg_url()), "table": "payments"});
     hub.store
-        .create_sync_job(&SyncJobSpec {
-            name: "payments".into(),
-            resource: CODE.into(),
-            source,
-            mode: SyncMode::Incremental,
-            watermark_column: Some("updated_at".into()),
-            tombstone_column: Some("deleted".into()),
-            diff_deletes: false,
-            schedule: None,
-            transform: None,
-            enabled: true,
-        })
+        .create_sync_job(&sync_job("payments", CODE, source, SyncMode::Incremental))
         .await
         .unwrap();
-    let ctx = hub.sync_context();
-    run_job(&ctx, "payments", &|_| {}).await.unwrap();
+    hub.run_sync("payments").await.unwrap();
     exec(
         &mut db,
         "UPDATE tongban_e2e_py.payments SET amount = amount + 99.75, updated_at = TIMESTAMP '2026-11-02'
@@ -218,7 +185,7 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
         )
         .await;
     }
-    let v2 = run_job(&ctx, "payments", &|_| {}).await.unwrap();
+    let v2 = hub.run_sync("payments").await.unwrap();
     assert_eq!(
         (
             v2.version,
@@ -228,113 +195,58 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
         ),
         (Some(2), 5, 4, 2)
     );
+}
 
-    // The district's need: approved by the provider, then the data office
-    // (over the API, which recompiles the policy); then the data office
-    // puts `months` on the negative list for bulk delivery.
-    let need = json_of(
-        hub.post("/v1/lists/needs", XUHUI)
-            .json(&json!({"resource": CODE, "items": ["citizen_id", "name", "district", "amount", "paid_on", "months"],
-                          "matter": "310104-SBBT-007", "mode": "subscribe",
-                          "justification": "社保补贴：辖区参保缴费数据回流"}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let need = need["id"].as_i64().unwrap();
-    hub.store
-        .review_need(
-            need,
-            Actor {
-                department: "sh-rsj",
-                role: Role::Department,
-            },
-            ReviewAction::Approve,
-            "同意",
+/// The district's needs, approved by the provider, then the data office
+/// (over the API, which recompiles the policy): one to subscribe, with its
+/// pull subscription `payments`, and one to look some of the items up (for
+/// DoExchange); the data office puts `months` on the negative list for bulk
+/// delivery.
+async fn the_district_is_granted_the_payments(hub: &Hub) {
+    let need = hub
+        .grant_need(
+            XUHUI,
+            &json!({"resource": CODE, "items": ["citizen_id", "name", "district", "amount", "paid_on", "months"],
+                    "matter": "310104-SBBT-007", "mode": "subscribe",
+                    "justification": "社保补贴：辖区参保缴费数据回流"}),
+            Some("sh-rsj"),
         )
-        .await
-        .unwrap();
-    json_of(
-        hub.post(&format!("/v1/lists/needs/{need}/approve"), "data-office")
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    json_of(
-        hub.post("/v1/subscriptions", XUHUI)
-            .json(&json!({"name": "payments", "resource": CODE, "need": need, "channel": {"type": "pull"}}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    json_of(
-        hub.post("/v1/lists/negative", "data-office")
-            .json(
-                &json!({"resource": CODE, "items": ["months"], "modes": ["subscribe", "batch"],
-                          "legal_basis": "《社会保险法》第八十一条", "note": "缴费月数不批量回流"}),
-            )
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    // And a lookup need for some of the items, for DoExchange.
-    let lookup = json_of(
-        hub.post("/v1/lists/needs", XUHUI)
-            .json(&json!({"resource": CODE, "items": ["citizen_id", "amount"],
-                          "matter": "310104-SBBT-008", "mode": "lookup",
-                          "justification": "社保补贴：核对申请人缴费"}))
-            .send()
-            .await
-            .unwrap(),
-        201,
-    )
-    .await;
-    let lookup = lookup["id"].as_i64().unwrap();
-    hub.store
-        .review_need(
-            lookup,
-            Actor {
-                department: "sh-rsj",
-                role: Role::Department,
-            },
-            ReviewAction::Approve,
-            "同意",
+        .await;
+    expect_json(
+        hub.subscribe(
+            XUHUI,
+            &json!({"name": "payments", "resource": CODE, "need": need, "channel": {"type": "pull"}}),
         )
-        .await
-        .unwrap();
-    json_of(
-        hub.post(&format!("/v1/lists/needs/{lookup}/approve"), "data-office")
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
-        200,
+        .await,
+        201,
     )
     .await;
-    // The index picks v2 up within a refresh (10 s).
+    hub.add_negative(
+        &json!({"resource": CODE, "items": ["months"], "modes": ["subscribe", "batch"],
+                "legal_basis": "《社会保险法》第八十一条", "note": "缴费月数不批量回流"}),
+    )
+    .await;
+    hub.grant_need(
+        XUHUI,
+        &json!({"resource": CODE, "items": ["citizen_id", "amount"],
+                "matter": "310104-SBBT-008", "mode": "lookup",
+                "justification": "社保补贴：核对申请人缴费"}),
+        Some("sh-rsj"),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn python_clients_read_exactly_what_the_policy_permits() {
+    let python = python();
+    let hub = Hub::start_with(None, |c| c.delivery.file_rows = 8).await;
+    two_synced_versions(&hub).await;
+    the_district_is_granted_the_payments(&hub).await;
+    // The index picks v2 up within a refresh (10 s); until then any answer
+    // only means "not yet".
     let asked = json!({"keys": [citizen_id(0)], "items": ["amount"], "matter": "310104-SBBT-008", "case": "PY-0"});
-    for tries in 0.. {
-        let resp = hub
-            .post(&format!("/v1/lookup/{CODE}"), XUHUI)
-            .json(&asked)
-            .send()
-            .await
-            .unwrap();
-        if resp.status() == 200 && json_of(resp, 200).await["version"] == 2 {
-            break;
-        }
-        assert!(tries < 150, "the lookup index never reached v2");
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    hub.post_until_version(&format!("/v1/lookup/{CODE}"), XUHUI, &asked, 2, |_| true)
+        .await;
     let profile_text = hub
         .post("/v1/sharing/profile", XUHUI)
         .send()
@@ -380,8 +292,8 @@ async fn python_clients_read_exactly_what_the_policy_permits() {
 
     // What the district may see, computed from what was written to the
     // provider's table, not through the hub.
-    let key = std::fs::read_to_string(hub.data_dir().join("mask-hash.key")).unwrap();
-    let key = key.trim().as_bytes();
+    let key = hub.mask_key();
+    let key = key.as_bytes();
     let row = |n: u32, updated: bool| -> Vec<Option<String>> {
         vec![
             Some(Mask::CitizenId.apply(&citizen_id(n), key)),

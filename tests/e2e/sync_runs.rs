@@ -2,8 +2,11 @@
 //! a new dataset version the directory shows; incremental runs with
 //! tombstones; schema drift; a run killed midway; the CLI.
 
-use crate::common::{Hub, pg_url};
-use sqlx::{Connection, PgConnection};
+use crate::common::{
+    Hub, cells, citizen_id, expect_json, pg_connect, pg_url, read_parquet_file, run_ok, sync_job,
+    tongban,
+};
+use sqlx::PgConnection;
 use std::process::Command;
 use tongban_catalog::sync::{RunOutcome, SyncJobSpec, SyncMode};
 use tongban_catalog::{ResourceSpec, Store};
@@ -33,19 +36,6 @@ fn resource() -> ResourceSpec {
     .unwrap()
 }
 
-/// Valid citizen IDs (GB 11643 check digits), distinct per `n`.
-pub(crate) fn citizen_id(n: u32) -> String {
-    let body = format!("31010119800101{:03}", n % 1000);
-    let weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    let sum: u32 = body
-        .chars()
-        .zip(weights)
-        .map(|(c, w)| c.to_digit(10).unwrap() * w)
-        .sum();
-    let check = ['1', '0', 'X', '9', '8', '7', '6', '5', '4', '3', '2'][(sum % 11) as usize];
-    format!("{body}{check}")
-}
-
 struct Provider {
     conn: PgConnection,
     url: String,
@@ -53,9 +43,7 @@ struct Provider {
 
 /// The provider's own database: a schema of `test` with a `payments` table.
 async fn provider(name: &str) -> Provider {
-    let mut conn = PgConnection::connect(&pg_url())
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {} must be reachable: {e}", pg_url()));
+    let mut conn = pg_connect().await;
     let schema = format!("tongban_e2e_sync_{name}");
     sqlx::raw_sql(&format!(
         "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}; SET search_path = {schema};
@@ -99,32 +87,15 @@ async fn start(name: &str, rows: u32) -> (Hub, Provider) {
     (hub, p)
 }
 
+/// A job of the resource here (see [`sync_job`]).
 fn job(name: &str, source: serde_json::Value, mode: SyncMode) -> SyncJobSpec {
-    SyncJobSpec {
-        name: name.into(),
-        resource: CODE.into(),
-        source,
-        mode,
-        watermark_column: (mode == SyncMode::Incremental).then(|| "updated_at".into()),
-        tombstone_column: (mode == SyncMode::Incremental).then(|| "deleted".into()),
-        diff_deletes: false,
-        schedule: None,
-        transform: None,
-        enabled: true,
-    }
+    sync_job(name, CODE, source, mode)
 }
 
 /// The rows of the newest version, as (citizen_id, name, amount text, months).
 async fn published(hub: &Hub) -> Vec<(String, String, String, i32)> {
     use arrow::array::AsArray;
-    let versions = hub.store.list_versions(CODE).await.unwrap();
-    let v = versions.first().expect("a version");
-    let batches = hub
-        .sync_context()
-        .datasets
-        .read_version(&v.location)
-        .await
-        .unwrap();
+    let (_, batches) = hub.read_newest(CODE).await;
     let mut rows = Vec::new();
     for b in batches {
         let id = b
@@ -201,17 +172,13 @@ async fn a_full_run_publishes_good_rows_and_quarantines_bad_ones() {
     assert!(rows.contains(&(citizen_id(7), "参保人7".into(), "7.50".into(), 7)));
     // The quarantine file names each bad row and why.
     let path = run.quarantine.clone().expect("a quarantine file");
-    let file = std::fs::File::open(&path).unwrap();
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .unwrap()
-        .build()
-        .unwrap();
     let mut reasons = Vec::new();
-    for b in reader {
-        use arrow::array::AsArray;
-        let b = b.unwrap();
-        let r = b.column_by_name("_reason").unwrap().as_string::<i32>();
-        reasons.extend(r.iter().map(|s| s.unwrap().to_string()));
+    for b in read_parquet_file(&path) {
+        reasons.extend(
+            cells(&b, "_reason")
+                .into_iter()
+                .map(|s| s.expect("a reason")),
+        );
     }
     assert_eq!(reasons.len(), 3, "{reasons:?}");
     assert!(
@@ -231,17 +198,17 @@ async fn a_full_run_publishes_good_rows_and_quarantines_bad_ones() {
         "{reasons:?}"
     );
     // The directory shows the version.
-    let versions: serde_json::Value = hub
-        .get(
+    let versions = expect_json(
+        hub.get(
             &format!("/v1/catalog/resources/{CODE}/versions"),
             "data-office",
         )
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .unwrap(),
+        200,
+    )
+    .await;
     assert_eq!(versions[0]["version"], run.version.unwrap());
     assert_eq!(versions[0]["row_count"], 250);
     assert_eq!(
@@ -256,9 +223,7 @@ async fn a_full_run_publishes_good_rows_and_quarantines_bad_ones() {
         citizen_id(9)
     ))
     .await;
-    let run2 = run_job(&hub.sync_context(), "payments-full", &|_| {})
-        .await
-        .unwrap();
+    let run2 = hub.run_sync("payments-full").await.unwrap();
     assert_eq!(run2.version, Some(run.version.unwrap() + 1));
     assert_eq!(run2.counts.rows_quarantined, 0);
     assert_eq!(run2.quarantine, None);
@@ -277,9 +242,7 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
         .create_sync_job(&job("payments-incr", p.source(32), SyncMode::Incremental))
         .await
         .unwrap();
-    let first = run_job(&hub.sync_context(), "payments-incr", &|_| {})
-        .await
-        .unwrap();
+    let first = hub.run_sync("payments-incr").await.unwrap();
     assert_eq!((first.counts.rows_read, first.counts.inserts), (100, 100));
     assert_eq!(
         first.watermark.as_deref(),
@@ -287,18 +250,14 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
     );
 
     // Nothing new: nothing read, the same rows in a new version.
-    let idle = run_job(&hub.sync_context(), "payments-incr", &|_| {})
-        .await
-        .unwrap();
+    let idle = hub.run_sync("payments-incr").await.unwrap();
     assert_eq!(idle.counts.rows_read, 0);
     assert_eq!(idle.counts.rows_written, 100);
 
     p.insert(100, 110, "2026-11-02 00:00").await;
     p.exec(&format!("UPDATE payments SET name = '更新', updated_at = '2026-11-02 01:00' WHERE citizen_id = '{}'", citizen_id(5))).await;
     p.exec(&format!("UPDATE payments SET deleted = true, updated_at = '2026-11-02 02:00' WHERE citizen_id IN ('{}', '{}')", citizen_id(6), citizen_id(7))).await;
-    let run = run_job(&hub.sync_context(), "payments-incr", &|_| {})
-        .await
-        .unwrap();
+    let run = hub.run_sync("payments-incr").await.unwrap();
     assert_eq!(run.counts.rows_read, 13);
     assert_eq!(
         (run.counts.inserts, run.counts.updates, run.counts.deletes),
@@ -331,14 +290,8 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
         .unwrap();
     let mut kinds = std::collections::BTreeMap::new();
     for b in &changes {
-        use arrow::array::AsArray;
-        for k in b
-            .column_by_name("_change_type")
-            .unwrap()
-            .as_string::<i32>()
-            .iter()
-        {
-            *kinds.entry(k.unwrap().to_string()).or_insert(0) += 1;
+        for k in cells(b, "_change_type") {
+            *kinds.entry(k.expect("a change type")).or_insert(0) += 1;
         }
     }
     assert_eq!(
@@ -364,11 +317,10 @@ async fn schema_drift_fails_the_run_before_writing() {
         .create_sync_job(&job("payments-drift", p.source(8), SyncMode::Full))
         .await
         .unwrap();
-    let ok = run_job(&hub.sync_context(), "payments-drift", &|_| {})
-        .await
-        .unwrap();
+    let ok = hub.run_sync("payments-drift").await.unwrap();
     p.exec("ALTER TABLE payments RENAME COLUMN months TO month_count; ALTER TABLE payments ALTER COLUMN paid_on TYPE bytea USING '\\x00'::bytea").await;
-    let err = run_job(&hub.sync_context(), "payments-drift", &|_| {})
+    let err = hub
+        .run_sync("payments-drift")
         .await
         .unwrap_err()
         .to_string();
@@ -393,27 +345,23 @@ async fn schema_drift_fails_the_run_before_writing() {
     );
 }
 
-/// `tongban sync add|run|list|history` as a user runs them; then a run
-/// killed midway leaves the previous version, is marked interrupted, and the
-/// rerun publishes exactly the source's rows.
+/// `tongban sync ARGS`.
+fn sync() -> Command {
+    let mut c = tongban();
+    c.arg("sync");
+    c
+}
+
+/// `tongban sync ARGS`, which must succeed; its standard output.
+fn sync_ok(args: &[&str]) -> String {
+    run_ok(sync().args(args))
+}
+
+/// `tongban sync add|run|list` as a user runs them; a bad source config is
+/// refused before anything is stored.
 #[tokio::test]
-async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
-    let (hub, mut p) = start("cli", 50).await;
-    let tongban = || {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_tongban"));
-        c.env("RUST_LOG", "warn").arg("sync");
-        c
-    };
-    // `tongban sync ARGS`, which must succeed; its standard output.
-    let sync_ok = |args: &[&str]| {
-        let out = tongban().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    };
+async fn the_cli_adds_runs_and_lists_jobs() {
+    let (hub, p) = start("cli", 50).await;
     let dir = hub.data_dir().to_str().unwrap().to_string();
     let source = p.source(10).to_string();
     sync_ok(&[
@@ -429,7 +377,7 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
         &source,
     ]);
     // A bad source config is refused before anything is stored.
-    let out = tongban()
+    let out = sync()
         .args([
             "add",
             "bad",
@@ -456,6 +404,20 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
             && list.contains("succeeded"),
         "{list}"
     );
+}
+
+/// A run killed midway leaves the previous version, is marked interrupted,
+/// and the rerun publishes exactly the source's rows.
+#[tokio::test]
+async fn a_killed_run_changes_nothing_and_its_rerun_publishes_the_source() {
+    let (hub, mut p) = start("killed", 50).await;
+    let dir = hub.data_dir().to_str().unwrap().to_string();
+    // The previous version.
+    hub.store
+        .create_sync_job(&job("payments-before", p.source(10), SyncMode::Full))
+        .await
+        .unwrap();
+    hub.run_sync("payments-before").await.unwrap();
 
     // Kill a run midway: a big, slow source (one row per batch).
     p.insert(50, 60, "2026-11-01 00:00").await;
@@ -466,7 +428,7 @@ async fn the_cli_runs_jobs_and_a_killed_run_changes_nothing() {
         .await
         .unwrap();
     let before = hub.store.list_versions(CODE).await.unwrap()[0].version;
-    let mut child = tongban()
+    let mut child = sync()
         .args(["run", "payments-slow", "--data-dir", &dir])
         .spawn()
         .unwrap();
@@ -561,9 +523,7 @@ async fn a_transform_reshapes_the_source() {
             .into(),
     );
     hub.store.create_sync_job(&spec).await.unwrap();
-    let run = run_job(&hub.sync_context(), "payments-transform", &|_| {})
-        .await
-        .unwrap();
+    let run = hub.run_sync("payments-transform").await.unwrap();
     assert_eq!((run.counts.rows_read, run.counts.rows_written), (30, 30));
     let rows = published(&hub).await;
     assert!(
@@ -577,9 +537,7 @@ async fn a_transform_reshapes_the_source() {
         citizen_id(500), citizen_id(501)
     ))
     .await;
-    let run = run_job(&hub.sync_context(), "payments-transform", &|_| {})
-        .await
-        .unwrap();
+    let run = hub.run_sync("payments-transform").await.unwrap();
     assert_eq!(
         (
             run.counts.rows_read,
@@ -592,7 +550,8 @@ async fn a_transform_reshapes_the_source() {
     let mut bad = job("payments-bad-transform", p.source(16), SyncMode::Full);
     bad.transform = Some("SELECT sfzh AS citizen_id, name FROM source".into());
     hub.store.create_sync_job(&bad).await.unwrap();
-    let err = run_job(&hub.sync_context(), "payments-bad-transform", &|_| {})
+    let err = hub
+        .run_sync("payments-bad-transform")
         .await
         .unwrap_err()
         .to_string();
@@ -600,7 +559,8 @@ async fn a_transform_reshapes_the_source() {
     let mut bad = job("payments-bad-sql", p.source(16), SyncMode::Full);
     bad.transform = Some("SELECT nope FROM source".into());
     hub.store.create_sync_job(&bad).await.unwrap();
-    let err = run_job(&hub.sync_context(), "payments-bad-sql", &|_| {})
+    let err = hub
+        .run_sync("payments-bad-sql")
         .await
         .unwrap_err()
         .to_string();
@@ -611,7 +571,7 @@ async fn a_transform_reshapes_the_source() {
 /// quarantined, the rest published.
 #[tokio::test]
 async fn a_mariadb_table_syncs_too() {
-    use sqlx::MySqlConnection;
+    use sqlx::{Connection, MySqlConnection};
     let url = std::env::var("TONGBAN_TEST_MYSQL_URL")
         .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/test".into());
     let mut my = MySqlConnection::connect(&url)
@@ -651,9 +611,7 @@ async fn a_mariadb_table_syncs_too() {
         .create_sync_job(&job("payments-mariadb", source, SyncMode::Full))
         .await
         .unwrap();
-    let run = run_job(&hub.sync_context(), "payments-mariadb", &|_| {})
-        .await
-        .unwrap();
+    let run = hub.run_sync("payments-mariadb").await.unwrap();
     assert_eq!(
         (
             run.counts.rows_read,
@@ -675,9 +633,7 @@ async fn diffed_deletes_remove_rows_gone_from_the_source() {
     spec.tombstone_column = None;
     spec.diff_deletes = true;
     hub.store.create_sync_job(&spec).await.unwrap();
-    run_job(&hub.sync_context(), "payments-diff", &|_| {})
-        .await
-        .unwrap();
+    hub.run_sync("payments-diff").await.unwrap();
     p.exec(&format!(
         "DELETE FROM payments WHERE citizen_id IN ('{}', '{}', '{}')",
         citizen_id(1),
@@ -686,9 +642,7 @@ async fn diffed_deletes_remove_rows_gone_from_the_source() {
     ))
     .await;
     p.insert(50, 52, "2026-11-05 00:00").await;
-    let run = run_job(&hub.sync_context(), "payments-diff", &|_| {})
-        .await
-        .unwrap();
+    let run = hub.run_sync("payments-diff").await.unwrap();
     assert_eq!(
         (run.counts.inserts, run.counts.updates, run.counts.deletes),
         (2, 0, 3)
