@@ -21,6 +21,7 @@ ALLOWED = {
     "tongban-audit": set(),
     "tongban-lookup": {"tongban-policies", "tongban-catalog", "tongban-datasets"},
     "tongban-sync": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets"},
+    "tongban-datagen": {"tongban-policies", "tongban-catalog", "tongban-datasets"},
     "tongban-core": {"tongban-policies", "tongban-catalog", "tongban-audit", "tongban-datasets",
                      "tongban-lookup"},
     "tongban-delivery": {"tongban-policies", "tongban-catalog", "tongban-connectors",
@@ -34,7 +35,8 @@ ALLOWED = {
     # The `tongban` binary (CLI, demo, demo data) on top of everything.
     "tongban-hub": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets",
                     "tongban-audit", "tongban-lookup", "tongban-sync", "tongban-core",
-                    "tongban-delivery", "tongban-console", "tongban-server"},
+                    "tongban-delivery", "tongban-console", "tongban-server",
+                    "tongban-datagen"},
     "tongban-benches": {"tongban-hub", "tongban-policies"},
 }
 ONLY_IN_SYNC = {"datafusion"}

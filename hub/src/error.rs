@@ -15,6 +15,8 @@ pub enum Error {
     Lookup(#[from] tongban_lookup::Error),
     #[error(transparent)]
     Sync(#[from] tongban_sync::Error),
+    #[error(transparent)]
+    Datagen(#[from] tongban_datagen::Error),
     /// A task the command waited for panicked or was cancelled.
     #[error("task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

@@ -5,11 +5,36 @@
 //! - [`generate`]: the seeded generators that produce Arrow batches;
 //! - this module: registers the directory, streams generated batches into
 //!   Parquet dataset versions and records them, with progress bars.
+//!
+//! A crate of its own so that it builds beside DataFusion rather than after
+//! it (docs/build-times.md); the `tongban` binary, the end-to-end tests and
+//! the benchmarks use it.
 
 pub mod directory;
 pub mod generate;
 
-use crate::{Error, Result};
+/// What can go wrong generating the demo data.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Catalog(#[from] tongban_catalog::Error),
+    #[error(transparent)]
+    Dataset(#[from] tongban_datasets::Error),
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+    /// `--scale` is out of range.
+    #[error("--scale must be a number in (0, 100], got {0}")]
+    Scale(f64),
+    /// The demo directory is not as the generator expects (a bug, caught
+    /// before anything is served).
+    #[error("demo data: {0}")]
+    Directory(String),
+    /// The generator thread panicked.
+    #[error("data generator failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 use generate::{Dataset, Sizes};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;
@@ -41,9 +66,7 @@ pub fn check_scale(scale: f64) -> Result<()> {
     if scale.is_finite() && scale > 0.0 && scale <= 100.0 {
         Ok(())
     } else {
-        Err(Error::Usage(format!(
-            "--scale must be a number in (0, 100], got {scale}"
-        )))
+        Err(Error::Scale(scale))
     }
 }
 
@@ -207,7 +230,7 @@ async fn install_lists(store: &dyn Store) -> Result<()> {
                     && n.matter == s.matter
                     && n.mode == s.mode
             })
-            .ok_or_else(|| Error::DemoData(format!("no demo need for subscription {}", s.name)))?;
+            .ok_or_else(|| Error::Directory(format!("no demo need for subscription {}", s.name)))?;
         store
             .create_subscription(
                 s.consumer,
