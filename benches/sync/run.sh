@@ -21,6 +21,8 @@
 #
 # Usage: benches/sync/run.sh              (from anywhere; settings below by
 #        environment, e.g. ROWS=100000 benches/sync/run.sh)
+#        TRANSFORM='SELECT … FROM source' adds a SQL transform to the job;
+#        TONGBAN_BIN=PATH benchmarks a given binary instead of building.
 #
 # Everything targets the PostgreSQL at $PG_URL only; every step is bounded
 # in time; the table and the hub's data dir are removed at the end (KEEP=1
@@ -116,11 +118,17 @@ pg -c 'select 1' >/dev/null || die "no PostgreSQL at $PG_URL"
 [[ $TABLE =~ ^[a-z_][a-z0-9_]*$ ]] || die "TABLE must be a plain lower-case name"
 
 # ---------------------------------------------------------------- build
-log "building (release) in $CARGO_TARGET_DIR"
-t0=$(date +%s)
-(cd "$ROOT" && cargo build --release --locked -q -p tongban-hub)
-echo "build: $(( $(date +%s) - t0 )) s" >&2
-TONGBAN=$CARGO_TARGET_DIR/release/tongban
+if [[ -n ${TONGBAN_BIN:-} ]]; then
+    # A given build (e.g. before a change), for a before/after in one session.
+    [[ -x $TONGBAN_BIN ]] || die "TONGBAN_BIN=$TONGBAN_BIN is not an executable"
+    TONGBAN=$TONGBAN_BIN
+else
+    log "building (release) in $CARGO_TARGET_DIR"
+    t0=$(date +%s)
+    (cd "$ROOT" && cargo build --release --locked -q -p tongban-hub)
+    echo "build: $(( $(date +%s) - t0 )) s" >&2
+    TONGBAN=$CARGO_TARGET_DIR/release/tongban
+fi
 
 # ---------------------------------------------------------------- work dir, cleanup
 WORK=$(mktemp -d "$WORK_PARENT/tongban-sync-bench.XXXXXX")
@@ -222,7 +230,14 @@ cat >"$WORK/directory.json" <<'EOF'
 EOF
 "$TONGBAN" catalog import "$WORK/directory.json" --data-dir "$DATA" >&2
 SOURCE="{\"type\":\"postgres\",\"url\":\"$PG_URL\",\"table\":\"$TABLE\"}"
-"$TONGBAN" sync add "$JOB" --data-dir "$DATA" --resource "$RES" --source "$SOURCE" >&2
+if [[ -n ${TRANSFORM:-} ]]; then
+    # A DataFusion SQL transform between the source and the gate; it must
+    # keep every row (each run is checked for $ROWS rows).
+    "$TONGBAN" sync add "$JOB" --data-dir "$DATA" --resource "$RES" --source "$SOURCE" \
+        --transform "$TRANSFORM" >&2
+else
+    "$TONGBAN" sync add "$JOB" --data-dir "$DATA" --resource "$RES" --source "$SOURCE" >&2
+fi
 
 # ---------------------------------------------------------------- rounds
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)   # the machine before the timed rounds
