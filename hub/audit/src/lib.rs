@@ -18,6 +18,8 @@
 //! channel or allocation of its own. A request is answered only after its
 //! record is on disk: no release goes unrecorded. A failed write cuts the
 //! segment back to its durable end and fails every request sealed after it.
+//!
+//! Crate ladder (docs/architecture.md): depends on no other Tongban crate.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};

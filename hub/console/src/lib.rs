@@ -24,6 +24,9 @@
 //! nothing and comes back with what was typed. The console is a router of
 //! its own over [`ConsoleApp`] (the hub and [`ConsoleState`]); the server
 //! mounts it and imports nothing back.
+//!
+//! Crate ladder (docs/architecture.md): depends on `tongban-core`,
+//! `tongban-delivery` (subscription plans) and the crates below them.
 
 // A refused form is answered with its page (an axum `Response`, ~130
 // bytes) returned by value: built once per refused request, never in a loop.

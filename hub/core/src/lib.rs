@@ -14,8 +14,10 @@
 //! - [`limits`]: need quotas as rate limits (governor);
 //! - [`sign`]: signed, expiring tokens (file URLs, console sessions).
 //!
-//! Depends on `policies`, `catalog` and `audit`; knows neither HTTP nor
-//! gRPC, and nothing above it (server, console, delivery) is imported here.
+//! Crate ladder (docs/architecture.md): depends on `tongban-policies`,
+//! `tongban-catalog`, `tongban-audit`, `tongban-datasets` and
+//! `tongban-lookup`; knows neither HTTP nor gRPC, and nothing above it
+//! (delivery, console, server) is imported here.
 
 pub mod access;
 pub mod auth;

@@ -9,6 +9,9 @@
 //! A crate of its own so that it builds beside DataFusion rather than after
 //! it (docs/build-times.md); the `tongban` binary, the end-to-end tests and
 //! the benchmarks use it.
+//!
+//! Crate ladder (docs/architecture.md): depends on `tongban-policies`,
+//! `tongban-catalog` and `tongban-datasets`.
 
 pub mod directory;
 pub mod generate;

@@ -7,6 +7,8 @@
 //! writer uploads (a multipart upload that the store commits on close), then
 //! the version record is committed to the catalog. A crash before that leaves
 //! at most unreferenced files and the previous version serving.
+//!
+//! Crate ladder (docs/architecture.md): depends on `tongban-catalog` only.
 
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;

@@ -24,6 +24,9 @@
 //! are the server's (`tongban-server`), built on this crate. Every release
 //! is audited (mode `subscribe` or `batch`, case `sub:<name>:v<version>`, no
 //! keys), and so is every refusal.
+//!
+//! Crate ladder (docs/architecture.md): depends on `tongban-core` and the
+//! crates below it (policies, catalog, connectors, datasets, audit).
 
 pub mod apply;
 pub mod files;

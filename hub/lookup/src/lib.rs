@@ -11,6 +11,9 @@
 //!
 //! Nothing here decides or audits: the access pipeline (`tongban-core`)
 //! does, and hands this crate only what the decision released.
+//!
+//! Crate ladder (docs/architecture.md): depends on `tongban-policies`,
+//! `tongban-catalog` and `tongban-datasets`.
 
 pub mod answer;
 pub mod index;

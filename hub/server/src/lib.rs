@@ -21,6 +21,9 @@
 //! Every route that releases data calls the access pipeline
 //! (`tongban_core::access`); each router gets only its own state: the API
 //! this crate's [`AppState`], the console its `ConsoleApp`.
+//!
+//! Crate ladder (docs/architecture.md): depends on every crate but the
+//! binary; none depends on it.
 
 // A `Problem` (an HTTP error body) is ~150 bytes and is returned by value
 // from handlers: it is built once per failed request, never in a loop, and

@@ -16,6 +16,10 @@
 //!
 //! `transform.rs` runs a job's SQL transform (DataFusion) between the source
 //! and the gate; `schedule.rs` runs due jobs from the server.
+//!
+//! Crate ladder (docs/architecture.md): depends on `tongban-policies`,
+//! `tongban-catalog`, `tongban-connectors` and `tongban-datasets`; the only
+//! crate that depends on DataFusion.
 
 mod gate;
 pub mod schedule;
