@@ -1,0 +1,117 @@
+//! `tongban token …` and `tongban cert …`: identities (stored hashed).
+
+use super::*;
+
+#[derive(Subcommand)]
+pub(super) enum CertCommand {
+    /// Register a client certificate (PEM): requests presenting it act as the department.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        department: String,
+        #[arg(long, value_enum, default_value = "department")]
+        role: RoleArg,
+        #[arg(long)]
+        label: String,
+        /// The client's certificate, PEM.
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum TokenCommand {
+    /// Issue a token for a department; it is printed once and stored hashed.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Department code, e.g. sh-zwfw.
+        #[arg(long)]
+        department: String,
+        #[arg(long, value_enum, default_value = "department")]
+        role: RoleArg,
+        /// What the token is for, e.g. "acceptance system, production".
+        #[arg(long)]
+        label: String,
+    },
+    /// List tokens (labels and departments; tokens themselves are not kept).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(super) enum RoleArg {
+    /// Reads the directory, applies for needs, looks up and subscribes under them.
+    Department,
+    /// Edits the directory and the lists.
+    DataOffice,
+}
+
+pub(super) async fn token(command: TokenCommand) -> Result<()> {
+    match command {
+        TokenCommand::Add {
+            store,
+            department,
+            role,
+            label,
+        } => {
+            let store = store.open().await?;
+            let role = match role {
+                RoleArg::Department => tongban_catalog::Role::Department,
+                RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
+            };
+            let token = tongban_core::auth::issue(&store, &department, role, label).await?;
+            eprintln!(
+                "Keep this token now: it is stored only as a hash. Running hubs pick it up within {} s.",
+                crate::server::IDENTITY_REFRESH.as_secs()
+            );
+            println!("{token}");
+            Ok(())
+        }
+        TokenCommand::List { store } => {
+            let store = store.open().await?;
+            println!("{:<14} {:<12} {:<14} LABEL", "DEPARTMENT", "ROLE", "HASH");
+            for t in store.list_tokens().await? {
+                println!(
+                    "{:<14} {:<12} {:<14} {}",
+                    t.department,
+                    t.role,
+                    &t.token_hash[..12],
+                    t.label
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(super) async fn cert(command: CertCommand) -> Result<()> {
+    match command {
+        CertCommand::Add {
+            store,
+            department,
+            role,
+            label,
+            file,
+        } => {
+            let fingerprint = tongban_core::tls::fingerprint_of_file(&file)?;
+            let store = store.open().await?;
+            store
+                .put_token(&tongban_catalog::TokenRecord {
+                    token_hash: tongban_core::auth::certificate_key(&fingerprint),
+                    department: department.clone(),
+                    role: match role {
+                        RoleArg::Department => tongban_catalog::Role::Department,
+                        RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
+                    },
+                    label,
+                })
+                .await?;
+            println!("registered certificate {fingerprint} for {department}");
+            Ok(())
+        }
+    }
+}
