@@ -21,7 +21,7 @@ ALLOWED = {
     "tongban-audit": set(),
     "tongban-lookup": {"tongban-policies", "tongban-catalog", "tongban-datasets"},
     "tongban-sync": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets"},
-    "tongban-datagen": {"tongban-policies", "tongban-catalog", "tongban-datasets"},
+    "tongban-datagen": {"tongban-policies", "tongban-catalog", "tongban-datasets", "tongban-core"},
     "tongban-core": {"tongban-policies", "tongban-catalog", "tongban-audit", "tongban-datasets",
                      "tongban-lookup"},
     "tongban-delivery": {"tongban-policies", "tongban-catalog", "tongban-connectors",
@@ -32,12 +32,13 @@ ALLOWED = {
     "tongban-server": {"tongban-policies", "tongban-catalog", "tongban-connectors",
                        "tongban-datasets", "tongban-audit", "tongban-lookup", "tongban-sync",
                        "tongban-core", "tongban-delivery", "tongban-console"},
-    # The `tongban` binary (CLI, demo, demo data) on top of everything.
+    # The `tongban` binary (CLI, demo) on top of everything: a binary only,
+    # which nothing can import.
     "tongban-hub": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets",
                     "tongban-audit", "tongban-lookup", "tongban-sync", "tongban-core",
                     "tongban-delivery", "tongban-console", "tongban-server",
                     "tongban-datagen"},
-    "tongban-benches": {"tongban-hub", "tongban-policies"},
+    "tongban-benches": {"tongban-policies", "tongban-datasets", "tongban-lookup"},
 }
 ONLY_IN_SYNC = {"datafusion"}
 
@@ -60,6 +61,9 @@ def main() -> int:
             d = dep["name"]
             if d in members and d not in ALLOWED[name]:
                 problems.append(f"{name} depends on {d}: not allowed (dependencies point down; see docs/architecture.md)")
+            bin_only = all(t["kind"] == ["bin"] for t in pkg["targets"] if t["kind"] != ["test"])
+            if d == "tongban-server" and not bin_only:
+                problems.append(f"{name} depends on tongban-server but is a library: nothing imports the server")
             if d in ONLY_IN_SYNC and name != "tongban-sync":
                 problems.append(f"{name} depends on {d}: DataFusion belongs to tongban-sync alone")
     # The table itself must point down: no circles.

@@ -14,8 +14,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::time::Instant;
-use tongban_hub::datasets::DatasetStore;
-use tongban_hub::index::Index;
+use tongban_datasets::DatasetStore;
+use tongban_lookup::index::Index;
 
 /// Resident memory of this process, in bytes (`VmRSS`).
 fn rss() -> usize {

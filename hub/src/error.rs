@@ -42,9 +42,6 @@ pub enum Error {
         line: usize,
         problem: String,
     },
-    /// A file the demo keeps (its credentials) cannot be read back.
-    #[error("{path}: {message}; delete it to make new tokens")]
-    Unreadable { path: PathBuf, message: String },
     /// The demo's generated data or directory is not as its code expects
     /// (a bug, caught before anything is served).
     #[error("demo data: {0}")]
@@ -61,10 +58,6 @@ pub enum Error {
     /// missing, a mask on a non-text column).
     #[error("policy enforcement: {0}")]
     Policy(#[from] tongban_policies::Error),
-    /// A dataset version does not hold what its resource or a delivery
-    /// plan says (no files, an item the plan releases is not in it).
-    #[error("dataset {resource}: {message}")]
-    VersionMismatch { resource: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -30,9 +30,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use tongban_catalog::sync::{SyncJobSpec, SyncMode, SyncRun};
 use tongban_catalog::{SqlStore, Store};
-use tongban_hub::demo::{self, Credentials};
-use tongban_hub::server::Server;
-use tongban_hub::{Config, datagen};
+use tongban_core::Config;
+use tongban_datagen as datagen;
+use tongban_datagen::credentials::{self as demo, Credentials};
+use tongban_server::Server;
 
 pub struct Hub {
     pub url: String,
@@ -45,7 +46,7 @@ pub struct Hub {
     dir: tempfile::TempDir,
     config: Config,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    served: Option<tokio::task::JoinHandle<tongban_hub::server::Result<()>>>,
+    served: Option<tokio::task::JoinHandle<tongban_server::Result<()>>>,
 }
 
 /// Scale of the demo data in tests: ~1,000 citizens.
@@ -115,17 +116,17 @@ pub fn sync_job(
 
 impl Hub {
     /// What a sync run needs, over this hub's catalog and data dir.
-    pub fn sync_context(&self) -> tongban_hub::sync::SyncContext {
-        tongban_hub::sync::SyncContext {
+    pub fn sync_context(&self) -> tongban_sync::SyncContext {
+        tongban_sync::SyncContext {
             store: Arc::new(self.store.clone()),
-            datasets: tongban_hub::datasets::DatasetStore::local(self.data_dir()).unwrap(),
+            datasets: tongban_datasets::DatasetStore::local(self.data_dir()).unwrap(),
             data_dir: self.data_dir().to_path_buf(),
         }
     }
 
     /// Runs a stored sync job once, in-process, as the scheduler would.
-    pub async fn run_sync(&self, job: &str) -> tongban_hub::sync::Result<SyncRun> {
-        tongban_hub::sync::run_job(&self.sync_context(), job, &|_| {}).await
+    pub async fn run_sync(&self, job: &str) -> tongban_sync::Result<SyncRun> {
+        tongban_sync::run_job(&self.sync_context(), job, &|_| {}).await
     }
 
     /// Demo data at [`SCALE`] in a temp dir, served on a free port. With
@@ -141,7 +142,7 @@ impl Hub {
             listen: "127.0.0.1:0".into(),
             data_dir: dir.path().to_path_buf(),
             store_url,
-            secondary_keys: tongban_hub::datagen::directory::secondary_keys(),
+            secondary_keys: tongban_datagen::directory::secondary_keys(),
             flight_listen: Some("127.0.0.1:0".into()),
             ..Config::default()
         };
@@ -299,7 +300,7 @@ impl Hub {
     ) -> (i64, Vec<arrow::record_batch::RecordBatch>) {
         let versions = self.store.list_versions(resource).await.unwrap();
         let newest = versions.first().expect("a published version");
-        let batches = tongban_hub::datasets::DatasetStore::local(self.data_dir())
+        let batches = tongban_datasets::DatasetStore::local(self.data_dir())
             .unwrap()
             .read_version(&newest.location)
             .await
@@ -333,9 +334,9 @@ impl Hub {
     }
 
     /// Asserts that the audit log's hash chain is intact
-    /// (`tongban_hub::audit::verify`, in-process).
+    /// (`tongban_audit::verify`, in-process).
     pub fn assert_audit_chain_intact(&self) {
-        let chain = tongban_hub::audit::verify(&self.data_dir().join("audit")).unwrap();
+        let chain = tongban_audit::verify(&self.data_dir().join("audit")).unwrap();
         assert!(chain.is_ok(), "{chain:?}");
     }
 }

@@ -610,8 +610,8 @@ async fn delta_sharing_file_urls_cannot_be_tampered_with_or_used_after_expiry() 
         "forbidden",
     )
     .await;
-    let signer = tongban_hub::delivery::file_url_signer(hub.mask_key().as_bytes());
-    let mut grant: tongban_hub::delivery::Grant = signer.verify(token, 0).unwrap();
+    let signer = tongban_delivery::file_url_signer(hub.mask_key().as_bytes());
+    let mut grant: tongban_delivery::Grant = signer.verify(token, 0).unwrap();
     grant.expires_ms = chrono::Utc::now().timestamp_millis() - 1;
     let p = problem(
         hub.client

@@ -365,7 +365,7 @@ struct Held {
 }
 
 /// The stream answers a chunk of this many keys at once (the hub's chunk).
-const CHUNK: usize = tongban_hub::server::lookup::STREAM_CHUNK;
+const CHUNK: usize = tongban_server::lookup::STREAM_CHUNK;
 
 impl Paths {
     fn key_batch(&self) -> RecordBatch {

@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use std::process::Command;
 use tongban_catalog::sync::{RunOutcome, SyncJobSpec, SyncMode};
 use tongban_catalog::{ResourceSpec, Store};
-use tongban_hub::sync::run_job;
+use tongban_sync::run_job;
 
 const CODE: &str = "301/000101";
 
@@ -283,7 +283,7 @@ async fn incremental_runs_merge_changes_past_the_watermark() {
     let changes = hub
         .sync_context()
         .datasets
-        .read_version(&tongban_hub::datasets::DatasetStore::changes_location(
+        .read_version(&tongban_datasets::DatasetStore::changes_location(
             &hub.store.list_versions(CODE).await.unwrap()[0].location,
         ))
         .await

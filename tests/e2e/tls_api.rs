@@ -3,9 +3,10 @@
 
 use std::sync::Arc;
 use tongban_catalog::{Role, SqlStore, Store, TokenRecord};
-use tongban_hub::server::Server;
-use tongban_hub::tls::TlsConfig;
-use tongban_hub::{Config, auth, datagen};
+use tongban_core::tls::TlsConfig;
+use tongban_core::{Config, auth};
+use tongban_datagen as datagen;
+use tongban_server::Server;
 
 struct Pki {
     ca_pem: String,
@@ -72,7 +73,7 @@ async fn client_certificates_identify_departments() {
         .unwrap();
     let (client_cert, client_key) = leaf(&pki, &["sh-zwfw"], true);
     let cert_file = write("client.pem", &client_cert);
-    let fingerprint = tongban_hub::tls::fingerprint_of_file(&cert_file).unwrap();
+    let fingerprint = tongban_core::tls::fingerprint_of_file(&cert_file).unwrap();
     let token = auth::new_token();
     for (key, label) in [
         (auth::certificate_key(&fingerprint), "acceptance cert"),

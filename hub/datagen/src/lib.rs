@@ -1,6 +1,7 @@
 //! Demo data: the four base libraries of a city, generated deterministically
 //! and published as dataset versions of the demo directory.
 //!
+//! - [`credentials`]: the demo identities and their tokens;
 //! - [`directory`]: the departments and the five resources (items, share types);
 //! - [`generate`]: the seeded generators that produce Arrow batches;
 //! - this module: registers the directory, streams generated batches into
@@ -13,6 +14,7 @@
 //! Crate ladder (docs/architecture.md): depends on `tongban-policies`,
 //! `tongban-catalog` and `tongban-datasets`.
 
+pub mod credentials;
 pub mod directory;
 pub mod generate;
 
@@ -32,12 +34,31 @@ pub enum Error {
     /// before anything is served).
     #[error("demo data: {0}")]
     Directory(String),
+    /// A file the demo keeps (its credentials) cannot be written or read.
+    #[error("{path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The demo's credentials file cannot be read back.
+    #[error("{path}: {message}; delete it to make new tokens")]
+    Unreadable {
+        path: std::path::PathBuf,
+        message: String,
+    },
     /// The generator thread panicked.
     #[error("data generator failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    fn file(path: impl Into<std::path::PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::File { path, source }
+    }
+}
 use generate::{Dataset, Sizes};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::path::Path;

@@ -42,11 +42,11 @@ pub(super) async fn run(command: SharingCommand) -> Result<()> {
                 format!("delta-sharing {department} (cli)"),
             )
             .await?;
-            let profile = crate::delivery::sharing_profile(
+            let profile = tongban_delivery::sharing_profile(
                 &format!("{}/delta-sharing", endpoint.trim_end_matches('/')),
                 &token,
             );
-            crate::demo::write_private(
+            tongban_datagen::credentials::write_private(
                 &out,
                 &serde_json::to_string_pretty(&profile).expect("json"),
             )?;

@@ -108,7 +108,7 @@ impl Pushed {
             .unwrap();
         assert_eq!(
             sig,
-            tongban_hub::delivery::push::signature(secret.as_bytes(), t, &self.body),
+            tongban_delivery::push::signature(secret.as_bytes(), t, &self.body),
             "the body is signed with the subscription's secret"
         );
         let rows: Vec<Value> = if header("content-type") == "application/vnd.apache.parquet" {
