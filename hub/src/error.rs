@@ -12,8 +12,6 @@ pub enum Error {
     #[error(transparent)]
     Audit(#[from] tongban_audit::Error),
     #[error(transparent)]
-    Lookup(#[from] tongban_lookup::Error),
-    #[error(transparent)]
     Sync(#[from] tongban_sync::Error),
     #[error(transparent)]
     Datagen(#[from] tongban_datagen::Error),
@@ -46,18 +44,8 @@ pub enum Error {
     /// (a bug, caught before anything is served).
     #[error("demo data: {0}")]
     DemoData(String),
-    #[error("parquet: {0}")]
-    Parquet(#[from] parquet::errors::ParquetError),
     #[error("arrow: {0}")]
     Arrow(#[from] arrow::error::ArrowError),
-    #[error("object store: {0}")]
-    ObjectStore(#[from] object_store::Error),
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    /// Enforcing a decision on data failed (a column the decision names is
-    /// missing, a mask on a non-text column).
-    #[error("policy enforcement: {0}")]
-    Policy(#[from] tongban_policies::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
