@@ -24,19 +24,22 @@ ALLOWED = {
     "tongban-datagen": {"tongban-policies", "tongban-catalog", "tongban-datasets", "tongban-core"},
     "tongban-core": {"tongban-policies", "tongban-catalog", "tongban-audit", "tongban-datasets",
                      "tongban-lookup"},
+    # Interface calls: one more release path over the pipeline.
+    "tongban-services": {"tongban-policies", "tongban-catalog", "tongban-audit", "tongban-core"},
     "tongban-delivery": {"tongban-policies", "tongban-catalog", "tongban-connectors",
                          "tongban-datasets", "tongban-audit", "tongban-core"},
     "tongban-console": {"tongban-policies", "tongban-catalog", "tongban-audit", "tongban-core",
-                        "tongban-delivery"},
+                        "tongban-delivery", "tongban-services"},
     # The composition root: the transports and the wiring of the others.
     "tongban-server": {"tongban-policies", "tongban-catalog", "tongban-connectors",
                        "tongban-datasets", "tongban-audit", "tongban-lookup", "tongban-sync",
-                       "tongban-core", "tongban-delivery", "tongban-console"},
+                       "tongban-core", "tongban-delivery", "tongban-services",
+                       "tongban-console"},
     # The `tongban` binary (CLI, demo) on top of everything: a binary only,
     # which nothing can import.
     "tongban-hub": {"tongban-policies", "tongban-catalog", "tongban-connectors", "tongban-datasets",
                     "tongban-audit", "tongban-lookup", "tongban-sync", "tongban-core",
-                    "tongban-delivery", "tongban-console", "tongban-server",
+                    "tongban-delivery", "tongban-services", "tongban-console", "tongban-server",
                     "tongban-datagen"},
     "tongban-benches": {"tongban-policies", "tongban-datasets", "tongban-lookup"},
 }

@@ -21,12 +21,16 @@
 //! - [`subscriptions`]: subscriptions (a consumer's standing order for a
 //!   resource under a bulk need, with its delivery channel and cursor) and
 //!   the push outbox (deliveries); `sql::subscriptions` stores them.
+//! - [`services`]: provider APIs called through the hub (接口共享): endpoints,
+//!   limits, breaker and retry settings, OpenAPI import; `sql::services`
+//!   stores them.
 
 pub mod error;
 pub mod exchange;
 pub mod list_exchange;
 pub mod lists;
 pub mod model;
+pub mod services;
 pub mod sql;
 pub mod store;
 pub mod subscriptions;

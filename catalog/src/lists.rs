@@ -345,6 +345,7 @@ pub enum ModeSchema {
     Verify,
     Batch,
     Subscribe,
+    Call,
 }
 
 #[derive(Serialize, ToSchema)]

@@ -116,6 +116,25 @@ pub trait Store: Send + Sync + 'static {
     /// A subscription's deliveries, newest version first.
     async fn list_deliveries(&self, subscription: i64, limit: i64) -> Result<Vec<Delivery>>;
 
+    // ---- services (interface sharing) -------------------------------------------
+
+    /// Registers a provider API with its resource, all or nothing: the
+    /// resource is created or replaced, the definition checked against its
+    /// items (`ServiceSpec::check`) and stored, its version bumped.
+    async fn register_service(
+        &self,
+        registration: &crate::services::ServiceRegistration,
+    ) -> Result<crate::services::ServiceRecord>;
+    async fn get_service(&self, code: &str) -> Result<crate::services::ServiceRecord>;
+    /// All services, by resource code.
+    async fn list_services(&self) -> Result<Vec<crate::services::ServiceRecord>>;
+    /// Enables or disables a service (with the notice callers see).
+    async fn switch_service(
+        &self,
+        code: &str,
+        switch: &crate::services::ServiceSwitch,
+    ) -> Result<crate::services::ServiceRecord>;
+
     async fn put_token(&self, token: &TokenRecord) -> Result<()>;
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>>;
 

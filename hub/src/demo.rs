@@ -2,6 +2,7 @@
 //! base libraries, demo tokens and copy-paste examples.
 
 use crate::datagen::{self, directory, generate, generate::Dataset};
+use crate::providers;
 use crate::server::{Server, shutdown_signal};
 use crate::{Config, Error, Result};
 use arrow::array::{Array, Float64Array, StringArray};
@@ -87,7 +88,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         );
     }
     let creds = ensure_credentials(&store, &args.data_dir).await?;
-    let samples = Samples::read(&store, &DatasetStore::local(&args.data_dir)?).await?;
+    let datasets = DatasetStore::local(&args.data_dir)?;
+    let samples = Samples::read(&store, &datasets).await?;
+    // The department systems behind the interface-shared services: real
+    // servers on their own ports (any free ones when the API's is 0).
+    let registry = Arc::new(providers::Registry::load(&store, &datasets, args.seed).await?);
+    let api_port = config.listen_addr()?.port();
+    let ports = if api_port == 0 {
+        [0; 3]
+    } else {
+        PROVIDER_PORTS
+    };
+    let running = providers::start(registry, "127.0.0.1", ports).await?;
+    register_services(&store, &running).await?;
     let server = Server::bind_with(&config, Arc::new(store)).await?;
     let url = format!("http://{}", server.local_addr());
     let flight = server.flight_addr().map(|a| format!("grpc://{a}"));
@@ -114,11 +127,129 @@ pub async fn run(args: DemoArgs) -> Result<()> {
             &samples,
             ready,
         );
+        print_calls(&url, &creds, &samples, &running);
+        println!();
+        println!("Press Ctrl-C to stop.");
     }
     match served.await {
         Ok(result) => Ok(result?),
         Err(e) => Err(Error::Task(e)),
     }
+}
+
+/// Where the demo's department systems listen (when the API has a fixed port).
+pub const PROVIDER_PORTS: [u16; 3] = [7301, 7302, 7303];
+
+/// Registers the three demo services at the providers' addresses (again on
+/// every start: the ports may have changed) and, once, the acceptance
+/// office's approved needs of mode `call` for them.
+async fn register_services(store: &dyn Store, running: &[providers::Running]) -> Result<()> {
+    use tongban_catalog::Role;
+    use tongban_catalog::lists::{Actor, NeedQuery, ReviewAction};
+    use tongban_datagen::services;
+    for d in directory::departments() {
+        if let Err(tongban_catalog::Error::NotFound { .. }) = store.get_department(&d.code).await {
+            store.create_department(&d).await?;
+        }
+    }
+    let urls: Vec<String> = running
+        .iter()
+        .map(|r| format!("http://{}", r.addr))
+        .collect();
+    for reg in services::registrations([&urls[0], &urls[1], &urls[2]]) {
+        store.register_service(&reg).await?;
+    }
+    let existing = store.list_needs(&NeedQuery::default()).await?;
+    for (consumer, application) in services::needs() {
+        if existing.iter().any(|n| {
+            n.consumer == consumer
+                && n.resource == application.resource
+                && n.mode == application.mode
+        }) {
+            continue;
+        }
+        let need = store.apply_need(consumer, &application).await?;
+        let provider = store.get_resource(&need.resource).await?.spec.provider;
+        if need.status == tongban_policies::NeedStatus::PendingProvider {
+            let actor = Actor {
+                department: &provider,
+                role: Role::Department,
+            };
+            store
+                .review_need(need.id, actor, ReviewAction::Approve, "同意通过接口核验")
+                .await?;
+        }
+        let office = Actor {
+            department: directory::DATA_OFFICE,
+            role: Role::DataOffice,
+        };
+        store
+            .review_need(need.id, office, ReviewAction::Approve, "")
+            .await?;
+    }
+    Ok(())
+}
+
+/// The banner's interface calls, on real keys, as the acceptance office.
+fn print_calls(url: &str, creds: &Credentials, samples: &Samples, running: &[providers::Running]) {
+    use tongban_datagen::services::*;
+    let token = creds.token("acceptance").unwrap_or_default();
+    println!();
+    println!(
+        "Department systems behind the hub (接口共享), called through it with policy and audit:"
+    );
+    for r in running {
+        println!(
+            "  {:<22} http://{}  ({}; its OpenAPI at /openapi.json)",
+            r.name, r.addr, r.department
+        );
+    }
+    if let Some([id, _, _]) = samples.citizens.first() {
+        println!("  # 人社局: is this applicant's social insurance paid up? (居住证积分)");
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/call/{SOCIAL_INSURANCE}/contribution-status"),
+                &[
+                    ("matter", json!(MATTER_RESIDENCE_POINTS)),
+                    ("case", json!("JZZJF-2026-000001")),
+                    ("subject", json!(id)),
+                    ("params", json!({"citizen_id": id})),
+                ],
+            )
+        );
+        println!("  # 公积金中心: deposit status for a housing loan (account number masked)");
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/call/{HOUSING_FUND}/deposit-status"),
+                &[
+                    ("matter", json!(MATTER_HOUSING_LOAN)),
+                    ("case", json!("GJJDK-2026-000001")),
+                    ("params", json!({"citizen_id": id})),
+                ],
+            )
+        );
+    }
+    if let Some(code) = &samples.entity {
+        println!("  # 税务局: has this company cleared its taxes? (企业注销)");
+        println!(
+            "{}",
+            curl_json(
+                token,
+                &format!("{url}/v1/call/{TAX_CLEARANCE}/tax-clearance"),
+                &[
+                    ("matter", json!(MATTER_DEREGISTRATION)),
+                    ("case", json!("QYZX-2026-000001")),
+                    ("params", json!({"credit_code": code})),
+                ],
+            )
+        );
+    }
+    println!("  # Health of the three services (breaker, latency, last failure):");
+    println!("  curl -s -H 'Authorization: Bearer {token}' '{url}/v1/services/health'");
 }
 
 /// How long the demo waits for its lookup indexes before it prints the
@@ -356,8 +487,6 @@ fn print_banner(
         "  python -c \"import delta_sharing as d; print(d.load_as_pandas('xuhui.share#population.sh-gaj.residents', limit=5))\""
     );
     print_lookups(url, acceptance, samples, ready);
-    println!();
-    println!("Press Ctrl-C to stop.");
 }
 
 /// The acceptance office's lookups, on real keys of the generated data.

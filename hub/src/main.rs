@@ -17,6 +17,7 @@
 mod cli;
 mod demo;
 mod error;
+mod providers;
 
 use error::{Error, Result};
 use tongban_core::Config;

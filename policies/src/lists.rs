@@ -21,6 +21,9 @@ pub enum Mode {
     Batch,
     /// Continuous delivery of new versions.
     Subscribe,
+    /// A call of a provider's interface (接口共享) through the hub: the items
+    /// are the endpoint's parameters and response fields.
+    Call,
 }
 
 crate::str_enum!(Mode, "mode", {
@@ -28,6 +31,7 @@ crate::str_enum!(Mode, "mode", {
     Mode::Verify => "verify",
     Mode::Batch => "batch",
     Mode::Subscribe => "subscribe",
+    Mode::Call => "call",
 });
 
 /// Where a need stands in its review.

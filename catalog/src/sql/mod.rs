@@ -10,7 +10,8 @@
 //!   violations as duplicates (used by every module below);
 //! - `directory`: departments, resources and items, dataset versions;
 //! - `lists`, `subscriptions`, `sync`: the three lists and the calendar;
-//!   subscriptions and the push outbox; sync jobs and runs.
+//!   subscriptions and the push outbox; sync jobs and runs;
+//! - `services`: provider API definitions (interface sharing).
 //!
 //! Modules depend on `common` and `directory` only (and `subscriptions`
 //! on `lists`, for the need a subscription rests on): no circles.
@@ -33,6 +34,7 @@ use tongban_policies::calendar::Calendar;
 mod common;
 mod directory;
 mod lists;
+mod services;
 mod subscriptions;
 mod sync;
 
@@ -57,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "subscriptions and return flow",
         include_str!("../../migrations/0005_subscriptions.sql"),
+    ),
+    (
+        6,
+        "services",
+        include_str!("../../migrations/0006_services.sql"),
     ),
 ];
 
@@ -737,6 +744,39 @@ impl Store for SqlStore {
         let resources = self.export_resources().await?;
         let mut conn = self.pool.acquire().await?;
         lists::policy_input(&mut conn, resources).await
+    }
+
+    async fn register_service(
+        &self,
+        registration: &crate::services::ServiceRegistration,
+    ) -> Result<crate::services::ServiceRecord> {
+        let mut tx = self.begin().await?;
+        services::register(&mut tx, registration).await?;
+        let record = services::get(&mut tx, &registration.resource.code).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    async fn get_service(&self, code: &str) -> Result<crate::services::ServiceRecord> {
+        let mut conn = self.pool.acquire().await?;
+        services::get(&mut conn, code).await
+    }
+
+    async fn list_services(&self) -> Result<Vec<crate::services::ServiceRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        services::list(&mut conn).await
+    }
+
+    async fn switch_service(
+        &self,
+        code: &str,
+        switch: &crate::services::ServiceSwitch,
+    ) -> Result<crate::services::ServiceRecord> {
+        let mut tx = self.begin().await?;
+        services::switch(&mut tx, code, switch).await?;
+        let record = services::get(&mut tx, code).await?;
+        tx.commit().await?;
+        Ok(record)
     }
 
     async fn list_tokens(&self) -> Result<Vec<TokenRecord>> {

@@ -47,6 +47,10 @@ pub enum Outcome {
     /// A push the consumer's system did not accept: the data may have
     /// reached it, so the record keeps its items.
     Failed,
+    /// An interface call the provider did not answer usably (an error
+    /// status, a timeout, an answer that breaks its schema, breaker open):
+    /// nothing was released; `call` says what the provider did.
+    ProviderFailed,
 }
 
 impl Outcome {
@@ -56,6 +60,7 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::QuotaExceeded => "quota_exceeded",
             Outcome::Failed => "failed",
+            Outcome::ProviderFailed => "provider_failed",
         }
     }
 }
@@ -87,6 +92,47 @@ pub struct Event {
     pub outcome: Outcome,
     /// From the request's arrival to its decision and data, in microseconds.
     pub latency_us: u64,
+    /// What an interface call sent and got (interface sharing only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call: Option<CallEvidence>,
+}
+
+/// The evidence of one interface call, in the spirit of X-Road's message
+/// log: what was asked of which endpoint for whom, and hashes of exactly
+/// the bytes sent and received, so that either side can later prove what
+/// passed. Bodies are kept only when the service opts in, up to its cap.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallEvidence {
+    pub endpoint: String,
+    /// The caller's request id (or the hub's, when it gave none).
+    pub request_id: String,
+    /// Keyed hash of the subject the case is for (`X-Road-UserId`'s role), if given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The provider's HTTP status; none when it never answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<u16>,
+    /// SHA-256 (hex) of the request as sent: `METHOD SP path-and-query LF body`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_hash: Option<String>,
+    /// SHA-256 (hex) of the provider's answer body as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_hash: Option<String>,
+    /// Attempts made (retries of idempotent endpoints); 0 when served from the cache.
+    pub attempts: u32,
+    /// Answered from the hub's response cache.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+    /// Time spent waiting for the provider, in microseconds.
+    pub provider_us: u64,
+    /// Why the call failed at the provider, e.g. `timeout`, `breaker_open`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// The first bytes of the request and answer bodies, when the service logs bodies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_body: Option<String>,
 }
 
 /// An [`Event`] of borrowed parts, as the data path has them: it encodes
@@ -105,6 +151,8 @@ pub struct EventRef<'a> {
     pub rule: &'a str,
     pub outcome: Outcome,
     pub latency_us: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<&'a CallEvidence>,
 }
 
 impl Event {
@@ -122,6 +170,7 @@ impl Event {
             rule: &self.rule,
             outcome: self.outcome,
             latency_us: self.latency_us,
+            call: self.call.as_ref(),
         }
     }
 }
@@ -604,6 +653,22 @@ mod tests {
             rule: "need:1".into(),
             outcome: Outcome::Released,
             latency_us: 42,
+            // Every other record is an interface call: both shapes must
+            // seal and verify alike.
+            call: (n % 2 == 0).then(|| CallEvidence {
+                endpoint: "status".into(),
+                request_id: format!("req-{n}"),
+                subject: None,
+                provider_status: Some(200),
+                request_hash: Some("ab".repeat(32)),
+                response_hash: Some("cd".repeat(32)),
+                attempts: 1,
+                cached: false,
+                provider_us: 900,
+                failure: None,
+                request_body: None,
+                response_body: Some("{\"paid_up\":true}".into()),
+            }),
         }
     }
 

@@ -68,6 +68,8 @@ pub struct ConsoleApp(std::sync::Arc<Shared>);
 pub struct Shared {
     pub hub: tongban_core::Hub,
     pub console: ConsoleState,
+    /// Provider APIs (interface sharing): their health and switches.
+    pub services: tongban_services::Services,
 }
 
 impl std::ops::Deref for ConsoleApp {
@@ -85,8 +87,16 @@ impl std::ops::Deref for Shared {
 }
 
 impl ConsoleApp {
-    pub fn new(hub: tongban_core::Hub, console: ConsoleState) -> ConsoleApp {
-        ConsoleApp(std::sync::Arc::new(Shared { hub, console }))
+    pub fn new(
+        hub: tongban_core::Hub,
+        console: ConsoleState,
+        services: tongban_services::Services,
+    ) -> ConsoleApp {
+        ConsoleApp(std::sync::Arc::new(Shared {
+            hub,
+            console,
+            services,
+        }))
     }
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Every release path — lookup, verify, locate, the NDJSON stream, Flight
 //! `DoExchange` and `DoGet`, Delta Sharing queries and file reads, push
-//! deliveries — goes through the same stages, in this order:
+//! deliveries, interface calls (`tongban-services`) — goes through the same stages, in this order:
 //!
 //! 1. **identity**: the transport resolves the caller (token or client
 //!    certificate) and names its department in the [`Ask`]; nothing here
@@ -33,7 +33,7 @@ use crate::policy::{Compiled, Policies};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use std::time::Instant;
-use tongban_audit::{Audit, EventRef, Outcome};
+use tongban_audit::{Audit, CallEvidence, EventRef, Outcome};
 use tongban_policies::{Decision, Mode, Request};
 
 /// Who asks what, for which matter and case: the part of a request the
@@ -382,6 +382,32 @@ impl Access {
         keys: &[String],
         outcome: Outcome,
     ) -> Result<()> {
+        self.record_with(ask, decision, keys, outcome, None).await
+    }
+
+    /// Stage 6 of an interface call: [`Access::record`] with the call's
+    /// evidence (endpoint, provider status, request and response hashes).
+    /// Only a `released` call's items count as released.
+    pub async fn record_call(
+        &self,
+        ask: &Ask<'_>,
+        decision: &Decision,
+        keys: &[String],
+        outcome: Outcome,
+        call: &CallEvidence,
+    ) -> Result<()> {
+        self.record_with(ask, decision, keys, outcome, Some(call))
+            .await
+    }
+
+    async fn record_with(
+        &self,
+        ask: &Ask<'_>,
+        decision: &Decision,
+        keys: &[String],
+        outcome: Outcome,
+        call: Option<&CallEvidence>,
+    ) -> Result<()> {
         let released = matches!(outcome, Outcome::Released | Outcome::Failed);
         let rule = decision.rule.to_string();
         let items = decision
@@ -396,7 +422,8 @@ impl Access {
             .filter(|d| d.release.is_none())
             .map(|d| format!("{}:{}", d.item, d.rule))
             .collect();
-        self.append(ask, items, denied, keys, &rule, outcome).await
+        self.append(ask, items, denied, keys, &rule, outcome, call)
+            .await
     }
 
     /// Records a refusal made before any decision (a delivery whose
@@ -410,10 +437,12 @@ impl Access {
             &[],
             rule,
             Outcome::Denied,
+            None,
         )
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn append(
         &self,
         ask: &Ask<'_>,
@@ -422,6 +451,7 @@ impl Access {
         keys: &[String],
         rule: &str,
         outcome: Outcome,
+        call: Option<&CallEvidence>,
     ) -> Result<()> {
         let event = EventRef {
             time: Utc::now(),
@@ -436,6 +466,7 @@ impl Access {
             rule,
             outcome,
             latency_us: ask.started.elapsed().as_micros() as u64,
+            call,
         };
         match self.audit.record_ref(&event).await {
             Ok(_) => Ok(()),

@@ -50,6 +50,14 @@ pub enum Code {
     IndexLoading,
     /// The catalog store did not answer.
     StoreUnavailable,
+    /// A provider's interface answered with an error status or with an
+    /// answer that breaks its declared schema: the provider's fault.
+    ProviderError,
+    /// A provider's interface did not answer within its timeout.
+    ProviderTimeout,
+    /// A provider's interface is disabled, its circuit breaker is open, or
+    /// its concurrency or rate limit is reached; retry after the time given.
+    ProviderUnavailable,
     /// A fault of the hub; the detail is in its log, never in the answer.
     Internal,
 }
@@ -79,12 +87,15 @@ impl Code {
             Code::AuditUnavailable => "audit_unavailable",
             Code::IndexLoading => "index_loading",
             Code::StoreUnavailable => "store_unavailable",
+            Code::ProviderError => "provider_error",
+            Code::ProviderTimeout => "provider_timeout",
+            Code::ProviderUnavailable => "provider_unavailable",
             Code::Internal => "internal",
         }
     }
 
     /// Every code, for tables that must cover them all.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 25] = [
         Code::Unauthorized,
         Code::Forbidden,
         Code::Denied,
@@ -106,6 +117,9 @@ impl Code {
         Code::AuditUnavailable,
         Code::IndexLoading,
         Code::StoreUnavailable,
+        Code::ProviderError,
+        Code::ProviderTimeout,
+        Code::ProviderUnavailable,
         Code::Internal,
     ];
 }

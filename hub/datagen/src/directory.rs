@@ -43,6 +43,9 @@ pub fn departments() -> Vec<Department> {
         dept("sh-ghzyj", "上海市规划和自然资源局", City, None, "310000"),
         dept("sh-wjw", "上海市卫生健康委员会", City, None, "310000"),
         dept("sh-rsj", "上海市人力资源和社会保障局", City, None, "310000"),
+        // Providers of the demo's interface-shared services (接口共享).
+        dept("sh-swj", "国家税务总局上海市税务局", City, None, "310000"),
+        dept("sh-gjj", "上海市公积金管理中心", City, None, "310000"),
         dept(
             "xh-zwfw",
             "徐汇区行政服务中心",

@@ -17,6 +17,7 @@
 pub mod credentials;
 pub mod directory;
 pub mod generate;
+pub mod services;
 
 /// What can go wrong generating the demo data.
 #[derive(Debug, thiserror::Error)]

@@ -14,6 +14,8 @@
 //! - [`lookup`]: real-time lookup and verification over the in-memory indexes;
 //! - [`subscriptions`]: subscriptions, their delivery status, Delta Sharing
 //!   profiles;
+//! - [`services`]: interface sharing: services in the directory under
+//!   `/v1/services`, their health, and calls (`POST /v1/call/...`);
 //! - [`sharing`]: the Delta Sharing protocol under `/delta-sharing/`;
 //! - [`flight`]: Arrow Flight `DoExchange` lookups, and ([`flight_get`])
 //!   `DoGet` of pull subscriptions.
@@ -38,6 +40,7 @@ pub mod lists;
 pub mod lookup;
 pub mod policy;
 pub mod problem;
+pub mod services;
 pub mod sharing;
 pub mod subscriptions;
 
@@ -67,6 +70,9 @@ pub enum Error {
     Core(#[from] tongban_core::Error),
     #[error(transparent)]
     Catalog(#[from] tongban_catalog::Error),
+    /// The registered services cannot be loaded.
+    #[error(transparent)]
+    Services(#[from] tongban_services::Error),
     /// The data directory cannot be made.
     #[error("{path}: {source}")]
     DataDir {
@@ -106,6 +112,8 @@ impl std::ops::Deref for AppState {
 pub struct SharedState {
     /// The hub and the delivery settings (`state.delivery`).
     pub base: tongban_delivery::DeliveryState,
+    /// The runtimes of registered provider APIs (interface sharing).
+    pub services: tongban_services::Services,
 }
 
 impl std::ops::Deref for SharedState {
@@ -130,6 +138,7 @@ impl std::ops::Deref for SharedState {
          (name = "lists", description = "Needs, negative and responsibility lists (三清单)"),
          (name = "policy", description = "The decision point"),
          (name = "lookup", description = "Real-time lookup and verification (实时查询核验)"),
+         (name = "services", description = "Interface sharing (接口共享): provider APIs called through the hub"),
          (name = "subscriptions", description = "Subscriptions and their delivery (订阅与推送); Delta Sharing under /delta-sharing"),
          (name = "system", description = "Health and identity")),
     components(schemas(
@@ -310,6 +319,13 @@ pub fn router(
         .routes(routes!(subscriptions::get, subscriptions::cancel))
         .routes(routes!(subscriptions::deliveries))
         .routes(routes!(subscriptions::profile))
+        .routes(routes!(services::list, services::register))
+        .routes(routes!(services::import_openapi))
+        .routes(routes!(services::health_all))
+        .routes(routes!(services::get))
+        .routes(routes!(services::switch))
+        .routes(routes!(services::health))
+        .routes(routes!(services::call))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;
@@ -435,12 +451,16 @@ impl Server {
             config.public_url(bound),
             hub.hash_key.as_bytes(),
         );
+        let services =
+            tongban_services::Services::load(hub.store.as_ref(), hub.hash_key.clone()).await?;
         let console = tongban_console::ConsoleApp::new(
             hub.clone(),
             tongban_console::ConsoleState::new(&config.data_dir, hub.hash_key.as_bytes()),
+            services.clone(),
         );
         let state = AppState(Arc::new(SharedState {
             base: tongban_delivery::DeliveryState { hub, delivery },
+            services,
         }));
         let app = router(state.clone(), console, config.max_body_bytes);
         let tls = config
@@ -531,12 +551,13 @@ impl Server {
             self.state.store.clone(),
             self.state.delivery.instance().to_string(),
         );
-        let (store, identities, policies, indexes, datasets) = (
+        let (store, identities, policies, indexes, datasets, services) = (
             self.state.store.clone(),
             self.state.identities.clone(),
             self.state.access.policies().clone(),
             self.state.indexes.clone(),
             self.state.datasets.clone(),
+            self.state.services.clone(),
         );
         // Sync jobs with a schedule run from here.
         let scheduler = tokio::spawn(tongban_sync::schedule::run(tongban_sync::SyncContext {
@@ -562,6 +583,9 @@ impl Server {
                 }
                 if let Err(e) = policies.reload(store.as_ref()).await {
                     tracing::warn!(error = %e, "could not recompile the lists; keeping the set in force");
+                }
+                if let Err(e) = services.reload(store.as_ref()).await {
+                    tracing::warn!(error = %e, "could not reload the services; keeping the ones loaded");
                 }
             }
         });

@@ -91,6 +91,18 @@ pub const fn edge(code: Code) -> Edge {
             G::Unavailable,
             "Catalog store unavailable",
         ),
+        // Whose fault: the provider's (502, 504) or nobody's for now (503).
+        Code::ProviderError => (H::BAD_GATEWAY, G::Unavailable, "Provider error"),
+        Code::ProviderTimeout => (
+            H::GATEWAY_TIMEOUT,
+            G::DeadlineExceeded,
+            "Provider timed out",
+        ),
+        Code::ProviderUnavailable => (
+            H::SERVICE_UNAVAILABLE,
+            G::Unavailable,
+            "Provider unavailable",
+        ),
         Code::Internal => (H::INTERNAL_SERVER_ERROR, G::Internal, "Internal error"),
     };
     Edge { http, grpc, title }
@@ -119,6 +131,12 @@ pub struct Problem {
     /// Seconds to wait, also sent as the `Retry-After` header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// For `provider_error`: the status the provider answered with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_status: Option<u16>,
+    /// For a disabled service: the notice its data office left for callers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notice: Option<String>,
 }
 
 impl Problem {
@@ -134,6 +152,8 @@ impl Problem {
             field: None,
             rule: None,
             retry_after: None,
+            provider_status: None,
+            notice: None,
         }
     }
 

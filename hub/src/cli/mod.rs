@@ -3,7 +3,7 @@
 //! # Layout
 //! - this file: the argument tree, `demo`, `serve` and `datagen`, the store
 //!   options every command shares (`StoreArgs`), and error printing;
-//! - `catalog`, `lists`, `sync`, `subscription`, `sharing`, `audit`,
+//! - `catalog`, `lists`, `service`, `sync`, `subscription`, `sharing`, `audit`,
 //!   `tokens` (`token` and `cert`), `config`: each group's subcommands and
 //!   what they do.
 
@@ -11,6 +11,7 @@ mod audit;
 mod catalog;
 mod config;
 mod lists;
+mod service;
 mod sharing;
 mod subscription;
 mod sync;
@@ -51,6 +52,20 @@ enum Command {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// Run the demo's three department systems (人社局, 税务局, 公积金中心) on
+    /// their own ports, on the people and companies of a demo data directory.
+    DemoProviders {
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data_dir: PathBuf,
+        /// The seed the demo data was made with.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// Ports of social insurance, tax and housing fund (0 = any free one).
+        #[arg(long, value_delimiter = ',', default_values_t = demo::PROVIDER_PORTS)]
+        ports: Vec<u16>,
+    },
     /// Run the hub with a configuration file.
     Serve {
         #[arg(long)]
@@ -74,6 +89,11 @@ enum Command {
     Lists {
         #[command(subcommand)]
         command: lists::ListsCommand,
+    },
+    /// Provider APIs called through the hub (接口共享): register, import, switch.
+    Service {
+        #[command(subcommand)]
+        command: service::ServiceCommand,
     },
     /// Define, run and inspect sync jobs (a provider's source → a resource).
     Sync {
@@ -244,6 +264,27 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Catalog { command } => catalog::run(command).await,
+        Command::Service { command } => service::run(command).await,
+        Command::DemoProviders {
+            data_dir,
+            seed,
+            host,
+            ports,
+        } => {
+            let ports: [u16; 3] = ports.try_into().map_err(|_| {
+                Error::Usage("--ports takes three ports, e.g. 7301,7302,7303".into())
+            })?;
+            let store = SqlStore::open_dir(&data_dir).await?;
+            let datasets = tongban_datasets::DatasetStore::local(&data_dir)?;
+            let registry = crate::providers::Registry::load(&store, &datasets, seed).await?;
+            let running =
+                crate::providers::start(std::sync::Arc::new(registry), &host, ports).await?;
+            for r in &running {
+                println!("{:<22} http://{}  ({})", r.name, r.addr, r.department);
+            }
+            shutdown_signal().await;
+            Ok(())
+        }
         Command::Sync { command } => sync::run(command).await,
         Command::Subscription { command } => subscription::run(command).await,
         Command::Sharing { command } => sharing::run(command).await,
