@@ -298,6 +298,70 @@ fn the_banner_commands_work_as_printed() {
         "{company}"
     );
 
+    // The three department systems, called through the hub as printed:
+    // their people and companies are the base libraries' own, each answer
+    // is projected to the acceptance office's need and masked.
+    let social = json_of("/v1/call/302/000101/contribution-status'");
+    assert_eq!(social["provider_status"], 200, "{social}");
+    let data = &social["data"];
+    assert!(
+        data["paid_up"].is_boolean() && data["months_paid"].is_i64(),
+        "{social}"
+    );
+    let masked_name = data["name"].as_str().unwrap();
+    assert!(
+        masked_name.starts_with(name.chars().next().unwrap()) && masked_name.contains('*'),
+        "the citizen's own name, masked: {social}"
+    );
+    assert!(
+        data["citizen_id"].as_str().unwrap().contains("***"),
+        "{social}"
+    );
+    let denied: Vec<&str> = social["denied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["item"].as_str().unwrap())
+        .collect();
+    assert!(
+        denied.contains(&"employer_name"),
+        "outside the need: {social}"
+    );
+    assert!(data.get("employer_name").is_none(), "{social}");
+    assert_eq!(
+        social["request_hash"].as_str().unwrap().len(),
+        64,
+        "{social}"
+    );
+    assert!(
+        answer("/v1/call/302/000101/contribution-status'")
+            .0
+            .contains(id)
+    );
+
+    let fund = json_of("/v1/call/302/000301/deposit-status'");
+    let account = fund["data"]["account_no"].as_str().unwrap();
+    assert!(
+        account.starts_with("****") && account.len() >= 8,
+        "masked: {fund}"
+    );
+    assert!(fund["data"]["account_status"].is_string(), "{fund}");
+
+    let tax = json_of("/v1/call/302/000201/tax-clearance'");
+    assert_eq!(
+        tax["data"]["taxpayer_name"], company["results"][0]["rows"][0]["name"],
+        "the legal-entity library's company: {tax}"
+    );
+    assert!(tax["data"]["clear"].is_boolean(), "{tax}");
+
+    let health = json_of("/v1/services/health'");
+    let health = health.as_array().unwrap();
+    assert_eq!(health.len(), 3, "{health:?}");
+    for service in health {
+        assert_eq!(service["breaker"], "closed", "{service}");
+        assert!(service["successes"].as_u64().unwrap() >= 1, "{service}");
+    }
+
     let licence = json_of("/v1/verify/104/000001'");
     assert_eq!(
         (&licence["found"], &licence["matches"], &licence["in_force"]),

@@ -280,3 +280,136 @@ async fn the_audit_trace_and_statistics_show_names_with_their_codes() {
         ],
     );
 }
+
+/// The text of the one service card (a `<section>`) containing `marker`.
+fn section(html: &str, marker: &str) -> String {
+    let cards: Vec<String> = html
+        .split(r#"data-testid="service""#)
+        .skip(1)
+        .map(|c| {
+            text(&format!(
+                "<section {}",
+                &c[..c.find("</section>").unwrap_or(c.len())]
+            ))
+        })
+        .filter(|c| c.contains(marker))
+        .collect();
+    assert_eq!(cards.len(), 1, "one service card with {marker}");
+    cards[0].clone()
+}
+
+/// The services page: a registered service with its endpoint and its health
+/// on this hub (a failed call counted, the breaker closed), and the data
+/// office switching it off with a notice that callers then get.
+#[tokio::test]
+async fn the_services_page_shows_health_and_switches_a_service_off() {
+    let hub = Hub::start(None).await;
+    // A provider address nothing listens on: calls fail as unreachable.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let registration = json!({
+        "resource": {
+            "code": "302/000801", "name": "婚姻登记状态核验接口", "provider": "sh-mzj",
+            "category": "department", "format": "self_describing", "update_cycle": "realtime",
+            "status": "published",
+            "items": [
+                {"name": "citizen_id", "label": "公民身份号码", "data_type": "Utf8",
+                 "sensitivity": "sensitive", "share_type": "unconditional"},
+                {"name": "married", "label": "是否已婚", "data_type": "Boolean",
+                 "sensitivity": "internal", "share_type": "unconditional"}
+            ]
+        },
+        "service": {
+            "base_url": base_url,
+            "endpoints": [{
+                "name": "marriage-status", "method": "GET", "path": "/marriages/{citizen_id}",
+                "params": [{"item": "citizen_id", "in": "path", "key": "citizen_id"}],
+                "response": [{"item": "married", "pointer": "/married", "required": true}],
+                "timeout_ms": 500
+            }],
+            "retry": {"max_attempts": 1}
+        }
+    });
+    let r = hub
+        .post("/v1/services", "data-office")
+        .json(&registration)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let id = hub.citizen_ids(1).await.remove(0);
+    let call = json!({"matter": "310000-HYDJ-001", "case": "HY-1", "params": {"citizen_id": id}});
+    let r = hub
+        .post("/v1/call/302/000801/marriage-status", "acceptance")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        502,
+        "unreachable provider: {}",
+        r.text().await.unwrap()
+    );
+
+    let office = Console::sign_in(&hub, "data-office").await;
+    let html = office.page("/console/services", false).await;
+    let card = section(&html, "302/000801");
+    has(
+        &card,
+        &[
+            "婚姻登记状态核验接口",
+            "marriage-status",
+            "/marriages/{citizen_id}",
+            "上海市民政局",
+        ],
+    );
+    let health = row(&html, "service-health", "closed");
+    // Calls, succeeded, failed: one call, one failure.
+    assert!(
+        html.contains("<td>1</td><td>0</td><td>1</td>"),
+        "health row: {health}"
+    );
+    assert!(
+        health.contains("unreachable"),
+        "the failure's reason: {health}"
+    );
+
+    // Switch it off with a notice, through the console's form.
+    let csrf = html
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = office
+        .client
+        .post(format!("{}/console/services/302/000801/switch", office.url))
+        .header("cookie", &office.cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("enabled", "false"),
+            ("notice", "系统升级，预计 18:00 恢复"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "switch: {}", r.status());
+    let html = office.page("/console/services", true).await;
+    has(
+        &section(&html, "302/000801"),
+        &["Disabled", "系统升级，预计 18:00 恢复"],
+    );
+    let r = hub
+        .post("/v1/call/302/000801/marriage-status", "acceptance")
+        .json(&call)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    let problem: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(problem["code"], "provider_unavailable");
+    assert_eq!(problem["notice"], "系统升级，预计 18:00 恢复");
+}

@@ -16,6 +16,8 @@
 //!   ([`charts`]), and sync runs;
 //! - [`audit`]: who looked a key up (trace);
 //! - [`subscriptions`]: a department's subscriptions and their delivery;
+//! - [`services`]: interface sharing: services, their health, registration,
+//!   OpenAPI import and switches;
 //! - [`names`]: the names of the codes pages list (departments, resources,
 //!   data items), read once per page.
 //!
@@ -39,6 +41,7 @@ pub mod i18n;
 pub mod lists;
 pub mod names;
 pub mod needs;
+pub mod services;
 pub mod stats;
 pub mod subscriptions;
 
@@ -170,6 +173,15 @@ pub fn routes() -> Router<AppState> {
         .route("/console/stats", get(stats::page))
         .route("/console/audit", get(audit::page))
         .route("/console/subscriptions", get(subscriptions::page))
+        .route(
+            "/console/services",
+            get(services::page).post(services::register),
+        )
+        .route("/console/services/import", post(services::import))
+        .route(
+            "/console/services/{class}/{seq}/switch",
+            post(services::switch),
+        )
 }
 
 async fn css() -> Response {
@@ -363,6 +375,7 @@ impl Frame {
                 "/console/subscriptions",
                 "nav.subscriptions",
             ),
+            ("services", "/console/services", "nav.services"),
             ("negative", "/console/lists/negative", "nav.negative"),
             (
                 "responsibilities",

@@ -182,7 +182,7 @@ pub fn needs() -> Vec<(&'static str, NeedApplication)> {
         mode: Mode::Call,
         justification: why.into(),
         row_filter: None,
-        daily_quota: Some(100_000),
+        daily_quota: None,
         clear_items: Vec::new(),
         valid_from: None,
         valid_until: None,
