@@ -27,8 +27,10 @@
 //! (103/000001), never the population — so a second entry puts the
 //! divisions' `name` on the list for that path.
 //!
-//! Not here, because the hub has neither yet: interface calls (services)
-//! and console pages that show data.
+//! Not here: interface calls, whose items are those of the service's own
+//! resource, never the population's — `services.rs` puts a response field of
+//! a service on the negative list and shows it never leaves, even under a
+//! need that covers it; and console pages that show data (there are none).
 
 use crate::common::{
     Hub, Webhook, cells, exchange, expect_json, grpc_code, key_batch, ndjson, pg_connect, pg_url,
