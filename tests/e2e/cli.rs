@@ -721,3 +721,164 @@ fn lists_export_and_import_from_the_command_line() {
     );
     assert!(!listed.contains("\"id\": 9"), "nothing written");
 }
+
+/// A department publishes its API's OpenAPI document; the data office
+/// imports it with `tongban service import-openapi` as a draft (endpoints
+/// and items to review, nothing callable yet), and switches a service off
+/// with `tongban service disable`, which the running hub picks up: callers
+/// get the notice.
+#[tokio::test]
+async fn services_are_imported_from_openapi_and_switched_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (_demo, banner) = start_demo(&data, "0.001");
+    let text = banner.join("\n");
+    // `  人社局 社会保险   http://127.0.0.1:PORT  (sh-rsj; …)`
+    let provider = banner
+        .iter()
+        .find(|l| l.contains("(sh-swj;"))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        .unwrap_or_else(|| panic!("the banner names the tax bureau's system:\n{text}"))
+        .to_string();
+    let doc = reqwest::get(format!("{provider}/openapi.json"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let file = dir.path().join("tax-openapi.json");
+    std::fs::write(&file, doc).unwrap();
+    let out = run_ok(
+        tongban()
+            .args(["service", "import-openapi"])
+            .arg(&file)
+            .args([
+                "--code",
+                "302/000209",
+                "--provider",
+                "sh-swj",
+                "--base-url",
+                &provider,
+                "--data-dir",
+            ])
+            .arg(&data),
+    );
+    assert!(
+        out.contains("imported 302/000209") && out.contains("draft"),
+        "{out}"
+    );
+    let list: Value = serde_json::from_str(&run_ok(
+        tongban()
+            .args(["service", "list", "--json", "--data-dir"])
+            .arg(&data),
+    ))
+    .unwrap();
+    let imported = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["resource"] == "302/000209")
+        .unwrap_or_else(|| panic!("the imported service is listed: {list}"));
+    let endpoint = &imported["service"]["endpoints"][0];
+    assert_eq!(endpoint["name"], "check-tax-clearance", "{imported}");
+    assert_eq!(endpoint["method"], "POST");
+    assert_eq!(endpoint["params"][0]["item"], "credit_code");
+    assert_eq!(endpoint["params"][0]["in"], "body");
+    assert_eq!(endpoint["params"][0]["key"], "credit_code");
+    let fields: Vec<&str> = endpoint["response"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["item"].as_str().unwrap())
+        .collect();
+    assert!(
+        fields.contains(&"taxpayer_name") && fields.contains(&"clear"),
+        "{endpoint}"
+    );
+    let resource: Value = serde_json::from_str(&run_ok(
+        tongban()
+            .args(["catalog", "show", "302/000209", "--json", "--data-dir"])
+            .arg(&data),
+    ))
+    .unwrap();
+    assert_eq!(
+        resource["status"], "draft",
+        "nothing is callable before review: {resource}"
+    );
+
+    // A bad document changes nothing and says why.
+    std::fs::write(&file, r#"{"swagger": "2.0"}"#).unwrap();
+    let failed = tongban()
+        .args(["service", "import-openapi"])
+        .arg(&file)
+        .args(["--code", "302/000210", "--provider", "sh-swj", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!failed.status.success());
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(err.contains("OpenAPI 3"), "{err}");
+
+    // Switched off from the command line: the running hub refuses calls
+    // with the notice within its refresh interval.
+    run_ok(
+        tongban()
+            .args([
+                "service",
+                "disable",
+                "302/000201",
+                "--notice",
+                "税务系统升级中",
+                "--data-dir",
+            ])
+            .arg(&data),
+    );
+    let url = banner
+        .iter()
+        .find(|l| l.trim_start().starts_with("health"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .trim_end_matches("/health")
+        .to_string();
+    let creds: Value =
+        serde_json::from_str(&std::fs::read_to_string(data.join("demo-credentials.json")).unwrap())
+            .unwrap();
+    let token = creds["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["label"] == "acceptance")
+        .unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The banner's company: a valid credit code the tax bureau knows.
+    let company = text
+        .split(r#""credit_code":""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let problem = loop {
+        let r = reqwest::Client::new()
+            .post(format!("{url}/v1/call/302/000201/tax-clearance"))
+            .bearer_auth(&token)
+            .json(&json!({"matter": "310000-QYZX-001", "case": "QYZX-T-1",
+                          "params": {"credit_code": company}}))
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 503 {
+            break r.json::<Value>().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the hub never picked up the switch: {}",
+            r.status()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(problem["code"], "provider_unavailable", "{problem}");
+    assert_eq!(problem["notice"], "税务系统升级中", "{problem}");
+}

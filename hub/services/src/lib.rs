@@ -7,8 +7,9 @@
 //! provider before the hub has said yes:
 //!
 //! 1. the service and endpoint exist, matter and case are stated, every
-//!    parameter is declared, of its item's type, and keys pass their check
-//!    digits (422, not recorded: nothing was decided);
+//!    parameter is declared, of its item's type, keys pass their check
+//!    digits (422), and the request to the provider fits its size limit
+//!    (413); not recorded: nothing was decided;
 //! 2. **one decision** over the endpoint's parameter items and the response
 //!    items asked for (mode `call`): every parameter must be permitted and at
 //!    least one response item released, else 403, recorded;
@@ -156,11 +157,21 @@ struct EndpointRt {
     declared: Vec<answer::Declared>,
 }
 
+/// An answer's declared fields, checked: item → value, in declaration order.
+type Checked = Arc<Vec<(String, Value)>>;
+
+/// The parameters of a call as they will be sent, and its keys.
+struct Params {
+    values: Vec<(Param, Value)>,
+    /// Key parameters, normalised and check-digit verified.
+    keys: Vec<String>,
+}
+
 #[derive(Clone)]
 struct Cached {
     until: Instant,
     status: u16,
-    checked: Arc<Vec<(String, Value)>>,
+    checked: Checked,
     response_hash: String,
 }
 
@@ -270,8 +281,11 @@ impl Services {
         ask.check()?;
         let request_id = self.request_id(req.request_id.as_deref())?;
         let subject = check_subject(req.subject.as_deref())?;
-        let (values, keys) = check_params(ep, &req.params)?;
+        let Params { values, keys } = check_params(ep, &req.params)?;
         let items = items_asked(ep, &req.items)?;
+        // The request as it will be sent (and its size checked) is input
+        // too: one the hub would refuse to send uses no quota.
+        let sent = Sent::build(&service, &ep.def, &values, &request_id)?;
 
         // Stage 2: one decision over parameters and response items.
         let grant = access.open(&ask, &items, &keys).await?;
@@ -315,7 +329,6 @@ impl Services {
         access.take_quota(&ask, &grant, &keys).await?;
 
         // Stages 4–6: the provider.
-        let sent = Sent::build(&service, &ep.def, &values, &request_id)?;
         let mut evidence = CallEvidence {
             endpoint: ep.def.name.clone(),
             request_id: request_id.clone(),
@@ -505,7 +518,7 @@ impl Service {
         ask: &Ask<'_>,
         subject: Option<&str>,
         evidence: &mut CallEvidence,
-    ) -> Result<(u16, Arc<Vec<(String, Value)>>)> {
+    ) -> Result<(u16, Checked)> {
         let spec = &self.record.service;
         if !spec.enabled {
             self.health.note(health::Ended::Refused);
@@ -639,7 +652,7 @@ impl Service {
         ep: &EndpointRt,
         attempt: Attempt,
         evidence: &mut CallEvidence,
-    ) -> Result<(u16, Arc<Vec<(String, Value)>>)> {
+    ) -> Result<(u16, Checked)> {
         let timeout_ms = ep.def.timeout_ms;
         let (status, body) = match attempt {
             Attempt::Answered { status, body } => (status, body),
@@ -681,7 +694,7 @@ impl Service {
         &self,
         key: &str,
         status: u16,
-        checked: &Arc<Vec<(String, Value)>>,
+        checked: &Checked,
         evidence: &CallEvidence,
         ttl_ms: u64,
     ) {
@@ -739,7 +752,7 @@ fn check_subject(subject: Option<&str>) -> Result<Option<&str>> {
 fn check_params(
     ep: &EndpointRt,
     given: &Map<String, Value>,
-) -> Result<(Vec<(Param, Value)>, Vec<String>)> {
+) -> Result<Params> {
     if let Some(unknown) = given
         .keys()
         .find(|k| !ep.params.iter().any(|(p, _)| &p.item == *k))
@@ -801,7 +814,7 @@ fn check_params(
         };
         values.push((param.clone(), value));
     }
-    Ok((values, keys))
+    Ok(Params { values, keys })
 }
 
 /// The items one decision covers: the endpoint's parameters (all of them,

@@ -66,10 +66,21 @@ pub(super) async fn run(command: AuditCommand) -> Result<()> {
                     e.matter,
                     e.case,
                     e.outcome,
-                    e.items.join(",")
+                    match &e.call {
+                        // An interface call: which endpoint, and the
+                        // provider's status.
+                        Some(c) => format!(
+                            "{} [{} → {}]",
+                            e.items.join(","),
+                            c.endpoint,
+                            c.provider_status
+                                .map_or_else(|| "no answer".to_string(), |s| s.to_string())
+                        ),
+                        None => e.items.join(","),
+                    }
                 );
             }
-            println!("{} lookups of this key", records.len());
+            println!("{} uses of this key", records.len());
             Ok(())
         }
     }
