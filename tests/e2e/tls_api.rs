@@ -181,3 +181,182 @@ async fn client_certificates_identify_departments() {
     );
     let _ = tx.send(());
 }
+
+/// TLS toward a provider: the provider's system is itself an HTTPS hub that
+/// trusts only a private CA and identifies callers by client certificate
+/// (`GET /v1/me` answers who it saw). A service with the CA and the hub's
+/// client identity reaches it and is seen as the department the certificate
+/// is registered to; without the identity the provider refuses (its 401 is
+/// a `provider_error` with `provider_status`); without the CA the handshake
+/// fails; an unusable CA or identity file is refused at registration, and
+/// nothing is saved.
+#[tokio::test]
+async fn services_reach_providers_over_tls_with_a_private_ca_and_a_client_certificate() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let (server_cert, server_key) = leaf(&pki, &["localhost", "127.0.0.1"], false);
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    // The provider: an HTTPS hub with client certificates.
+    let config = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.path().join("provider"),
+        tls: Some(TlsConfig {
+            cert_file: write("server.pem", &server_cert),
+            key_file: write("server.key", &server_key),
+            client_ca_file: Some(write("ca.pem", &pki.ca_pem)),
+        }),
+        ..Config::default()
+    };
+    let store = SqlStore::open_dir(&config.data_dir).await.unwrap();
+    let (client_cert, client_key) = leaf(&pki, &["tongban-hub"], true);
+    let identity = write("hub-identity.pem", &format!("{client_cert}{client_key}"));
+    let fingerprint =
+        tongban_core::tls::fingerprint_of_file(&write("hub-client.pem", &client_cert)).unwrap();
+    datagen::run(
+        &store,
+        &config.data_dir,
+        datagen::Options {
+            scale: 0.0005,
+            seed: 3,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap();
+    store
+        .put_token(&TokenRecord {
+            token_hash: auth::certificate_key(&fingerprint),
+            department: "sh-gaj".into(),
+            role: Role::Department,
+            label: "the exchange hub's certificate".into(),
+        })
+        .await
+        .unwrap();
+    let provider = Server::bind_with(&config, Arc::new(store) as Arc<dyn Store>)
+        .await
+        .unwrap();
+    let base_url = format!("https://127.0.0.1:{}", provider.local_addr().port());
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(provider.serve(async {
+        let _ = rx.await;
+    }));
+
+    // The exchange hub, and a service on the provider's `GET /v1/me`.
+    let hub = crate::common::Hub::start(None).await;
+    let registration = |code: &str, tls: Value| {
+        json!({
+            "resource": {
+                "code": code, "name": "调用方身份核验接口", "provider": "sh-gaj",
+                "category": "department", "format": "self_describing",
+                "update_cycle": "realtime", "status": "published",
+                "items": [
+                    {"name": "department", "label": "部门", "data_type": "Utf8",
+                     "sensitivity": "public", "share_type": "unconditional"},
+                    {"name": "role", "label": "角色", "data_type": "Utf8",
+                     "sensitivity": "public", "share_type": "unconditional"}
+                ]
+            },
+            "service": {
+                "base_url": base_url, "tls": tls,
+                "endpoints": [{
+                    "name": "whoami", "method": "GET", "path": "/v1/me",
+                    "response": [{"item": "department", "pointer": "/department", "required": true},
+                                 {"item": "role", "pointer": "/role"}],
+                    "timeout_ms": 2000
+                }],
+                "retry": {"max_attempts": 1}
+            }
+        })
+    };
+    let register = |body: Value| {
+        let hub = &hub;
+        async move {
+            let r = hub
+                .post("/v1/services", "data-office")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let call = |code: &str| {
+        let hub = &hub;
+        let path = format!("/v1/call/{code}/whoami");
+        async move {
+            let r = hub
+                .post(&path, "acceptance")
+                .json(&json!({"matter": "310000-TLS-001", "case": "TLS-1"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let full = json!({"ca_pem": pki.ca_pem, "client_identity_file": identity});
+    let (status, body) = register(registration("302/000911", full)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = call("302/000911").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"],
+        json!({"department": "sh-gaj", "role": "department"}),
+        "the provider saw the hub's client certificate"
+    );
+
+    let (status, _) = register(registration("302/000912", json!({"ca_pem": pki.ca_pem}))).await;
+    assert_eq!(status, 201);
+    let (status, body) = call("302/000912").await;
+    assert_eq!(
+        (status, &body["code"]),
+        (502, &json!("provider_error")),
+        "{body}"
+    );
+    assert_eq!(
+        body["provider_status"], 401,
+        "no client certificate: {body}"
+    );
+
+    let (status, _) = register(registration("302/000913", json!({}))).await;
+    assert_eq!(status, 201);
+    let (status, body) = call("302/000913").await;
+    assert_eq!(
+        (status, &body["code"]),
+        (502, &json!("provider_error")),
+        "{body}"
+    );
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be reached"),
+        "the private CA is not trusted without ca_pem: {body}"
+    );
+
+    for (code, tls) in [
+        (
+            "302/000914",
+            json!({"ca_pem": "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n"}),
+        ),
+        (
+            "302/000915",
+            json!({"client_identity_file": dir.path().join("missing.pem")}),
+        ),
+    ] {
+        let (status, body) = register(registration(code, tls)).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(body["field"], "service.tls", "{body}");
+        let r = hub
+            .get(&format!("/v1/services/{code}"), "data-office")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404, "nothing saved for {code}");
+    }
+    let _ = tx.send(());
+}
