@@ -138,6 +138,8 @@ pub struct Services {
 /// One service at run time.
 pub struct Service {
     record: ServiceRecord,
+    /// The version of the resource whose items it was built from.
+    resource_version: i64,
     endpoints: HashMap<String, EndpointRt>,
     /// None when the client cannot be built (its TLS files are gone): every
     /// call is refused with the reason.
@@ -197,16 +199,19 @@ impl Services {
         let mut next = HashMap::new();
         for record in records {
             let current = self.get(&record.resource);
+            // The resource's items (their types) are part of the runtime:
+            // a change to either rebuilds it.
+            let resource = store.get_resource(&record.resource).await?;
             if let Some(c) = &current
                 && c.record.version == record.version
                 && c.record.updated_at == record.updated_at
+                && c.resource_version == resource.version
             {
                 next.insert(record.resource.clone(), c.clone());
                 continue;
             }
-            let resource = store.get_resource(&record.resource).await?;
             let code = record.resource.clone();
-            let service = Service::build(record, &resource.spec, current.as_deref());
+            let service = Service::build(record, &resource, current.as_deref());
             next.insert(code, Arc::new(service));
         }
         *self.by_code.write().unwrap_or_else(|p| p.into_inner()) = next;
@@ -408,10 +413,11 @@ impl Services {
 impl Service {
     fn build(
         record: ServiceRecord,
-        resource: &tongban_catalog::ResourceSpec,
+        resource: &tongban_catalog::Resource,
         previous: Option<&Service>,
     ) -> Service {
         let types: HashMap<&str, &str> = resource
+            .spec
             .items
             .iter()
             .map(|i| (i.name.as_str(), i.data_type.as_str()))
@@ -458,6 +464,7 @@ impl Service {
             tracing::error!(service = %record.resource, error = %e, "service cannot be called");
         }
         Service {
+            resource_version: resource.version,
             endpoints,
             backend,
             breaker,
