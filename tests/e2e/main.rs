@@ -18,6 +18,10 @@
 //! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
 //! - [`python_clients`]: the official Delta Sharing and pyarrow Flight
 //!   clients read a subscription (a virtualenv from `tests/python/`);
+//! - [`services`]: interface sharing: a provider's API (a real HTTP server in
+//!   the test) called through the hub: policy, masks, the negative list,
+//!   timeouts, the circuit breaker, limits, the cache, a disabled service,
+//!   audited request and response hashes, invalid definitions;
 //! - [`sync_runs`]: sync runs from a provider's PostgreSQL or MariaDB table:
 //!   the quality gate, incremental merges, schema drift, a killed run, the
 //!   schedule, transforms, the `tongban sync` CLI;
@@ -33,5 +37,6 @@ mod every_path;
 mod lists_api;
 mod lookup_api;
 mod python_clients;
+mod services;
 mod sync_runs;
 mod tls_api;

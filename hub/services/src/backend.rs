@@ -43,7 +43,8 @@ pub enum Attempt {
     Answered { status: u16, body: Bytes },
     TimedOut,
     Unreachable(String),
-    TooLarge { limit: u32 },
+    /// The answer (with this status) is longer than the service's limit.
+    TooLarge { limit: u32, status: u16 },
 }
 
 impl Backend {
@@ -116,14 +117,14 @@ impl Backend {
             };
             let status = resp.status().as_u16();
             if resp.content_length().is_some_and(|n| n > u64::from(limit)) {
-                return Attempt::TooLarge { limit };
+                return Attempt::TooLarge { limit, status };
             }
             let mut body = Vec::new();
             loop {
                 match resp.chunk().await {
                     Ok(Some(chunk)) => {
                         if body.len() + chunk.len() > limit as usize {
-                            return Attempt::TooLarge { limit };
+                            return Attempt::TooLarge { limit, status };
                         }
                         body.extend_from_slice(&chunk);
                     }

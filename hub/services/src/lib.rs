@@ -665,9 +665,10 @@ impl Service {
             Attempt::Answered { status, body } => (status, body),
             Attempt::TimedOut => return Err(Error::ProviderTimeout { timeout_ms }),
             Attempt::Unreachable(detail) => return Err(Error::Unreachable { detail }),
-            Attempt::TooLarge { limit } => {
+            Attempt::TooLarge { limit, status } => {
+                evidence.provider_status = Some(status);
                 return Err(Error::ProviderBroken {
-                    status: None,
+                    status: Some(status),
                     detail: format!(
                         "the provider's answer is larger than the service's limit of {limit} bytes"
                     ),
