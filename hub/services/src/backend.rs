@@ -40,11 +40,17 @@ pub struct Sent {
 
 /// How one attempt went.
 pub enum Attempt {
-    Answered { status: u16, body: Bytes },
+    Answered {
+        status: u16,
+        body: Bytes,
+    },
     TimedOut,
     Unreachable(String),
     /// The answer (with this status) is longer than the service's limit.
-    TooLarge { limit: u32, status: u16 },
+    TooLarge {
+        limit: u32,
+        status: u16,
+    },
 }
 
 impl Backend {

@@ -757,10 +757,7 @@ fn check_subject(subject: Option<&str>) -> Result<Option<&str>> {
 /// Each parameter's value as text (what goes into the path, query or
 /// body), and the keys among them, normalised (trimmed, upper-cased) and
 /// check-digit verified.
-fn check_params(
-    ep: &EndpointRt,
-    given: &Map<String, Value>,
-) -> Result<Params> {
+fn check_params(ep: &EndpointRt, given: &Map<String, Value>) -> Result<Params> {
     if let Some(unknown) = given
         .keys()
         .find(|k| !ep.params.iter().any(|(p, _)| &p.item == *k))
