@@ -67,7 +67,8 @@ fn defaults_follow_the_documented_semantics() {
 
 #[test]
 fn definitions_that_break_a_rule_name_the_field() {
-    let cases: Vec<(Box<dyn Fn(&mut ServiceSpec)>, &str)> = vec![
+    type Change = Box<dyn Fn(&mut ServiceSpec)>;
+    let cases: Vec<(Change, &str)> = vec![
         (
             Box::new(|s| s.base_url = "ftp://x".into()),
             "service.base_url",

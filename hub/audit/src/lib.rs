@@ -655,7 +655,7 @@ mod tests {
             latency_us: 42,
             // Every other record is an interface call: both shapes must
             // seal and verify alike.
-            call: (n % 2 == 0).then(|| CallEvidence {
+            call: n.is_multiple_of(2).then(|| CallEvidence {
                 endpoint: "status".into(),
                 request_id: format!("req-{n}"),
                 subject: None,
