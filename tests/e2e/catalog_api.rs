@@ -615,6 +615,44 @@ async fn the_openapi_document_describes_the_api() {
         doc["components"]["schemas"]["ResourceSpec"]["additionalProperties"],
         false
     );
+    // Interface calls, with the statuses that say whose fault a failure is.
+    let call = &doc["paths"]["/v1/call/{class}/{seq}/{endpoint}"]["post"];
+    for code in ["200", "403", "422", "429", "502", "503", "504"] {
+        assert!(
+            call["responses"][code].is_object(),
+            "the call documents {code}"
+        );
+    }
+    assert!(call["responses"]["200"]["headers"]["X-Tongban-Request-Hash"].is_object());
+    for path in [
+        "/v1/services",
+        "/v1/services/health",
+        "/v1/services/import-openapi",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    // Every reference resolves: no schema is named without being there.
+    fn refs(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if let Some(r) = m.get("$ref").and_then(|r| r.as_str()) {
+                    out.push(r.to_string());
+                }
+                m.values().for_each(|v| refs(v, out));
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    refs(&doc, &mut all);
+    assert!(all.len() > 50, "{} references", all.len());
+    for r in all {
+        let pointer = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("a local ref: {r}"));
+        assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+    }
 }
 
 #[tokio::test]
