@@ -512,6 +512,17 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
+        self.serve_until(Box::pin(shutdown)).await
+    }
+
+    /// [`Server::serve`] with the signal boxed: the accept loops and every
+    /// connection's hyper machinery are instantiated here, in this crate at
+    /// its optimisation level, rather than in each caller's (the binary's
+    /// crate is built at opt-level 1, docs/build-times.md).
+    async fn serve_until(
+        self,
+        shutdown: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>,
+    ) -> Result<()> {
         // Flight answers from the same state; both stop on the same signal.
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let flight = self.flight.map(|listener| {

@@ -25,7 +25,8 @@ use tongban_core::Ask;
 /// A service's client.
 pub struct Backend {
     client: reqwest::Client,
-    base: String,
+    /// The base URL, parsed once: a call only sets its path and query.
+    base: Url,
 }
 
 /// A request as it will be sent, with its hash.
@@ -78,10 +79,8 @@ impl Backend {
             builder = builder.identity(identity);
         }
         let client = builder.build().map_err(|e| chain(&e))?;
-        Ok(Backend {
-            client,
-            base: spec.base_url.clone(),
-        })
+        let base = Url::parse(&spec.base_url).map_err(|e| format!("base_url: {e}"))?;
+        Ok(Backend { client, base })
     }
 
     /// One attempt under the endpoint's timeout, reading at most the
@@ -159,9 +158,15 @@ impl Sent {
         values: &[(Param, Value)],
         request_id: &str,
     ) -> Result<Sent> {
-        let base = match &service.backend {
-            Ok(b) => b.base.as_str(),
-            Err(_) => service.record.service.base_url.as_str(),
+        let mut url = match &service.backend {
+            Ok(b) => b.base.clone(),
+            Err(_) => {
+                Url::parse(&service.record.service.base_url).map_err(|e| Error::Unavailable {
+                    reason: "misconfigured",
+                    detail: format!("the service's address cannot be built: {e}"),
+                    retry_after_secs: 60,
+                })?
+            }
         };
         let mut path = ep.path.clone();
         let mut query = Vec::new();
@@ -180,11 +185,10 @@ impl Sent {
                 }
             }
         }
-        let mut url = Url::parse(&format!("{base}{path}")).map_err(|e| Error::Unavailable {
-            reason: "misconfigured",
-            detail: format!("the service's address cannot be built: {e}"),
-            retry_after_secs: 60,
-        })?;
+        // The base's own path (`/v2`, or `/` when it has none), then the
+        // endpoint's.
+        let joined = format!("{}{path}", url.path().trim_end_matches('/'));
+        url.set_path(&joined);
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }

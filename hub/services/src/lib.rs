@@ -444,10 +444,7 @@ impl Service {
                     declared: e
                         .response
                         .iter()
-                        .map(|f| answer::Declared {
-                            field: f.clone(),
-                            scalar: scalar(&f.item),
-                        })
+                        .map(|f| answer::Declared::new(f.clone(), scalar(&f.item)))
                         .collect(),
                     def: e.clone(),
                 };
