@@ -48,6 +48,8 @@ NGINX_PORT=${NGINX_PORT:-18291}
 BACKEND_PORTS=${BACKEND_PORTS:-7401,7402,7403} # `tongban demo-providers`; the first is social insurance
 VENV=${VENV:-/var/tmp/bench-venv} # Python venv with pyarrow (made if missing)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/bench-target}
+IDLE_WAIT=${IDLE_WAIT:-600}       # seconds to wait, before each timed run, for the machine to be idle
+IDLE_MAX=${IDLE_MAX:-0.15}        # idle: under this many cores busy over 3 s
 KEEP=${KEEP:-0}
 WORK_PARENT=${WORK_PARENT:-/var/tmp} # the hub's data dir (and its audit log) goes here
 # TB_COMMIT: the commit to print, when the tree is not a git checkout
@@ -73,6 +75,26 @@ wait_http() { # URL PID WHAT SECONDS: until URL answers 2xx, while PID lives
         kill -0 "$2" 2>/dev/null || die "$3 exited (see $WORK)"
         (( $(date +%s) - t0 < $4 )) || die "$3: no answer from $1 after $4 s"
         sleep 0.3
+    done
+}
+# busy CPU seconds of the whole machine (user, nice, system, irq, softirq)
+machine_cpu() { awk -v hz="$(getconf CLK_TCK)" '/^cpu /{ printf "%.2f\n", ($2+$3+$4+$7+$8)/hz }' /proc/stat; }
+# wait_idle: until the whole machine is idle (under $IDLE_MAX cores busy over
+# 3 s), at most $IDLE_WAIT s: another build or test run would share the cores
+NOT_IDLE=0
+wait_idle() {
+    local t0 b0 b1 busy
+    t0=$(date +%s)
+    while :; do
+        b0=$(machine_cpu); sleep 3; b1=$(machine_cpu)
+        busy=$(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", (b-a)/3}')
+        awk -v x="$busy" -v m="$IDLE_MAX" 'BEGIN{exit !(x < m)}' && return
+        if (( $(date +%s) - t0 >= IDLE_WAIT )); then
+            echo "WARNING: machine still busy ($busy cores) after $IDLE_WAIT s; measuring anyway" >&2
+            NOT_IDLE=1; return
+        fi
+        echo "machine busy ($busy cores); waiting" >&2
+        sleep 7
     done
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{ if (NR%2) print v[(NR+1)/2]; else printf "%.3f\n", (v[NR/2]+v[NR/2+1])/2 }'; }
@@ -267,26 +289,34 @@ cmp -s "$WORK/one-direct.json" "$WORK/one-nginx.json" || die "nginx's answer dif
 wrk_run() { # TARGET SECONDS OUT
     local args=(get "$WORK/keys.txt")
     [[ $1 == hub ]] && args=(call "$WORK/keys.txt" "$TOKEN")
-    timeout $(( $2 + 60 )) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2s" --timeout 5s --latency \
+    local TIMEFORMAT='%U %S' # bash's `time`: user and system CPU seconds of wrk
+    { time timeout $(( $2 + 60 )) wrk -t"$THREADS" -c"$CONNECTIONS" -d"$2s" --timeout 5s --latency \
         -s "$HERE/calls.lua" "${URL[$1]}" -- "${args[@]}" >"$3" 2>&1 \
-        || { cat "$3" >&2; die "wrk against $1 failed"; }
+        || { cat "$3" >&2; die "wrk against $1 failed"; }; } 2>"$3.cpu"
 }
 log "warm-up: ${WARMUP} s per target"
 for t in "${TARGETS[@]}"; do wrk_run "$t" "$WARMUP" "$WORK/warmup-$t.out"; done
 
 audit_bytes() { du -sb "$DATA" | awk '{print $1}'; }
-declare -A RPS P50 P99 P999 NON200 SOCKERR HUBCPU NGXCPU BECPU REQS
+declare -A RPS P50 P99 P999 NON200 SOCKERR HUBCPU NGXCPU BECPU REQS OTHER
 BUSY=()
 AUDIT0=$(audit_bytes); HUB_CALLS=0
 for r in $(seq 1 "$ROUNDS"); do
     for t in "${TARGETS[@]}"; do
-        sleep 1
+        wait_idle
         log "round $r/$ROUNDS: $t (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s)"
-        BUSY+=("$(pgrep -c -x rustc || true)")
+        BUSY+=("$(( $(pgrep -c -x rustc || true) + $(pgrep -c -x clippy-driver || true) ))")
         out=$WORK/wrk-$r-$t.out
+        m0=$(machine_cpu); w0=$(date +%s.%N)
         h0=$(cpu_s "$HUB_PID"); n0=$(cpu_sum $(nginx_pids)); b0=$(cpu_s "$BACKEND_PID")
         wrk_run "$t" "$DURATION" "$out"
         h1=$(cpu_s "$HUB_PID"); n1=$(cpu_sum $(nginx_pids)); b1=$(cpu_s "$BACKEND_PID")
+        m1=$(machine_cpu); w1=$(date +%s.%N)
+        # cores busy with anything but the backend, nginx, the hub and wrk
+        OTHER[$t,$r]=$(awk -v m="$(awk -v a="$m0" -v b="$m1" 'BEGIN{print b-a}')" \
+            -v ours="$(awk -v h0="$h0" -v h1="$h1" -v n0="$n0" -v n1="$n1" -v b0="$b0" -v b1="$b1" \
+                'BEGIN{print (h1-h0)+(n1-n0)+(b1-b0)}')" -v w="$(awk '{print $1+$2}' "$out.cpu")" \
+            -v d="$(awk -v a="$w0" -v b="$w1" 'BEGIN{print b-a}')" 'BEGIN{printf "%.2f", (m-ours-w)/d}')
         reqs=$(awk '$1=="requests"{print $2}' "$out")
         k="$t,$r"
         REQS[$k]=$reqs
@@ -302,7 +332,8 @@ for r in $(seq 1 "$ROUNDS"); do
         [[ $t == hub ]] && HUB_CALLS=$(( HUB_CALLS + reqs ))
         printf '%s: %s req/s  p50 %s ms  p99 %s ms  p99.9 %s ms  non-200 %s  (%s)\n' \
             "$t" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${P999[$k]}" "${NON200[$k]}" "${SOCKERR[$k]}" >&2
-        printf '   CPU us/request: hub %s  nginx %s  backend %s\n' "${HUBCPU[$k]}" "${NGXCPU[$k]}" "${BECPU[$k]}" >&2
+        printf '   CPU us/request: hub %s  nginx %s  backend %s; wrk %s s; other processes %s cores\n' \
+            "${HUBCPU[$k]}" "${NGXCPU[$k]}" "${BECPU[$k]}" "$(cat "$out.cpu")" "${OTHER[$k]}" >&2
     done
 done
 AUDIT1=$(audit_bytes)
@@ -357,7 +388,9 @@ backend     tongban demo-providers (人社局 contribution status), $KEYS rotati
 nginx       $("$NGINX" -v 2>&1 | sed 's/.*: //'), worker_processes $NGINX_WORKERS ($(( $(echo $(nginx_pids) | wc -w) - 1 )) workers), upstream keepalive 64
 hub         tongban serve, $RES/$ENDPOINT, policy + audit on, no cache, no retries
 load        wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS rounds of direct, nginx, hub (${WARMUP} s warm-up each)
-note        backend, nginx, hub and wrk share the same $(nproc) cores; rustc processes at each run's start: ${BUSY[*]}
+note        backend, nginx, hub and wrk share the same $(nproc) cores; rustc or clippy-driver processes at each run's start: ${BUSY[*]}
+            cores busy with other processes (and the kernel's own work) during each run: $(for t in "${TARGETS[@]}"; do echo -n "$t $(col OTHER "$t"); "; done)
+            $( ((NOT_IDLE)) && echo "WARNING: some runs started on a busy machine (see the log)" || echo "each run started on an idle machine (< $IDLE_MAX cores busy over 3 s)")
 
 per round   req/s / p50 ms / p99 ms
 EOF

@@ -135,14 +135,17 @@ async fn demo_from_nothing_to_a_served_directory() {
         .json()
         .await
         .unwrap();
-    assert_eq!(all["total"], 5);
+    // The five base-library resources and the three interface-shared
+    // services of the demo's department systems.
+    assert_eq!(all["total"], 8);
 
     // The CLI reads the same catalog while the demo runs.
     let list = run_ok(tongban().args(["catalog", "list", "--data-dir"]).arg(&data));
     assert!(
         list.contains("101/000001")
             && list.contains("人口基础信息")
-            && list.contains("5 resources"),
+            && list.contains("302/000101")
+            && list.contains("8 resources"),
         "{list}"
     );
     let show = run_ok(
@@ -440,7 +443,7 @@ fn catalog_export_and_import_round_trip() {
             .arg(&fresh),
     );
     assert!(
-        out.contains("departments 11 created") && out.contains("resources 5 created"),
+        out.contains("departments 13 created") && out.contains("resources 5 created"),
         "{out}"
     );
     let out = run_ok(
