@@ -108,6 +108,33 @@ async fn changed(state: &AppState) {
     }
 }
 
+/// After a registration or import: on to the list, or back to the page with
+/// the message and what was typed (nothing was saved).
+async fn finish(
+    state: &AppState,
+    s: &Session,
+    saved: Result<ServiceRecord, String>,
+    typed: String,
+) -> Response {
+    match saved {
+        Ok(record) => {
+            changed(state).await;
+            Redirect::to(&format!("/console/services?done={}", record.resource)).into_response()
+        }
+        Err(e) => {
+            page_with(
+                state,
+                s,
+                typed,
+                Some(e),
+                None,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+    }
+}
+
 #[derive(Debug, Default, serde::Deserialize)]
 pub struct RegisterForm {
     #[serde(default)]
@@ -135,23 +162,7 @@ pub async fn register(
             .map_err(|e| super::message(&e))
     }
     .await;
-    match saved {
-        Ok(record) => {
-            changed(&state).await;
-            Redirect::to(&format!("/console/services?done={}", record.resource)).into_response()
-        }
-        Err(e) => {
-            page_with(
-                &state,
-                &s,
-                form.definition,
-                Some(e),
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    finish(&state, &s, saved, form.definition).await
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -197,23 +208,7 @@ pub async fn import(
             .map_err(|e| super::message(&e))
     }
     .await;
-    match saved {
-        Ok(record) => {
-            changed(&state).await;
-            Redirect::to(&format!("/console/services?done={}", record.resource)).into_response()
-        }
-        Err(e) => {
-            page_with(
-                &state,
-                &s,
-                String::new(),
-                Some(e),
-                None,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await
-        }
-    }
+    finish(&state, &s, saved, String::new()).await
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
