@@ -21,10 +21,13 @@
 //! - [`subscriptions`]: subscriptions (a consumer's standing order for a
 //!   resource under a bulk need, with its delivery channel and cursor) and
 //!   the push outbox (deliveries); `sql::subscriptions` stores them.
+//! - [`changes`]: the change counters and the [`changes::ChangeFeed`] that
+//!   tells a replica what changed (PostgreSQL `LISTEN/NOTIFY`, catch-up reads).
 //! - [`services`]: provider APIs called through the hub (接口共享): endpoints,
 //!   limits, breaker and retry settings, OpenAPI import; `sql::services`
 //!   stores them.
 
+pub mod changes;
 pub mod error;
 pub mod exchange;
 pub mod list_exchange;

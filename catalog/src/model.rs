@@ -335,6 +335,18 @@ pub enum Role {
     Department,
 }
 
+/// How far one replica's audit chain has come, as the replica recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditHead {
+    pub replica: String,
+    /// The newest durable record: its sequence number and hash.
+    pub seq: i64,
+    pub hash: String,
+    /// The last record of the newest segment shipped to the object store.
+    pub shipped: i64,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// A stored API token; only its SHA-256 hash is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {

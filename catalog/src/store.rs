@@ -64,6 +64,9 @@ pub trait Store: Send + Sync + 'static {
     /// run's record and the job's new watermark are written in one
     /// transaction: a crash leaves all or none of them.
     async fn finish_sync_run(&self, run: i64, finish: &RunFinish) -> Result<SyncRun>;
+    /// Takes job `job`'s run lock ([`crate::sync::JobLock`]); none when
+    /// another hub holds it.
+    async fn lock_sync_job(&self, job: &str) -> Result<Option<crate::sync::JobLock>>;
     /// Runs, newest first, of one job or of all.
     async fn list_sync_runs(&self, job: Option<&str>, limit: i64) -> Result<Vec<SyncRun>>;
 
@@ -184,4 +187,18 @@ pub trait Store: Send + Sync + 'static {
     /// Everything the decision engine compiles: departments, resources with
     /// their items, needs and negative entries.
     async fn policy_input(&self) -> Result<PolicyInput>;
+
+    /// The change counters (see [`crate::changes`]).
+    async fn changes(&self) -> Result<crate::changes::Changes>;
+
+    /// Records how far a replica's audit chain has come (never backwards).
+    async fn record_audit_head(&self, head: &AuditHead) -> Result<()>;
+    /// Every replica's recorded audit head, by replica.
+    async fn audit_heads(&self) -> Result<Vec<AuditHead>>;
+
+    /// Where to `LISTEN` for change notifications: the PostgreSQL URL, or
+    /// none for a store that has none (SQLite is polled).
+    fn listen_url(&self) -> Option<String> {
+        None
+    }
 }

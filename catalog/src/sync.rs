@@ -156,3 +156,36 @@ pub struct RunFinish {
     pub watermark: Option<String>,
     pub error: Option<String>,
 }
+
+/// A job's run lock, held while one hub runs the job: every hub sharing
+/// a PostgreSQL catalog runs a job at most once at a time. On PostgreSQL it
+/// is a session advisory lock on a connection of its own, so a hub that
+/// dies (SIGKILL, a lost machine) lets go of it with its connection; the
+/// embedded SQLite catalog has one hub, whose scheduler already runs a job
+/// once at a time, so its lock holds nothing.
+pub struct JobLock {
+    pub(crate) conn: Option<sqlx::AnyConnection>,
+}
+
+impl JobLock {
+    /// Lets go of the lock now (dropping it does too, by closing its
+    /// connection).
+    pub async fn release(mut self) {
+        if let Some(mut conn) = self.conn.take() {
+            let released = sqlx::query("SELECT pg_advisory_unlock_all()")
+                .execute(&mut conn)
+                .await;
+            if released.is_ok() {
+                let _ = sqlx::Connection::close(conn).await;
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for JobLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobLock")
+            .field("held", &self.conn.is_some())
+            .finish()
+    }
+}

@@ -55,6 +55,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
                 }
                 a.to_string()
             }),
+        // The demo serves plain HTTP and gRPC (loopback by default); the
+        // server warns about Flight in clear.
+        flight_plaintext: true,
         ..Config::default()
     };
     config.validate()?;
@@ -67,7 +70,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         );
         let report = datagen::run(
             &store,
-            &args.data_dir,
+            &DatasetStore::local(&args.data_dir)?,
             datagen::Options {
                 scale: args.scale,
                 seed: args.seed,

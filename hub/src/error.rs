@@ -33,13 +33,12 @@ pub enum Error {
     /// which and how to fix it.
     #[error("{0}")]
     Usage(String),
-    /// `tongban audit verify` found the log broken.
-    #[error("audit log broken: {file} line {line}: {problem}")]
-    AuditBroken {
-        file: PathBuf,
-        line: usize,
-        problem: String,
-    },
+    /// `tongban audit verify` found one or more replicas' chains broken.
+    #[error("audit log broken: {0}")]
+    AuditChains(String),
+    /// Shipped audit segments could not be read.
+    #[error(transparent)]
+    AuditShipped(#[from] tongban_core::audit_log::ShipError),
     /// The demo's generated data or directory is not as its code expects
     /// (a bug, caught before anything is served).
     #[error("demo data: {0}")]

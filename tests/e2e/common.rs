@@ -52,6 +52,11 @@ pub struct Hub {
 /// Scale of the demo data in tests: ~1,000 citizens.
 pub const SCALE: f64 = 0.001;
 
+/// The local dataset store of a data directory.
+pub fn local(dir: &Path) -> tongban_datasets::DatasetStore {
+    tongban_datasets::DatasetStore::local(dir).expect("a local dataset store")
+}
+
 pub fn pg_url() -> String {
     std::env::var("TONGBAN_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
@@ -120,7 +125,6 @@ impl Hub {
         tongban_sync::SyncContext {
             store: Arc::new(self.store.clone()),
             datasets: tongban_datasets::DatasetStore::local(self.data_dir()).unwrap(),
-            data_dir: self.data_dir().to_path_buf(),
         }
     }
 
@@ -144,6 +148,7 @@ impl Hub {
             store_url,
             secondary_keys: tongban_datagen::directory::secondary_keys(),
             flight_listen: Some("127.0.0.1:0".into()),
+            flight_plaintext: true,
             ..Config::default()
         };
         tweak(&mut config);
@@ -154,7 +159,9 @@ impl Hub {
             seed: 7,
             progress: false,
         };
-        datagen::run(&store, dir.path(), options).await.unwrap();
+        datagen::run(&store, &local(dir.path()), options)
+            .await
+            .unwrap();
         let creds = demo::ensure_credentials(&store, dir.path()).await.unwrap();
         let mut hub = Hub {
             url: String::new(),
@@ -252,7 +259,7 @@ impl Hub {
     pub async fn publish_demo_versions(&self, seed: u64) {
         datagen::run(
             &self.store,
-            self.data_dir(),
+            &local(self.data_dir()),
             datagen::Options {
                 scale: SCALE,
                 seed,

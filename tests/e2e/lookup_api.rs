@@ -8,12 +8,16 @@ use serde_json::{Value, json};
 /// A few rows of a demo dataset, read straight from its Parquet file, as
 /// text (a null as empty).
 fn sample(hub: &Hub, dir: &str, columns: &[&str], n: usize) -> Vec<Vec<String>> {
-    let file = hub
-        .data_dir()
-        .join("datasets")
-        .join(dir)
-        .join("v1/part-00000.parquet");
-    let batch = read_parquet_file(file).remove(0);
+    // Version 1's folder: `v1-` and the writer's suffix.
+    let folder = std::fs::read_dir(hub.data_dir().join("datasets").join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("v1-") && !name.ends_with("-changes")
+        })
+        .expect("version 1 of the dataset");
+    let batch = read_parquet_file(folder.join("part-00000.parquet")).remove(0);
     let columns: Vec<Vec<Option<String>>> = columns.iter().map(|c| cells(&batch, c)).collect();
     (0..n)
         .map(|row| {

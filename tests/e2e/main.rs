@@ -18,6 +18,12 @@
 //! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
 //! - [`python_clients`]: the official Delta Sharing and pyarrow Flight
 //!   clients read a subscription (a virtualenv from `tests/python/`);
+//! - [`replicas`]: two `tongban serve` processes on one PostgreSQL catalog
+//!   and one S3 store (s3s-fs): versions and negative entries reach the
+//!   other replica within 2 s, `/ready` and `/metrics`, a replica killed
+//!   under load loses nothing;
+//! - [`deploy_files`]: the Kubernetes, compose, container and Grafana files
+//!   in `deploy/` name real config keys, ports, probe paths and metrics;
 //! - [`services`]: interface sharing: a provider's API (a real HTTP server in
 //!   the test) called through the hub: policy, masks, the negative list,
 //!   timeouts, the circuit breaker, limits, the cache, a disabled service,
@@ -33,10 +39,12 @@ mod common;
 mod console_browser;
 mod console_pages;
 mod delivery;
+mod deploy_files;
 mod every_path;
 mod lists_api;
 mod lookup_api;
 mod python_clients;
+mod replicas;
 mod services;
 mod sync_runs;
 mod tls_api;

@@ -19,7 +19,7 @@ const CODE: &str = "301/000201";
 const XUHUI: &str = "xuhui-district";
 
 /// The virtualenv's python, made (once, kept under /var/tmp) if needed.
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     let dir = std::env::var("TONGBAN_TEST_VENV")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from("/var/tmp/tongban-test-venv"));

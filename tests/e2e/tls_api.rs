@@ -1,6 +1,9 @@
 //! HTTPS with client certificates (mTLS): a registered certificate identifies
 //! its department without a token; an unknown one does not; tokens still work.
+//! Arrow Flight serves TLS with the same certificates and identities, as
+//! `pyarrow.flight` sees it; a plaintext gRPC client gets nowhere.
 
+use crate::common::local;
 use std::sync::Arc;
 use tongban_catalog::{Role, SqlStore, Store, TokenRecord};
 use tongban_core::tls::TlsConfig;
@@ -60,6 +63,7 @@ async fn client_certificates_identify_departments() {
             key_file: write("server.key", &server_key),
             client_ca_file: Some(write("ca.pem", &pki.ca_pem)),
         }),
+        flight_listen: Some("127.0.0.1:0".into()),
         ..Config::default()
     };
     let store = SqlStore::open_dir(&config.data_dir).await.unwrap();
@@ -68,7 +72,7 @@ async fn client_certificates_identify_departments() {
         seed: 3,
         progress: false,
     };
-    datagen::run(&store, &config.data_dir, options)
+    datagen::run(&store, &local(&config.data_dir), options)
         .await
         .unwrap();
     let (client_cert, client_key) = leaf(&pki, &["sh-zwfw"], true);
@@ -94,10 +98,22 @@ async fn client_certificates_identify_departments() {
             .await
             .unwrap();
     }
+    // The acceptance office's token, for Flight without a certificate.
+    let zwfw_token = auth::new_token();
+    store
+        .put_token(&TokenRecord {
+            token_hash: auth::hash_token(&zwfw_token),
+            department: "sh-zwfw".into(),
+            role: Role::Department,
+            label: "zwfw token".into(),
+        })
+        .await
+        .unwrap();
     let server = Server::bind_with(&config, Arc::new(store) as Arc<dyn Store>)
         .await
         .unwrap();
     let url = format!("https://localhost:{}", server.local_addr().port());
+    let flight_port = server.flight_addr().unwrap().port();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(server.serve(async {
         let _ = rx.await;
@@ -179,6 +195,79 @@ async fn client_certificates_identify_departments() {
             .await
             .is_err()
     );
+
+    // Flight over TLS, as pyarrow sees it. The index loads first.
+    let key = loop {
+        let people = plain
+            .post(format!("{url}/v1/lookup/101/000001"))
+            .bearer_auth(&zwfw_token)
+            .json(
+                &serde_json::json!({"keys": ["11010519491231002X"], "items": ["gender"],
+                                      "matter": "310000-JZZ-001", "case": "T-0"}),
+            )
+            .send()
+            .await
+            .unwrap();
+        if people.status() != 503 {
+            assert_eq!(people.status(), 200);
+            break "11010519491231002X";
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let args = serde_json::json!({
+        "url": format!("grpc+tls://localhost:{flight_port}"),
+        "ca": write("flight-ca.pem", &pki.ca_pem),
+        "cert": write("flight-client.pem", &client_cert),
+        "key": write("flight-client.key", &client_key),
+        "stranger_cert": write("flight-stranger.pem", &stranger_cert),
+        "stranger_key": write("flight-stranger.key", &stranger_key),
+        "token": zwfw_token,
+        "cmd": {"resource": "101/000001", "matter": "310000-JZZ-001", "case": "T-1", "items": ["gender"]},
+        "keys": [key],
+    });
+    let script = crate::common::repo().join("tests/python/flight_tls.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::python_clients::python())
+            .arg(script)
+            .arg(args.to_string())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "pyarrow over TLS failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The certificate and the token both speak for the acceptance office;
+    // neither finds a key that is not in the data.
+    for who in ["certificate", "token"] {
+        assert_eq!(
+            got[who]["ok"]["found"],
+            serde_json::json!([false]),
+            "{who}: {got}"
+        );
+    }
+    for who in ["nothing", "stranger"] {
+        assert_eq!(
+            got[who]["error"], "FlightUnauthenticatedError",
+            "{who}: {got}"
+        );
+    }
+    // A plaintext gRPC client reaches nothing on the TLS port.
+    let plaintext =
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{flight_port}"))
+            .unwrap()
+            .connect()
+            .await;
+    if let Ok(channel) = plaintext {
+        let mut fl = arrow_flight::FlightClient::new(channel);
+        fl.add_header("authorization", &format!("Bearer {token}"))
+            .unwrap();
+        assert!(fl.list_flights(bytes::Bytes::new()).await.is_err());
+    }
     let _ = tx.send(());
 }
 
@@ -219,7 +308,7 @@ async fn services_reach_providers_over_tls_with_a_private_ca_and_a_client_certif
         tongban_core::tls::fingerprint_of_file(&write("hub-client.pem", &client_cert)).unwrap();
     datagen::run(
         &store,
-        &config.data_dir,
+        &local(&config.data_dir),
         datagen::Options {
             scale: 0.0005,
             seed: 3,

@@ -41,29 +41,61 @@ mod sync;
 use common::*;
 use directory::*;
 
+/// A migration's SQL: the same for both backends, or one each where they
+/// differ (triggers).
+enum Migration {
+    Same(&'static str),
+    Split {
+        sqlite: &'static str,
+        postgres: &'static str,
+    },
+}
+use Migration::Same;
+
 /// Migrations, applied in order, each once, each in its own transaction.
-const MIGRATIONS: &[(i64, &str, &str)] = &[
+const MIGRATIONS: &[(i64, &str, Migration)] = &[
     (
         1,
         "directory",
-        include_str!("../../migrations/0001_directory.sql"),
+        Same(include_str!("../../migrations/0001_directory.sql")),
     ),
-    (2, "lists", include_str!("../../migrations/0002_lists.sql")),
-    (3, "sync", include_str!("../../migrations/0003_sync.sql")),
+    (
+        2,
+        "lists",
+        Same(include_str!("../../migrations/0002_lists.sql")),
+    ),
+    (
+        3,
+        "sync",
+        Same(include_str!("../../migrations/0003_sync.sql")),
+    ),
     (
         4,
         "sync diff deletes",
-        include_str!("../../migrations/0004_sync_diff.sql"),
+        Same(include_str!("../../migrations/0004_sync_diff.sql")),
     ),
     (
         5,
         "subscriptions and return flow",
-        include_str!("../../migrations/0005_subscriptions.sql"),
+        Same(include_str!("../../migrations/0005_subscriptions.sql")),
     ),
     (
         6,
         "services",
-        include_str!("../../migrations/0006_services.sql"),
+        Same(include_str!("../../migrations/0006_services.sql")),
+    ),
+    (
+        7,
+        "change counters",
+        Migration::Split {
+            sqlite: include_str!("../../migrations/0007_changes.sqlite.sql"),
+            postgres: include_str!("../../migrations/0007_changes.postgres.sql"),
+        },
+    ),
+    (
+        8,
+        "audit heads",
+        Same(include_str!("../../migrations/0008_audit_heads.sql")),
     ),
 ];
 
@@ -78,6 +110,8 @@ enum Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// The PostgreSQL URL, for the change feed's `LISTEN` connection.
+    url: Option<String>,
 }
 
 impl SqlStore {
@@ -108,7 +142,8 @@ impl SqlStore {
                 .execute(&pool)
                 .await?;
         }
-        let store = SqlStore { pool, backend };
+        let url = (backend == Backend::Postgres).then(|| url.to_string());
+        let store = SqlStore { pool, backend, url };
         store.migrate().await?;
         Ok(store)
     }
@@ -175,10 +210,16 @@ impl SqlStore {
             let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
                 .fetch_all(&mut *conn)
                 .await?;
-            for &(version, description, sql) in MIGRATIONS {
+            for (version, description, migration) in MIGRATIONS {
+                let (version, description) = (*version, *description);
                 if applied.contains(&version) {
                     continue;
                 }
+                let sql = match (migration, self.backend) {
+                    (Same(sql), _) => sql,
+                    (Migration::Split { sqlite, .. }, Backend::Sqlite) => sqlite,
+                    (Migration::Split { postgres, .. }, Backend::Postgres) => postgres,
+                };
                 let mut tx = sqlx::Connection::begin(&mut *conn).await?;
                 sqlx::raw_sql(sql).execute(&mut *tx).await?;
                 sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
@@ -454,6 +495,25 @@ impl Store for SqlStore {
         tx.commit().await?;
         let mut conn = self.pool.acquire().await?;
         sync::find_run(&mut conn, id).await
+    }
+
+    async fn lock_sync_job(&self, job: &str) -> Result<Option<JobLock>> {
+        let Some(url) = &self.url else {
+            return Ok(Some(JobLock { conn: None }));
+        };
+        // A connection of its own, outside the pool: the lock lives and
+        // dies with it.
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(url).await?;
+        let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(7426002, hashtext($1))")
+            .bind(job)
+            .fetch_one(&mut conn)
+            .await?;
+        if held {
+            Ok(Some(JobLock { conn: Some(conn) }))
+        } else {
+            let _ = sqlx::Connection::close(conn).await;
+            Ok(None)
+        }
     }
 
     async fn finish_sync_run(&self, run: i64, finish: &RunFinish) -> Result<SyncRun> {
@@ -744,6 +804,68 @@ impl Store for SqlStore {
         let resources = self.export_resources().await?;
         let mut conn = self.pool.acquire().await?;
         lists::policy_input(&mut conn, resources).await
+    }
+
+    async fn changes(&self) -> Result<crate::changes::Changes> {
+        let rows = sqlx::query("SELECT topic, counter FROM catalog_changes")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut changes = crate::changes::Changes::default();
+        for row in rows {
+            let topic: String = row.try_get("topic")?;
+            let counter: i64 = row.try_get("counter")?;
+            match crate::changes::Topic::parse(&topic) {
+                Some(t) => {
+                    changes.topics.insert(t, counter);
+                }
+                None if topic == "clock" => changes.counter = counter,
+                // A topic of a newer hub's migration: not ours to reload.
+                None => {}
+            }
+        }
+        Ok(changes)
+    }
+
+    fn listen_url(&self) -> Option<String> {
+        self.url.clone()
+    }
+
+    async fn record_audit_head(&self, head: &AuditHead) -> Result<()> {
+        // Heads only advance: an older report (a replica restarted from an
+        // old disk) never moves one back; verify then reports the gap.
+        sqlx::query(
+            "INSERT INTO audit_heads (replica, seq, hash, shipped, updated_at) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (replica) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+                 shipped = excluded.shipped, updated_at = excluded.updated_at
+             WHERE audit_heads.seq <= excluded.seq",
+        )
+        .bind(&head.replica)
+        .bind(head.seq)
+        .bind(&head.hash)
+        .bind(head.shipped)
+        .bind(time_text(head.updated_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_heads(&self) -> Result<Vec<AuditHead>> {
+        let rows = sqlx::query(
+            "SELECT replica, seq, hash, shipped, updated_at FROM audit_heads ORDER BY replica",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditHead {
+                    replica: r.try_get("replica")?,
+                    seq: r.try_get("seq")?,
+                    hash: r.try_get("hash")?,
+                    shipped: r.try_get("shipped")?,
+                    updated_at: parse_time(&r.try_get::<String, _>("updated_at")?)?,
+                })
+            })
+            .collect()
     }
 
     async fn register_service(

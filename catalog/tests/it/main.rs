@@ -3,6 +3,7 @@
 //! default `postgres://postgres@127.0.0.1:5432/test`), each in a fresh schema.
 //! A PostgreSQL that cannot be reached fails the tests: they never skip.
 
+mod changes;
 mod lists;
 mod store;
 mod subscriptions;

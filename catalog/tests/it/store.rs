@@ -4,7 +4,16 @@ use tongban_policies::{Sensitivity, ShareType};
 /// A store and what keeps it alive (the temp dir for SQLite).
 pub struct Fixture {
     pub store: SqlStore,
+    /// The URL it was opened with, for a second store over the same catalog.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
+}
+
+impl Fixture {
+    /// Another store over the same catalog, as a second replica opens it.
+    pub async fn reopen(&self) -> SqlStore {
+        SqlStore::open(&self.url).await.unwrap()
+    }
 }
 
 async fn sqlite() -> Fixture {
@@ -12,6 +21,7 @@ async fn sqlite() -> Fixture {
     let store = SqlStore::open_dir(dir.path()).await.unwrap();
     Fixture {
         store,
+        url: SqlStore::dir_url(dir.path()),
         _dir: Some(dir),
     }
 }
@@ -42,7 +52,11 @@ async fn postgres(test: &str) -> Fixture {
     let store = SqlStore::open(&url).await.unwrap_or_else(|e| {
         panic!("PostgreSQL store at {url} must be reachable for this suite: {e}")
     });
-    Fixture { store, _dir: None }
+    Fixture {
+        store,
+        url,
+        _dir: None,
+    }
 }
 
 /// Runs each listed test body against both backends.
@@ -57,12 +71,13 @@ macro_rules! both {
     };
 }
 
+use crate::changes::{change_counters, change_feed};
 use crate::lists::{
     bad_applications_change_nothing, calendar_and_policy_input,
     lists_round_trip_and_bad_rows_change_nothing, need_workflow, negative_and_responsibility_lists,
 };
 use crate::subscriptions::subscriptions_and_outbox;
-use crate::sync::sync_jobs_and_runs;
+use crate::sync::{job_locks, sync_jobs_and_runs};
 
 both!(
     need_workflow,
@@ -80,6 +95,9 @@ both!(
     tokens,
     sync_jobs_and_runs,
     subscriptions_and_outbox,
+    change_counters,
+    change_feed,
+    job_locks,
 );
 
 fn dept(code: &str, level: Level, parent: Option<&str>) -> Department {

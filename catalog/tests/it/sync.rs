@@ -169,3 +169,32 @@ pub async fn sync_jobs_and_runs(f: Fixture) {
         Err(Error::NotFound { .. })
     ));
 }
+
+/// A job's run lock: on PostgreSQL one holder across every store over the
+/// catalog, let go of on release and when its holder's connection dies;
+/// on SQLite (one hub) it holds nothing.
+pub async fn job_locks(f: Fixture) {
+    let other = f.reopen().await;
+    let first = f.store.lock_sync_job("nightly").await.unwrap().unwrap();
+    let second = other.lock_sync_job("nightly").await.unwrap();
+    let postgres = f.url.starts_with("postgres");
+    assert_eq!(second.is_none(), postgres, "{second:?}");
+    // Another job's lock is another lock.
+    assert!(other.lock_sync_job("hourly").await.unwrap().is_some());
+    drop(second);
+    first.release().await;
+    let again = other.lock_sync_job("nightly").await.unwrap().unwrap();
+    // A holder that dies (its connection dropped, not closed) lets go.
+    drop(again);
+    let t0 = std::time::Instant::now();
+    loop {
+        if f.store.lock_sync_job("nightly").await.unwrap().is_some() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(2),
+            "a dropped lock is still held"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

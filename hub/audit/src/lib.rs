@@ -4,10 +4,14 @@
 //! citizen or company up, when, and for which matter.
 //!
 //! Layout: `DATA_DIR/audit/audit-NNNNNN.jsonl`, one JSON record per line,
-//! segments of at most [`SEGMENT_BYTES`]. Each record carries `seq` (1, 2, …
-//! across segments), the `prev` record's hash and its own `hash`: SHA-256 of
-//! `prev` and the record's JSON without `hash`. Keys are never written: only
-//! their keyed hash (HMAC-SHA256 with the hub's secret), which `trace` recomputes.
+//! segments of at most [`SEGMENT_BYTES`] (or fewer: [`Audit::seal_segment`]
+//! starts the next one early, so that sealed segments can be shipped to the
+//! object store). Each record carries `seq` (1, 2, … across segments), the
+//! `prev` record's hash, the `replica` whose chain it is, and its own
+//! `hash`: SHA-256 of `prev` and the record's JSON without `hash`. Keys are
+//! never written: only their keyed hash (HMAC-SHA256 with the hub's
+//! secret), which `trace` recomputes. [`ChainCheck`] checks a chain from
+//! lines wherever they are kept.
 //!
 //! Durability with group commit: a request seals its record under the
 //! chain's lock (sequence number, previous hash, its own hash, the line's
@@ -180,6 +184,10 @@ impl Event {
 pub struct Record {
     pub seq: u64,
     pub prev: String,
+    /// The replica whose chain this is (none in a log written before
+    /// replicas had ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
     #[serde(flatten)]
     pub event: Event,
     pub hash: String,
@@ -189,12 +197,20 @@ pub struct Record {
 struct Unsealed<'a> {
     seq: u64,
     prev: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replica: Option<&'a str>,
     #[serde(flatten)]
     event: &'a Event,
 }
 
-fn seal(seq: u64, prev: &str, event: &Event) -> String {
-    let body = serde_json::to_vec(&Unsealed { seq, prev, event }).expect("events serialise");
+fn seal(seq: u64, prev: &str, replica: Option<&str>, event: &Event) -> String {
+    let body = serde_json::to_vec(&Unsealed {
+        seq,
+        prev,
+        replica,
+        event,
+    })
+    .expect("events serialise");
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
     h.update(&body);
@@ -205,10 +221,21 @@ fn seal(seq: u64, prev: &str, event: &Event) -> String {
 /// chained to `prev`) to `out`, newline included; returns its hash. The
 /// bytes are those of the [`Record`] serde writes, so [`seal`] (which
 /// `verify` uses) computes the same hash from the parsed line.
-fn seal_into(out: &mut Vec<u8>, seq: u64, prev: &str, body: &[u8]) -> String {
+fn seal_into(
+    out: &mut Vec<u8>,
+    seq: u64,
+    prev: &str,
+    replica: Option<&str>,
+    body: &[u8],
+) -> String {
     debug_assert!(body.len() > 2 && body[0] == b'{' && body[body.len() - 1] == b'}');
     let start = out.len();
     write!(out, "{{\"seq\":{seq},\"prev\":\"{prev}\",").expect("writing to memory");
+    if let Some(r) = replica {
+        // A replica id is letters, digits, '-' and '_' (checked at open):
+        // nothing to escape.
+        write!(out, "\"replica\":\"{r}\",").expect("writing to memory");
+    }
     out.extend_from_slice(&body[1..]);
     let mut h = Sha256::new();
     h.update(prev.as_bytes());
@@ -318,11 +345,16 @@ struct Chain {
     writer_idle: bool,
     /// Every handle is gone: the writer finishes what is pending and stops.
     closed: bool,
+    /// Asked to seal the current segment (start the next) at the writer's
+    /// next turn, so that it can be shipped.
+    rotate: bool,
 }
 
 struct Shared {
     chain: Mutex<Chain>,
     wake: Condvar,
+    /// The newest record on disk: sequence number and hash.
+    durable: Mutex<(u64, String)>,
     /// Tests: the next writes fail half-way, as a full or broken disk would.
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicBool,
@@ -356,6 +388,8 @@ pub struct Audit {
     shared: Arc<Closer>,
     /// HMAC-SHA256 keyed with the hub's secret, cloned for each key hash.
     keyed: Hmac<Sha256>,
+    /// This replica's id, sealed into every record.
+    replica: Option<Arc<str>>,
 }
 
 /// The file side of the log: only the writer thread touches it.
@@ -415,22 +449,20 @@ impl Writer {
     /// `torn`: tests only, the write stops half-way and fails.
     fn commit(&mut self, lines: &[u8], torn: bool) -> std::io::Result<()> {
         if self.size >= SEGMENT_BYTES {
-            let path = segment_path(&self.dir, self.segment + 1);
-            self.file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
-            self.segment += 1;
-            self.size = 0;
+            self.next_segment()?;
         }
         let written = if torn {
             self.file
                 .write_all(&lines[..lines.len() / 2])
                 .and_then(|()| Err(std::io::Error::other("injected failure: no space left")))
         } else {
-            self.file
-                .write_all(lines)
-                .and_then(|()| self.file.sync_data())
+            self.file.write_all(lines).and_then(|()| {
+                let started = std::time::Instant::now();
+                let synced = self.file.sync_data();
+                metrics::histogram!("tongban_audit_fdatasync_seconds")
+                    .record(started.elapsed().as_secs_f64());
+                synced
+            })
         };
         match written {
             Ok(()) => {
@@ -445,6 +477,24 @@ impl Writer {
     }
 }
 
+impl Writer {
+    /// Seals the current segment (it is never written again) and opens the
+    /// next; an empty one is kept.
+    fn next_segment(&mut self) -> std::io::Result<()> {
+        if self.size == 0 {
+            return Ok(());
+        }
+        let path = segment_path(&self.dir, self.segment + 1);
+        self.file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        self.segment += 1;
+        self.size = 0;
+        Ok(())
+    }
+}
+
 /// The writer thread: takes everything pending, writes it with one
 /// `fdatasync`, answers the batch; repeats. A failed write rolls the chain
 /// back to its durable head and fails every request sealed after it.
@@ -454,13 +504,21 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
     loop {
         let (batch, seq, prev) = {
             let mut chain = shared.chain.lock().expect("audit chain lock");
-            while chain.pending.is_empty() && !chain.closed {
+            while chain.pending.is_empty() && !chain.closed && !chain.rotate {
                 chain.writer_idle = true;
                 chain = shared.wake.wait(chain).expect("audit chain lock");
                 chain.writer_idle = false;
             }
+            if std::mem::take(&mut chain.rotate)
+                && let Err(e) = writer.next_segment()
+            {
+                tracing::warn!(error = %e, "could not start the next audit segment; the current one goes on");
+            }
             if chain.pending.is_empty() {
-                return; // closed, nothing left
+                if chain.closed {
+                    return; // closed, nothing left
+                }
+                continue;
             }
             std::mem::swap(&mut lines, &mut chain.pending);
             let batch = std::mem::take(&mut chain.batch);
@@ -468,6 +526,10 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
         };
         match writer.commit(&lines, shared.failing()) {
             Ok(()) => {
+                let records = seq - durable_seq;
+                metrics::histogram!("tongban_audit_batch_records").record(records as f64);
+                metrics::counter!("tongban_audit_records_total").increment(records);
+                *shared.durable.lock().expect("audit head lock") = (seq, prev.clone());
                 (durable_seq, durable_prev) = (seq, prev);
                 batch.finish(Ok(()));
             }
@@ -491,7 +553,16 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
 impl Audit {
     /// Opens the log in `dir` and starts its writer on a dedicated thread
     /// (it blocks on `fsync`, which must not stall the async workers).
-    pub fn open(dir: &Path, secret: &[u8]) -> Result<Audit> {
+    /// Every record is sealed with `replica`, if given (letters, digits,
+    /// `-` and `_`).
+    pub fn open(dir: &Path, secret: &[u8], replica: Option<&str>) -> Result<Audit> {
+        if let Some(r) = replica
+            && !(1..=63).contains(&r.len())
+                | !r.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::ReplicaId(r.to_string()));
+        }
         let (writer, seq, prev) = open_log(dir)?;
         let shared = Arc::new(Shared {
             chain: Mutex::new(Chain {
@@ -501,8 +572,10 @@ impl Audit {
                 batch: Arc::default(),
                 writer_idle: false,
                 closed: false,
+                rotate: false,
             }),
             wake: Condvar::new(),
+            durable: Mutex::new((seq, prev.clone())),
             #[cfg(test)]
             fail_writes: Default::default(),
         });
@@ -514,7 +587,31 @@ impl Audit {
         Ok(Audit {
             shared: Arc::new(Closer(shared)),
             keyed: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
+            replica: replica.map(Into::into),
         })
+    }
+
+    /// The newest durable record: its sequence number and hash (0 and
+    /// [`GENESIS`] for an empty log).
+    pub fn head(&self) -> (u64, String) {
+        self.shared
+            .0
+            .durable
+            .lock()
+            .expect("audit head lock")
+            .clone()
+    }
+
+    /// Asks the writer to seal the current segment, if it holds anything,
+    /// and start the next: sealed segments are what gets shipped.
+    pub fn seal_segment(&self) {
+        let shared = &self.shared.0;
+        let mut chain = shared.chain.lock().expect("audit chain lock");
+        chain.rotate = true;
+        if chain.writer_idle {
+            chain.writer_idle = false;
+            shared.wake.notify_one();
+        }
     }
 
     pub fn key_hash(&self, key: &str) -> String {
@@ -539,7 +636,13 @@ impl Audit {
             }
             let chain = &mut *chain;
             let seq = chain.seq + 1;
-            let hash = seal_into(&mut chain.pending, seq, &chain.prev, &body);
+            let hash = seal_into(
+                &mut chain.pending,
+                seq,
+                &chain.prev,
+                self.replica.as_deref(),
+                &body,
+            );
             (chain.seq, chain.prev) = (seq, hash);
             if chain.writer_idle {
                 chain.writer_idle = false;
@@ -559,50 +662,95 @@ pub struct Broken {
     pub problem: String,
 }
 
+/// Checks a chain record by record, from its first, wherever its lines
+/// come from (a local segment, a shipped copy).
+#[derive(Debug, Clone)]
+pub struct ChainCheck {
+    seq: u64,
+    prev: String,
+}
+
+impl Default for ChainCheck {
+    fn default() -> Self {
+        ChainCheck {
+            seq: 0,
+            prev: GENESIS.to_string(),
+        }
+    }
+}
+
+impl ChainCheck {
+    /// Checks the next line (blank lines are skipped): the record it holds,
+    /// or what is wrong with it.
+    pub fn line(&mut self, line: &str) -> Result<Option<Record>, String> {
+        if line.trim().is_empty() {
+            return Ok(None);
+        }
+        let r: Record =
+            serde_json::from_str(line).map_err(|e| format!("not an audit record ({e})"))?;
+        if r.seq != self.seq + 1 {
+            return Err(format!(
+                "record {} follows record {}: records were removed or reordered",
+                r.seq, self.seq
+            ));
+        }
+        if r.prev != self.prev {
+            return Err(format!(
+                "record {} does not chain to record {}: records were removed, reordered or replaced",
+                r.seq, self.seq
+            ));
+        }
+        if seal(r.seq, &r.prev, r.replica.as_deref(), &r.event) != r.hash {
+            return Err(format!(
+                "record {} does not match its hash: it was edited",
+                r.seq
+            ));
+        }
+        (self.seq, self.prev) = (r.seq, r.hash.clone());
+        Ok(Some(r))
+    }
+
+    /// The last record checked: sequence number and hash.
+    pub fn head(&self) -> (u64, &str) {
+        (self.seq, &self.prev)
+    }
+}
+
 /// Checks the whole chain. `Ok(n)`: n records, all intact.
 pub fn verify(dir: &Path) -> Result<Result<u64, Broken>> {
-    let (mut seq, mut prev) = (0u64, GENESIS.to_string());
+    let mut check = ChainCheck::default();
     for file in segments(dir)? {
         let reader =
             std::io::BufReader::new(std::fs::File::open(&file).map_err(Error::file(&file))?);
         for (i, line) in reader.lines().enumerate() {
             let line = line.map_err(Error::file(&file))?;
-            let broken = |problem: String| {
-                Ok(Err(Broken {
+            if let Err(problem) = check.line(&line) {
+                return Ok(Err(Broken {
                     file: file.clone(),
                     line: i + 1,
                     problem,
-                }))
-            };
-            if line.trim().is_empty() {
-                continue;
+                }));
             }
-            let r: Record = match serde_json::from_str(&line) {
-                Ok(r) => r,
-                Err(e) => return broken(format!("not an audit record ({e})")),
-            };
-            if r.seq != seq + 1 {
-                return broken(format!(
-                    "record {} follows record {seq}: records were removed or reordered",
-                    r.seq
-                ));
-            }
-            if r.prev != prev {
-                return broken(format!(
-                    "record {} does not chain to record {seq}: records were removed, reordered or replaced",
-                    r.seq
-                ));
-            }
-            if seal(r.seq, &r.prev, &r.event) != r.hash {
-                return broken(format!(
-                    "record {} does not match its hash: it was edited",
-                    r.seq
-                ));
-            }
-            (seq, prev) = (r.seq, r.hash);
         }
     }
-    Ok(Ok(seq))
+    Ok(Ok(check.head().0))
+}
+
+/// The log's segment files, oldest first; all but the newest are sealed
+/// (never written again).
+pub fn segment_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    segments(dir)
+}
+
+/// Whether a line of a segment holds a record of `wanted` (a key hash),
+/// and the record if so.
+pub fn record_of_key(line: &str, wanted: &str) -> Option<Record> {
+    if !line.contains(wanted) {
+        return None;
+    }
+    serde_json::from_str::<Record>(line)
+        .ok()
+        .filter(|r| r.event.keys.iter().any(|k| k == wanted))
 }
 
 /// Every record that asked for a key, oldest first.
@@ -614,14 +762,7 @@ pub fn trace(dir: &Path, secret: &[u8], key: &str) -> Result<Vec<Record>> {
             std::io::BufReader::new(std::fs::File::open(&file).map_err(Error::file(&file))?);
         for line in reader.lines() {
             let line = line.map_err(Error::file(&file))?;
-            if !line.contains(&wanted) {
-                continue;
-            }
-            if let Ok(r) = serde_json::from_str::<Record>(&line)
-                && r.event.keys.contains(&wanted)
-            {
-                found.push(r);
-            }
+            found.extend(record_of_key(&line, &wanted));
         }
     }
     Ok(found)
@@ -682,14 +823,14 @@ mod tests {
             "EventRef encodes as Event"
         );
         let mut out = b"earlier line\n".to_vec();
-        let hash = seal_into(&mut out, 7, GENESIS, &body);
+        let hash = seal_into(&mut out, 7, GENESIS, Some("hub-a"), &body);
         let line = std::str::from_utf8(&out[13..]).unwrap();
         assert!(line.ends_with('\n'));
         let r: Record = serde_json::from_str(line.trim_end()).unwrap();
         assert_eq!((r.seq, r.prev.as_str(), &r.event), (7, GENESIS, &e));
         assert_eq!(r.hash, hash);
         assert_eq!(
-            seal(r.seq, &r.prev, &r.event),
+            seal(r.seq, &r.prev, r.replica.as_deref(), &r.event),
             hash,
             "verify computes the same hash"
         );
@@ -699,7 +840,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_fails_its_requests_and_leaves_no_trace() {
         let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::open(dir.path(), b"secret").unwrap();
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
         for n in 0..3 {
             audit.record(event(n)).await.unwrap();
         }
@@ -754,7 +895,7 @@ mod tests {
     #[tokio::test]
     async fn the_chain_catches_edits_removals_and_reordering() {
         let dir = tempfile::tempdir().unwrap();
-        let audit = Audit::open(dir.path(), b"secret").unwrap();
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
         let handles: Vec<_> = (0..50)
             .map(|n| {
                 let a = audit.clone();
@@ -775,7 +916,7 @@ mod tests {
         assert_eq!(verify(dir.path()).unwrap(), Ok(50));
 
         // A reopened log continues the chain.
-        let audit = Audit::open(dir.path(), b"secret").unwrap();
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
         assert_eq!(audit.record(event(99)).await.unwrap(), 51);
         assert_eq!(verify(dir.path()).unwrap(), Ok(51));
         let traced = trace(dir.path(), b"secret", "key-7").unwrap();
@@ -835,6 +976,9 @@ pub enum Error {
     /// The writer thread could not be started.
     #[error("audit writer: {0}")]
     Writer(std::io::Error),
+    /// A replica id that cannot be sealed into a record as it is.
+    #[error("replica id '{0}' must be 1 to 63 letters, digits, '-' or '_'")]
+    ReplicaId(String),
     /// A record was not made durable (the write failed, or the writer
     /// stopped): whatever it was for must not be released.
     #[error("audit record not written: {0}")]

@@ -468,6 +468,7 @@ impl Access {
             latency_us: ask.started.elapsed().as_micros() as u64,
             call,
         };
+        crate::metrics::access(&event);
         match self.audit.record_ref(&event).await {
             Ok(_) => Ok(()),
             Err(e) => {

@@ -37,15 +37,69 @@ pub struct Config {
     #[serde(default)]
     pub mask_hash_key: Option<String>,
     /// Address of the Arrow Flight endpoint (bulk lookups by `DoExchange`);
-    /// unset: no Flight endpoint.
+    /// unset: no Flight endpoint. It serves gRPC over TLS with `[tls]`'s
+    /// certificates and client-certificate identities.
     #[serde(default)]
     pub flight_listen: Option<String>,
+    /// Serve Flight without TLS. Callers send their tokens on it, so only
+    /// for a private network (a compose network, a loopback demo); the log
+    /// warns at start. Without `[tls]`, Flight needs this said explicitly.
+    #[serde(default)]
+    pub flight_plaintext: bool,
     /// Serve HTTPS (and accept client certificates) instead of plain HTTP.
     #[serde(default)]
     pub tls: Option<crate::tls::TlsConfig>,
     /// Subscriptions: Delta Sharing file URLs, push retries.
     #[serde(default)]
     pub delivery: DeliveryConfig,
+    /// This replica's name: in its audit records, its push leases and its
+    /// metrics. Unset: the `HOSTNAME` environment variable (a Kubernetes
+    /// pod's name), else `hub`. Replicas sharing a catalog need distinct ones.
+    #[serde(default)]
+    pub replica_id: Option<String>,
+    /// Where dataset versions, change sets and quarantine files live. Unset:
+    /// `data_dir` on the local disk (one machine).
+    #[serde(default)]
+    pub object_store: Option<ObjectStoreConfig>,
+    /// Prometheus metrics (`GET /metrics`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// How the log is written: `text` (for people) or `json` (one object a
+    /// line, for a log collector). `RUST_LOG` picks the levels either way.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// With `[object_store]`: how often the audit log's current segment is
+    /// sealed and shipped there, in seconds (a replica whose disk is lost
+    /// loses at most this much of its chain, and `audit verify` names the
+    /// gap from the head recorded in the catalog).
+    #[serde(default = "default_audit_ship_interval_s")]
+    pub audit_ship_interval_s: u64,
+}
+
+fn default_audit_ship_interval_s() -> u64 {
+    60
+}
+
+pub use tongban_datasets::ObjectStoreConfig;
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// A separate address serving `GET /metrics` without an identity, for a
+    /// Prometheus scraper on a private network, e.g. `0.0.0.0:9464`. On the
+    /// API port `/metrics` always needs a data-office identity.
+    #[serde(default)]
+    pub listen: Option<String>,
+}
+
+/// The log's format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// How subscriptions are delivered (the `[delivery]` table).
@@ -141,6 +195,14 @@ impl DeliveryConfig {
     }
 }
 
+/// A replica id: a label Prometheus, Kubernetes and file names all accept.
+fn valid_replica_id(id: &str) -> bool {
+    (1..=63).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 fn default_listen() -> String {
     DEFAULT_LISTEN.to_string()
 }
@@ -161,14 +223,21 @@ impl Default for Config {
             secondary_keys: Default::default(),
             mask_hash_key: None,
             flight_listen: None,
+            flight_plaintext: false,
             tls: None,
             delivery: DeliveryConfig::default(),
+            replica_id: None,
+            object_store: None,
+            metrics: MetricsConfig::default(),
+            log_format: LogFormat::Text,
+            audit_ship_interval_s: default_audit_ship_interval_s(),
         }
     }
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads a config file, applies the environment's secrets
+    /// ([`Config::apply_env`]) and validates the result.
     pub fn load(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(Error::file(path))?;
         let config: Config = toml::from_str(&text).map_err(|e| {
@@ -178,6 +247,8 @@ impl Config {
                 e.to_string().trim()
             )])
         })?;
+        let mut config = config;
+        config.apply_env();
         config.validate()?;
         Ok(config)
     }
@@ -197,6 +268,13 @@ impl Config {
             problems.push(format!(
                 "flight_listen: '{f}' is not an address like 127.0.0.1:8815"
             ));
+        }
+        if self.flight_listen.is_some() && self.tls.is_none() && !self.flight_plaintext {
+            problems.push(
+                "flight_listen: Flight without [tls] would carry tokens in clear; set [tls], \
+                 or flight_plaintext = true for a private network"
+                    .to_string(),
+            );
         }
         if self.data_dir.as_os_str().is_empty() {
             problems.push("data_dir: must not be empty".to_string());
@@ -218,6 +296,26 @@ impl Config {
             problems.push("max_body_bytes: must be between 1024 and 67108864".to_string());
         }
         self.delivery.problems(&mut problems);
+        if let Some(id) = &self.replica_id
+            && !valid_replica_id(id)
+        {
+            problems.push(format!(
+                "replica_id: '{id}' must be 1 to 63 letters, digits, '-' or '_'"
+            ));
+        }
+        if let Some(store) = &self.object_store {
+            problems.extend(store.problems());
+        }
+        if !(1..=86_400).contains(&self.audit_ship_interval_s) {
+            problems.push("audit_ship_interval_s: must be between 1 and 86400".to_string());
+        }
+        if let Some(m) = &self.metrics.listen
+            && m.parse::<SocketAddr>().is_err()
+        {
+            problems.push(format!(
+                "metrics.listen: '{m}' is not an address like 127.0.0.1:9464"
+            ));
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -262,6 +360,34 @@ impl Config {
         }
     }
 
+    /// This replica's name (see [`Config::replica_id`]).
+    pub fn replica(&self) -> String {
+        self.replica_id
+            .clone()
+            .or_else(|| {
+                std::env::var("HOSTNAME")
+                    .ok()
+                    .filter(|h| valid_replica_id(h))
+            })
+            .unwrap_or_else(|| "hub".to_string())
+    }
+
+    /// Secrets a deployment passes in the environment (a Kubernetes Secret)
+    /// rather than in the file: `TONGBAN_STORE_URL` (it carries the database
+    /// password) and `TONGBAN_MASK_HASH_KEY` override the file's values.
+    pub fn apply_env(&mut self) {
+        if let Ok(url) = std::env::var("TONGBAN_STORE_URL")
+            && !url.is_empty()
+        {
+            self.store_url = Some(url);
+        }
+        if let Ok(key) = std::env::var("TONGBAN_MASK_HASH_KEY")
+            && !key.is_empty()
+        {
+            self.mask_hash_key = Some(key);
+        }
+    }
+
     /// The catalog store URL, defaulting to the embedded one in the data directory.
     pub fn store_url(&self) -> String {
         self.store_url
@@ -295,5 +421,15 @@ mod tests {
         assert_eq!(problems.len(), 3, "{problems:?}");
         let e = toml::from_str::<Config>("listn = '127.0.0.1:1'").unwrap_err();
         assert!(e.to_string().contains("unknown field `listn`"), "{e}");
+        let c: Config = toml::from_str(
+            "replica_id = 'a b'\n[object_store]\nurl = 's3:///x'\nendpoint = 'http://s3:9000'\n[metrics]\nlisten = 'x'",
+        )
+        .unwrap();
+        let Err(Error::Config(problems)) = c.validate() else {
+            panic!("expected errors")
+        };
+        assert_eq!(problems.len(), 4, "{problems:?}");
+        let e = toml::from_str::<Config>("log_format = 'xml'").unwrap_err();
+        assert!(e.to_string().contains("unknown variant `xml`"), "{e}");
     }
 }

@@ -58,10 +58,14 @@ impl Hub {
         let identities = Identities::load(store.as_ref()).await?;
         let policies = Policies::load(store.as_ref()).await?;
         let indexes = Indexes::new(config.secondary_keys.clone().into_iter().collect());
-        let datasets = DatasetStore::local(&config.data_dir)?;
+        let datasets = DatasetStore::open(config.object_store.as_ref(), &config.data_dir)?;
         let hash_key: Arc<str> = config.mask_hash_key()?.into();
-        let audit = tongban_audit::Audit::open(&config.data_dir.join("audit"), hash_key.as_bytes())
-            .map_err(crate::Error::AuditLog)?;
+        let audit = tongban_audit::Audit::open(
+            &config.data_dir.join("audit"),
+            hash_key.as_bytes(),
+            Some(&config.replica()),
+        )
+        .map_err(crate::Error::AuditLog)?;
         Ok(Hub(Arc::new(Parts {
             store,
             identities,

@@ -5,6 +5,9 @@
 //! - [`access`]: **the access pipeline** — identity, input checks, one
 //!   policy decision from one snapshot, quota, enforcement by the caller,
 //!   a durable audit record. Every path that releases data calls it;
+//! - [`audit_log`]: the audit log across replicas: sealed segments shipped
+//!   to the object store, heads recorded in the catalog, verify and trace
+//!   over every replica;
 //! - [`codes`]: the stable error codes every transport maps to its statuses;
 //! - [`config`]: the TOML configuration, validated without IO;
 //! - [`tls`]: TLS and client certificates (rustls, ring), for HTTPS and Flight;
@@ -12,6 +15,8 @@
 //!   behind them;
 //! - [`policy`]: the compiled lists every decision reads, swapped whole;
 //! - [`limits`]: need quotas as rate limits (governor);
+//! - [`metrics`]: the pipeline's Prometheus counts (by consumer, resource,
+//!   mode, outcome, rule), recorded where the audit record is made;
 //! - [`sign`]: signed, expiring tokens (file URLs, console sessions).
 //!
 //! Crate ladder (docs/architecture.md): depends on `tongban-policies`,
@@ -20,11 +25,13 @@
 //! (delivery, console, server) is imported here.
 
 pub mod access;
+pub mod audit_log;
 pub mod auth;
 pub mod codes;
 pub mod config;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod policy;
 pub mod sign;
 pub mod tls;

@@ -62,7 +62,6 @@ impl Error {
 }
 use generate::{Dataset, Sizes};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::path::Path;
 use std::time::{Duration, Instant};
 use tongban_catalog::{Located, Store};
 use tongban_datasets::{self as datasets, DatasetStore, VersionWriter};
@@ -97,7 +96,7 @@ pub fn check_scale(scale: f64) -> Result<()> {
 
 /// Registers the demo directory (departments and resources; existing entries
 /// are updated) and publishes a new version of every base-library dataset.
-pub async fn run(store: &dyn Store, data_dir: &Path, options: Options) -> Result<Report> {
+pub async fn run(store: &dyn Store, datasets: &DatasetStore, options: Options) -> Result<Report> {
     check_scale(options.scale)?;
     let started = Instant::now();
     let departments: Vec<_> = directory::departments()
@@ -119,7 +118,6 @@ pub async fn run(store: &dyn Store, data_dir: &Path, options: Options) -> Result
     install_lists(store).await?;
 
     let sizes = Sizes::for_scale(options.scale);
-    let datasets = DatasetStore::local(data_dir)?;
     let bars = MultiProgress::with_draw_target(if options.progress {
         ProgressDrawTarget::stderr()
     } else {

@@ -1,12 +1,21 @@
 //! Dataset versions on the object store: immutable Parquet snapshots of a
-//! resource, laid out as `<resource>/v<N>/part-00000.parquet` under the store
-//! root (`DATA_DIR/datasets` by default; S3 later needs only another
-//! `ObjectStore`).
+//! resource, laid out as `datasets/<resource>/v<N>…/part-00000.parquet`
+//! under the store's root, beside `quarantine/<job>/run-<id>.parquet`. The
+//! root is `DATA_DIR` on one machine, or an S3 bucket and prefix
+//! ([`ObjectStoreConfig`]) that several replicas share.
 //!
 //! A version becomes visible in one step, after its files are complete: the
 //! writer uploads (a multipart upload that the store commits on close), then
 //! the version record is committed to the catalog. A crash before that leaves
 //! at most unreferenced files and the previous version serving.
+//!
+//! Nothing is overwritten. Objects written whole (quarantine files, and the
+//! audit segments replicas ship) go through [`DatasetStore::put_new`], a
+//! create-only put (`If-None-Match: *` on S3). A multipart upload cannot be
+//! made conditional through `object_store` 0.13, so version files never
+//! share a name instead: each writer's folder carries its sync run's id or
+//! a random suffix, and the catalog's unique (resource, version) record
+//! decides which folder becomes the version.
 //!
 //! Crate ladder (docs/architecture.md): depends on `tongban-catalog` only.
 
@@ -35,20 +44,189 @@ const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// gain from a dictionary (codes, districts, statuses, even names) keep it.
 const DICTIONARY_PAGE_BYTES: usize = 64 * 1024;
 
-/// Where dataset versions live.
+/// The `[object_store]` table of the configuration: an S3-compatible
+/// bucket (or a local folder) that every replica shares. Credentials come
+/// from the environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// optionally `AWS_SESSION_TOKEN`), never from the file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreConfig {
+    /// `s3://BUCKET/PREFIX` or `file:///ABSOLUTE/PATH`.
+    pub url: String,
+    /// The S3 endpoint, e.g. `https://s3.internal:9000`. Unset: AWS's own,
+    /// from the region.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// The S3 region. Unset: `AWS_REGION`, else `us-east-1`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Address the bucket in the path (`endpoint/bucket/key`) rather than as
+    /// a host name (`bucket.endpoint/key`): most on-premises S3 servers want it.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Allow an `http://` endpoint. Only for a store on a private network:
+    /// requests carry the data in clear.
+    #[serde(default)]
+    pub allow_http: bool,
+}
+
+impl ObjectStoreConfig {
+    /// Every problem of the table, without IO.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let url = self.url.as_str();
+        if let Some(rest) = url.strip_prefix("s3://") {
+            if rest.split('/').next().is_none_or(str::is_empty) {
+                out.push(format!("object_store.url: '{url}' names no bucket"));
+            }
+        } else if let Some(path) = url.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                out.push(format!(
+                    "object_store.url: '{url}' must be an absolute file:///PATH"
+                ));
+            }
+        } else {
+            out.push(format!(
+                "object_store.url: '{url}' is not an s3://BUCKET/PREFIX or file:///PATH url"
+            ));
+        }
+        if let Some(e) = &self.endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) {
+                out.push(format!(
+                    "object_store.endpoint: '{e}' is not an http:// or https:// URL"
+                ));
+            } else if e.starts_with("http://") && !self.allow_http {
+                out.push(format!(
+                    "object_store.endpoint: '{e}' is plain HTTP; set allow_http = true if the store is on a private network"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Where dataset versions and quarantine files live.
 #[derive(Debug, Clone)]
 pub struct DatasetStore {
+    /// The store's root: versions under `datasets/`, quarantine files
+    /// under `quarantine/`.
     store: Arc<dyn ObjectStore>,
+    /// How the root is named to people: a folder or `s3://bucket/prefix`.
+    root: String,
+}
+
+/// Where version folders live under the root.
+const DATASETS: &str = "datasets";
+
+/// What a create-only put found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    Created,
+    /// The object was there already (another writer made it); nothing changed.
+    Exists,
 }
 
 impl DatasetStore {
-    /// The local store under `DATA_DIR/datasets`.
+    /// The local store in `DATA_DIR`.
     pub fn local(data_dir: &Path) -> Result<DatasetStore> {
-        let root = data_dir.join("datasets");
-        std::fs::create_dir_all(&root).map_err(Error::file(&root))?;
+        let datasets = data_dir.join(DATASETS);
+        std::fs::create_dir_all(&datasets).map_err(Error::file(&datasets))?;
+        let root = std::path::absolute(data_dir).map_err(Error::file(data_dir))?;
         Ok(DatasetStore {
             store: Arc::new(LocalFileSystem::new_with_prefix(&root)?),
+            root: root.display().to_string(),
         })
+    }
+
+    /// The configured store: `[object_store]`, or `DATA_DIR` without one.
+    /// Opening does no IO on S3; the first request tells whether the bucket
+    /// and the credentials work.
+    pub fn open(config: Option<&ObjectStoreConfig>, data_dir: &Path) -> Result<DatasetStore> {
+        let Some(config) = config else {
+            return Self::local(data_dir);
+        };
+        if let Some(problem) = config.problems().into_iter().next() {
+            return Err(Error::Config(problem));
+        }
+        if let Some(path) = config.url.strip_prefix("file://") {
+            let path = Path::new(path);
+            std::fs::create_dir_all(path.join(DATASETS)).map_err(Error::file(path))?;
+            return Self::local(path);
+        }
+        let rest = config.url.strip_prefix("s3://").unwrap_or_default();
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix = prefix.trim_matches('/');
+        // from_env: credentials (and anything else AWS_* the operator set).
+        let mut builder = object_store::aws::AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_virtual_hosted_style_request(!config.path_style)
+            .with_allow_http(config.allow_http);
+        if let Some(endpoint) = &config.endpoint {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let region = config
+            .region
+            .clone()
+            .or_else(|| std::env::var("AWS_REGION").ok())
+            .unwrap_or_else(|| "us-east-1".to_string());
+        builder = builder.with_region(region);
+        let s3: Arc<dyn ObjectStore> = Arc::new(builder.build()?);
+        let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
+            s3
+        } else {
+            Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+        };
+        let root = if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{prefix}")
+        };
+        Ok(DatasetStore { store, root })
+    }
+
+    /// How the store's root is named: a folder or `s3://bucket/prefix`.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// The object store under the root, for other writers of the hub's
+    /// files (the audit log's shipped segments).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.store.clone()
+    }
+
+    /// How an object under the root is named to people (a run's
+    /// quarantine file in its record, a log line).
+    pub fn display(&self, path: &str) -> String {
+        format!("{}/{path}", self.root)
+    }
+
+    /// Writes `bytes` at `path` unless something is there already: a
+    /// create-only put, so two replicas never clobber each other's object.
+    pub async fn put_new(&self, path: &str, bytes: bytes::Bytes) -> Result<Put> {
+        let opts = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        match self
+            .store
+            .put_opts(&ObjectPath::from(path), bytes.into(), opts)
+            .await
+        {
+            Ok(_) => Ok(Put::Created),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Put::Exists),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a whole object under the root.
+    pub async fn get(&self, path: &str) -> Result<bytes::Bytes> {
+        Ok(self
+            .store
+            .get(&ObjectPath::from(path))
+            .await?
+            .bytes()
+            .await?)
     }
 
     /// The folder of a version: resource codes contain `/`, folders use `-`.
@@ -56,9 +234,13 @@ impl DatasetStore {
         format!("{}/v{version}", resource.replace('/', "-"))
     }
 
-    /// Starts writing version `version` of `resource` with the given schema.
+    /// Starts writing version `version` of `resource` with the given schema,
+    /// into a folder of its own (a random suffix: two writers racing for
+    /// the same version number never write into each other's files).
     pub fn begin(&self, resource: &str, version: i64, schema: SchemaRef) -> Result<VersionWriter> {
-        self.begin_in(resource, version, Self::location(resource, version), schema)
+        let suffix = getrandom::u32().map_err(Error::Randomness)?;
+        let location = format!("{}-{suffix:08x}", Self::location(resource, version));
+        self.begin_in(resource, version, location, schema)
     }
 
     /// The folder of a version written by sync run `run`: the run's id in
@@ -82,7 +264,7 @@ impl DatasetStore {
         location: String,
         schema: SchemaRef,
     ) -> Result<VersionWriter> {
-        let path = ObjectPath::from(format!("{location}/part-00000.parquet"));
+        let path = ObjectPath::from(format!("{DATASETS}/{location}/part-00000.parquet"));
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
@@ -149,16 +331,7 @@ impl VersionWriter {
 impl DatasetStore {
     /// Reads every Parquet file of a version, in name order.
     pub async fn read_version(&self, location: &str) -> Result<Vec<RecordBatch>> {
-        use futures::TryStreamExt;
-        let prefix = ObjectPath::from(location);
-        let mut files: Vec<ObjectPath> = self
-            .store
-            .list(Some(&prefix))
-            .map_ok(|m| m.location)
-            .try_collect()
-            .await?;
-        files.retain(|f| f.as_ref().ends_with(".parquet"));
-        files.sort();
+        let files = self.files(location).await?;
         let mut batches = Vec::new();
         for file in files {
             let bytes = self.store.get(&file).await?.bytes().await?;
@@ -177,7 +350,7 @@ impl DatasetStore {
     /// or change set).
     pub async fn files(&self, location: &str) -> Result<Vec<ObjectPath>> {
         use futures::TryStreamExt;
-        let prefix = ObjectPath::from(location);
+        let prefix = ObjectPath::from(format!("{DATASETS}/{location}"));
         let mut files: Vec<ObjectPath> = self
             .store
             .list(Some(&prefix))
@@ -324,6 +497,12 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),
+    /// The system gave no random bytes for a version folder's name.
+    #[error("no randomness: {0}")]
+    Randomness(getrandom::Error),
+    /// The `[object_store]` table is wrong (see [`ObjectStoreConfig::problems`]).
+    #[error("{0}")]
+    Config(String),
     /// Data does not match its resource's items (a type the directory names
     /// that Arrow cannot read, or a column missing or of another type).
     #[error("dataset {resource}: {message}")]

@@ -60,6 +60,8 @@ pub async fn run(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) 
         }
         match state.store.due_deliveries(Utc::now(), BATCH).await {
             Ok(due) => {
+                // Deliveries due now, as far as one poll sees (at most BATCH).
+                metrics::gauge!("tongban_delivery_backlog").set(due.len() as f64);
                 for d in due {
                     if *stop.borrow() {
                         return;
@@ -187,6 +189,7 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
             },
         ),
         Err(e) => {
+            metrics::counter!("tongban_delivery_failures_total").increment(1);
             let wait = backoff(d.attempts + 1, config.retry_base_ms, config.retry_max_ms);
             tracing::info!(subscription = %sub.spec.name, version = d.version, error = %e, retry_in_ms = wait.as_millis() as u64, "push delivery failed");
             (

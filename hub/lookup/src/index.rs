@@ -297,6 +297,11 @@ impl Indexes {
         }
     }
 
+    /// How many indexes are loaded.
+    pub fn count(&self) -> usize {
+        self.by_resource.read().expect("index lock").len()
+    }
+
     pub fn get(&self, resource: &str) -> Option<Arc<Index>> {
         self.by_resource
             .read()
@@ -305,10 +310,15 @@ impl Indexes {
             .cloned()
     }
 
-    /// Loads every published resource's newest version that is not loaded yet,
-    /// swapping each in as soon as it is built. Returns how many were swapped.
+    /// Loads every published resource's newest version that is not loaded
+    /// yet, one at a time (a replica's memory holds at most one index being
+    /// built besides the ones serving), swapping each in as soon as it is
+    /// built. A version that cannot be loaded is logged and counted, and
+    /// the others still load; the error is the first such failure.
+    /// Returns how many were swapped.
     pub async fn refresh(&self, store: &dyn Store, datasets: &DatasetStore) -> Result<usize> {
         let mut swapped = 0;
+        let mut first_failure = None;
         let query = ResourceQuery {
             status: Some(Status::Published),
             page_size: Some(200),
@@ -331,39 +341,70 @@ impl Indexes {
                 {
                     continue;
                 }
-                let batches = datasets.read_version(&v.location).await?;
-                let (code, version, as_of, keys) = (
-                    r.spec.code.clone(),
-                    v.version,
-                    v.created_at,
-                    r.spec.key_items.clone(),
-                );
-                let secondary = self.secondary.get(&code).cloned().unwrap_or_default();
-                let started = std::time::Instant::now();
-                let index = tokio::task::spawn_blocking(move || {
-                    Index::build(&code, version, as_of, &keys, &secondary, &batches)
-                })
-                .await??;
-                tracing::info!(
-                    resource = %index.resource,
-                    version,
-                    rows = index.batch.num_rows(),
-                    ms = started.elapsed().as_millis() as u64,
-                    mib = index.memory_bytes() / (1 << 20),
-                    "index loaded"
-                );
-                self.by_resource
-                    .write()
-                    .expect("index lock")
-                    .insert(index.resource.clone(), Arc::new(index));
-                swapped += 1;
+                match self.load(r, v, datasets).await {
+                    Ok(()) => swapped += 1,
+                    Err(e) => {
+                        tracing::error!(resource = %r.spec.code, version = v.version, error = %e,
+                            "could not load an index; the previous version keeps serving");
+                        metrics::counter!("tongban_index_load_failures_total",
+                            "resource" => r.spec.code.clone())
+                        .increment(1);
+                        first_failure.get_or_insert(e);
+                    }
+                }
             }
             if i64::from(page) * 200 >= p.total {
                 break;
             }
             page += 1;
         }
-        Ok(swapped)
+        match first_failure {
+            Some(e) => Err(e),
+            None => Ok(swapped),
+        }
+    }
+
+    /// Builds the index of version `v` of `r` and swaps it in.
+    async fn load(
+        &self,
+        r: &tongban_catalog::Resource,
+        v: &tongban_catalog::DatasetVersion,
+        datasets: &DatasetStore,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let batches = datasets.read_version(&v.location).await?;
+        let (code, version, as_of, keys) = (
+            r.spec.code.clone(),
+            v.version,
+            v.created_at,
+            r.spec.key_items.clone(),
+        );
+        let secondary = self.secondary.get(&code).cloned().unwrap_or_default();
+        let index = tokio::task::spawn_blocking(move || {
+            Index::build(&code, version, as_of, &keys, &secondary, &batches)
+        })
+        .await??;
+        let (rows, bytes) = (index.batch.num_rows(), index.memory_bytes());
+        tracing::info!(
+            resource = %index.resource,
+            version,
+            rows,
+            ms = started.elapsed().as_millis() as u64,
+            mib = bytes / (1 << 20),
+            "index loaded"
+        );
+        let resource = index.resource.clone();
+        metrics::gauge!("tongban_index_version", "resource" => resource.clone())
+            .set(version as f64);
+        metrics::gauge!("tongban_index_rows", "resource" => resource.clone()).set(rows as f64);
+        metrics::gauge!("tongban_index_bytes", "resource" => resource.clone()).set(bytes as f64);
+        metrics::gauge!("tongban_index_load_seconds", "resource" => resource.clone())
+            .set(started.elapsed().as_secs_f64());
+        self.by_resource
+            .write()
+            .expect("index lock")
+            .insert(resource, Arc::new(index));
+        Ok(())
     }
 }
 

@@ -52,13 +52,21 @@ pub struct Lookups {
 }
 
 impl Lookups {
-    /// The caller, by the `authorization: Bearer …` metadata.
+    /// The caller, by the `authorization: Bearer …` metadata or, without
+    /// it, the connection's registered client certificate (over TLS).
     fn identify<T>(&self, req: &Request<T>) -> Result<tongban_core::auth::Identity, Status> {
         let header = req
             .metadata()
             .get("authorization")
             .map(|v| v.to_str().unwrap_or(""));
-        self.state.identities.identify(header, None).map_err(status)
+        let certificate = req
+            .extensions()
+            .get::<crate::flight_tls::FlightPeer>()
+            .and_then(|p| p.fingerprint.as_deref());
+        self.state
+            .identities
+            .identify(header, certificate)
+            .map_err(status)
     }
 }
 

@@ -18,7 +18,10 @@
 //!   `/v1/services`, their health, and calls (`POST /v1/call/...`);
 //! - [`sharing`]: the Delta Sharing protocol under `/delta-sharing/`;
 //! - [`flight`]: Arrow Flight `DoExchange` lookups, and ([`flight_get`])
-//!   `DoGet` of pull subscriptions.
+//!   `DoGet` of pull subscriptions, over TLS ([`flight_tls`]) with the
+//!   API's certificates;
+//! - [`ops`]: `/ready`, `/metrics`, request metrics, and the loop that
+//!   keeps a replica current with the catalog's change feed.
 //!
 //! Every route that releases data calls the access pipeline
 //! (`tongban_core::access`); each router gets only its own state: the API
@@ -36,8 +39,10 @@ pub mod catalog;
 pub mod extract;
 pub mod flight;
 pub mod flight_get;
+pub mod flight_tls;
 pub mod lists;
 pub mod lookup;
+pub mod ops;
 pub mod policy;
 pub mod problem;
 pub mod services;
@@ -114,6 +119,10 @@ pub struct SharedState {
     pub base: tongban_delivery::DeliveryState,
     /// The runtimes of registered provider APIs (interface sharing).
     pub services: tongban_services::Services,
+    /// Whether this replica's indexes are loaded (`/ready`).
+    pub readiness: ops::Readiness,
+    /// This replica's name (`replica_id`).
+    pub replica: String,
 }
 
 impl std::ops::Deref for SharedState {
@@ -283,6 +292,8 @@ pub fn router(
 ) -> Router {
     let (api, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health))
+        .routes(routes!(ops::ready))
+        .routes(routes!(ops::metrics))
         .routes(routes!(me))
         .routes(routes!(catalog::list_resources, catalog::create_resource))
         .routes(routes!(catalog::get_resource, catalog::update_resource))
@@ -357,6 +368,8 @@ pub fn router(
         )
         .with_state(state);
     api.merge(tongban_console::routes().with_state(console))
+        // On matched routes only, where the route's template is known.
+        .route_layer(axum::middleware::from_fn(ops::http_metrics))
         .fallback(problem::no_route)
         .method_not_allowed_fallback(problem::no_method)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -366,10 +379,9 @@ pub fn router(
         .layer(TraceLayer::new_for_http())
 }
 
-/// How often a hub reloads tokens and lists from the catalog, so that tokens
-/// issued with `tongban token add` and list changes made elsewhere (the CLI,
-/// another replica) take effect without a restart.
-pub const IDENTITY_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a reload that failed (or an index that would not load) waits
+/// before it is tried again, when no news from the catalog comes first.
+pub const RELOAD_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Inputs that stored records flatten, and the name of their lenient copy.
 const FLATTENED_INPUTS: [(&str, &str); 2] = [
@@ -413,8 +425,13 @@ pub struct Server {
     tls: Option<Arc<rustls::ServerConfig>>,
     /// Set: serve Arrow Flight lookups here too.
     flight: Option<TcpListener>,
-    /// Where scheduled sync runs put their quarantine files.
-    data_dir: std::path::PathBuf,
+    /// Set: serve `/metrics` alone here, without identity.
+    metrics: Option<TcpListener>,
+    /// Tells this replica what changed in the catalog.
+    feed: tongban_catalog::changes::ChangeFeed,
+    /// With an object store: how often the audit log's segment is sealed
+    /// and shipped there.
+    audit_ship: Option<std::time::Duration>,
 }
 
 impl Server {
@@ -431,6 +448,12 @@ impl Server {
     }
 
     pub async fn bind_with(config: &Config, store: Arc<dyn Store>) -> Result<Server> {
+        // Installed before anything records.
+        ops::prometheus();
+        // Read before the hub loads its state, so that a change made in
+        // between is news to the feed rather than lost.
+        let feed =
+            tongban_catalog::changes::ChangeFeed::start(store.clone(), Default::default()).await?;
         let hub = tongban_core::Hub::open(config, store).await?;
         let addr = config.listen_addr()?;
         let listener = TcpListener::bind(addr)
@@ -461,6 +484,8 @@ impl Server {
         let state = AppState(Arc::new(SharedState {
             base: tongban_delivery::DeliveryState { hub, delivery },
             services,
+            readiness: Default::default(),
+            replica: config.replica(),
         }));
         let app = router(state.clone(), console, config.max_body_bytes);
         let tls = config
@@ -480,14 +505,46 @@ impl Server {
             ),
             None => None,
         };
+        if let Some(addr) = &config.flight_listen
+            && config.tls.is_none()
+        {
+            tracing::warn!(%addr, "Arrow Flight serves plaintext gRPC (flight_plaintext): tokens travel in clear; keep this port on a private network");
+        }
+        let metrics = match &config.metrics.listen {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Listen {
+                        what: "metrics",
+                        addr: addr.clone(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
         Ok(Server {
             listener,
             app,
             state,
             tls,
             flight,
-            data_dir: config.data_dir.clone(),
+            metrics,
+            feed,
+            audit_ship: config
+                .object_store
+                .is_some()
+                .then(|| std::time::Duration::from_secs(config.audit_ship_interval_s)),
         })
+    }
+
+    /// Where dataset versions live: a folder or `s3://bucket/prefix`.
+    pub fn datasets_root(&self) -> String {
+        self.state.datasets.root().to_string()
+    }
+
+    /// The metrics-only endpoint's bound address, if it has one.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The Flight endpoint's bound address, if it has one.
@@ -531,17 +588,29 @@ impl Server {
                     state: self.state.clone(),
                 });
             let mut stopped = stopped.clone();
+            // With [tls], Flight speaks TLS with the API's certificates;
+            // without, only because flight_plaintext said so (validated).
+            let tls = self.tls.as_deref().map(flight_tls::config);
             tokio::spawn(async move {
-                let incoming =
-                    tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(listener);
                 let done = async move {
                     let _ = stopped.wait_for(|s| *s).await;
                 };
-                if let Err(e) = tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(incoming, done)
-                    .await
-                {
+                let router = tonic::transport::Server::builder().add_service(service);
+                let served = match tls {
+                    Some(tls) => {
+                        router
+                            .serve_with_incoming_shutdown(flight_tls::incoming(listener, tls), done)
+                            .await
+                    }
+                    None => {
+                        let incoming =
+                            tonic::codegen::tokio_stream::wrappers::TcpListenerStream::new(
+                                listener,
+                            );
+                        router.serve_with_incoming_shutdown(incoming, done).await
+                    }
+                };
+                if let Err(e) = served {
                     tracing::error!(error = %e, "the Flight endpoint failed");
                 }
             })
@@ -562,43 +631,76 @@ impl Server {
             self.state.store.clone(),
             self.state.delivery.instance().to_string(),
         );
-        let (store, identities, policies, indexes, datasets, services) = (
-            self.state.store.clone(),
-            self.state.identities.clone(),
-            self.state.access.policies().clone(),
-            self.state.indexes.clone(),
-            self.state.datasets.clone(),
-            self.state.services.clone(),
-        );
         // Sync jobs with a schedule run from here.
         let scheduler = tokio::spawn(tongban_sync::schedule::run(tongban_sync::SyncContext {
-            store: store.clone(),
-            datasets: datasets.clone(),
-            data_dir: self.data_dir.clone(),
+            store: self.state.store.clone(),
+            datasets: self.state.datasets.clone(),
         }));
-        // Tokens and lists can change behind this hub's back (the CLI, another
-        // replica): pick the changes up periodically.
-        let refresh = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(IDENTITY_REFRESH);
-            tick.tick().await;
+        // The catalog can change behind this replica's back (another
+        // replica, the CLI): the feed tells, and what changed is reloaded.
+        // Indexes load right after start, while the server already answers
+        // (lookups get 503 and /ready says so until they are in).
+        let refresh = tokio::spawn(ops::keep_current(
+            self.state.clone(),
+            self.feed,
+            RELOAD_RETRY,
+        ));
+        // The audit chain's head goes to the catalog every second; with an
+        // object store, sealed segments are shipped there (the segment in
+        // use is sealed on start — a crashed run's tail — every interval,
+        // and on stop).
+        let shipper = {
+            let mut shipper = tongban_core::audit_log::Shipper::new(
+                self.state.access.audit().clone(),
+                &self.state.data_dir.join("audit"),
+                &self.state.replica,
+                self.audit_ship.map(|_| self.state.datasets.clone()),
+                self.state.store.clone(),
+            );
+            let every = self.audit_ship;
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                shipper.seal();
+                let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+                let mut sealed_at = tokio::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = stopped.wait_for(|s| *s) => break,
+                    }
+                    if every.is_some_and(|e| sealed_at.elapsed() >= e) {
+                        shipper.seal();
+                        sealed_at = tokio::time::Instant::now();
+                    }
+                    if let Err(e) = shipper.tick().await {
+                        tracing::warn!(error = %e, "could not ship the audit log or record its head");
+                    }
+                }
+                shipper
+            })
+        };
+        // Histograms are drained into their buckets by the upkeep (a scrape
+        // runs it too): without it, unscraped samples would pile up.
+        let upkeep = tokio::spawn(async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
-                // Indexes load right after start, while the server already
-                // answers (lookups get 503 until their index is in), and
-                // new dataset versions are picked up and swapped in after.
-                if let Err(e) = indexes.refresh(store.as_ref(), &datasets).await {
-                    tracing::error!(error = %e, "could not load a lookup index; keeping the ones loaded");
-                }
                 tick.tick().await;
-                if let Err(e) = identities.reload(store.as_ref()).await {
-                    tracing::warn!(error = %e, "could not reload tokens; keeping the ones loaded");
-                }
-                if let Err(e) = policies.reload(store.as_ref()).await {
-                    tracing::warn!(error = %e, "could not recompile the lists; keeping the set in force");
-                }
-                if let Err(e) = services.reload(store.as_ref()).await {
-                    tracing::warn!(error = %e, "could not reload the services; keeping the ones loaded");
-                }
+                ops::prometheus().run_upkeep();
             }
+        });
+        let metrics = self.metrics.map(|listener| {
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let done = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                if let Err(e) = axum::serve(listener, ops::metrics_router())
+                    .with_graceful_shutdown(done)
+                    .await
+                {
+                    tracing::error!(error = %e, "the metrics endpoint failed");
+                }
+            })
         });
         let served = match self.tls {
             None => {
@@ -623,7 +725,7 @@ impl Server {
             outbox.abort();
             let _ = outbox.await;
         }
-        for task in [refresh, scheduler] {
+        for task in [refresh, scheduler, upkeep] {
             task.abort();
             let _ = task.await;
         }
@@ -635,8 +737,17 @@ impl Server {
                 tracing::warn!(error = %e, "could not release push leases; they expire on their own")
             }
         }
-        if let Some(flight) = flight {
-            let _ = flight.await;
+        for task in [flight, metrics].into_iter().flatten() {
+            let _ = task.await;
+        }
+        // Nothing records any more: seal the last segment, ship it, record
+        // the final head.
+        if let Ok(mut shipper) = shipper.await {
+            shipper.seal();
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if let Err(e) = shipper.tick().await {
+                tracing::warn!(error = %e, "could not ship the audit log's last segment");
+            }
         }
         served.map_err(Error::Serve)
     }

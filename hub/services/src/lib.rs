@@ -351,6 +351,7 @@ impl Services {
         let outcome = service
             .answer(ep, &sent, &ask, subject, &mut evidence)
             .await;
+        service.count(resource, outcome.as_ref().err(), &evidence);
         let (status, checked) = match outcome {
             Ok(ok) => ok,
             Err(e) => {
@@ -648,6 +649,27 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// One call in Prometheus' terms: by service and outcome (`ok` or the
+    /// failure's reason), the provider's time, the breaker's state after it.
+    fn count(&self, resource: &str, failure: Option<&Error>, evidence: &CallEvidence) {
+        let outcome = failure.map_or("ok", |e| e.reason());
+        metrics::counter!("tongban_service_calls_total",
+            "service" => resource.to_string(), "outcome" => outcome)
+        .increment(1);
+        if evidence.provider_us > 0 {
+            metrics::histogram!("tongban_service_call_duration_seconds",
+                "service" => resource.to_string())
+            .record(evidence.provider_us as f64 / 1e6);
+        }
+        let state = match self.breaker.state(Instant::now()) {
+            breaker::State::Closed => 0.0,
+            breaker::State::HalfOpen => 1.0,
+            breaker::State::Open => 2.0,
+        };
+        metrics::gauge!("tongban_service_breaker_state", "service" => resource.to_string())
+            .set(state);
     }
 
     /// An attempt's result as an answer or an error, with its evidence.

@@ -24,7 +24,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tongban_catalog::{ResourceQuery, SqlStore, Store, exchange};
-use tongban_core::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN};
+use tongban_core::config::{Config, DEFAULT_DATA_DIR, DEFAULT_LISTEN, LogFormat};
 
 #[derive(Parser)]
 #[command(
@@ -179,16 +179,34 @@ impl StoreArgs {
     }
 }
 
+/// The log's format: `TONGBAN_LOG_FORMAT` (`text` or `json`), else, for
+/// `serve`, the configuration file's `log_format`, else text.
+fn log_format(cli: &Cli) -> LogFormat {
+    match std::env::var("TONGBAN_LOG_FORMAT").as_deref() {
+        Ok("json") => return LogFormat::Json,
+        Ok("text") => return LogFormat::Text,
+        _ => {}
+    }
+    match &cli.command {
+        // A file that does not load is reported when `serve` loads it.
+        Command::Serve { config } => Config::load(config).map_or(LogFormat::Text, |c| c.log_format),
+        _ => LogFormat::Text,
+    }
+}
+
 /// Parses arguments, runs the command, prints errors as one clear message.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "tongban_hub=info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "tongban=info,tower_http=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log_format(&cli) {
+        LogFormat::Text => logs.init(),
+        // One JSON object a line: time, level, target, message, fields.
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -224,7 +242,15 @@ async fn run(command: Command) -> Result<()> {
         Command::Serve { config } => {
             let config = Config::load(&config)?;
             let server = Server::bind(&config).await?;
-            tracing::info!(addr = %server.local_addr(), data_dir = %config.data_dir.display(), "tongban serving");
+            tracing::info!(
+                addr = %server.local_addr(),
+                replica = %config.replica(),
+                data_dir = %config.data_dir.display(),
+                datasets = %server.datasets_root(),
+                flight = ?server.flight_addr(),
+                metrics = ?server.metrics_addr(),
+                "tongban serving"
+            );
             Ok(server.serve(shutdown_signal()).await?)
         }
         Command::Datagen {
@@ -235,9 +261,13 @@ async fn run(command: Command) -> Result<()> {
             datagen::check_scale(scale)?;
             let config = args.config()?;
             let store = args.open().await?;
+            let datasets = tongban_datasets::DatasetStore::open(
+                config.object_store.as_ref(),
+                &config.data_dir,
+            )?;
             let report = datagen::run(
                 &store,
-                &config.data_dir,
+                &datasets,
                 datagen::Options {
                     scale,
                     seed,

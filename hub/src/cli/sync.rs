@@ -170,8 +170,10 @@ pub(super) async fn run(command: SyncCommand) -> Result<()> {
             let store = args.open().await?;
             let ctx = tongban_sync::SyncContext {
                 store: std::sync::Arc::new(store),
-                datasets: tongban_datasets::DatasetStore::local(&config.data_dir)?,
-                data_dir: config.data_dir.clone(),
+                datasets: tongban_datasets::DatasetStore::open(
+                    config.object_store.as_ref(),
+                    &config.data_dir,
+                )?,
             };
             let bar = if std::io::stderr().is_terminal() {
                 indicatif::ProgressBar::new_spinner()

@@ -65,8 +65,7 @@ pub(super) async fn token(command: TokenCommand) -> Result<()> {
             };
             let token = tongban_core::auth::issue(&store, &department, role, label).await?;
             eprintln!(
-                "Keep this token now: it is stored only as a hash. Running hubs pick it up within {} s.",
-                crate::server::IDENTITY_REFRESH.as_secs()
+                "Keep this token now: it is stored only as a hash. Running hubs pick it up within a second."
             );
             println!("{token}");
             Ok(())

@@ -4,7 +4,7 @@
 //! source's schema against the resource's items (before anything is
 //! written); read — everything (`full`) or past the job's watermark
 //! (`incremental`); pass each batch through the quality gate (`gate.rs`),
-//! quarantining bad rows to `DATA_DIR/quarantine/<job>/run-<id>.parquet`
+//! quarantining bad rows to `quarantine/<job>/run-<id>.parquet` on the dataset store
 //! with their reason; write the new version's Parquet; then, in one catalog
 //! transaction, record the version, the run and the job's new watermark.
 //!
@@ -38,12 +38,9 @@ pub enum Error {
     Arrow(#[from] arrow::error::ArrowError),
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
-    /// A quarantine file or folder could not be written.
-    #[error("{path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    /// Another hub is running the job now (it holds the job's run lock).
+    #[error("sync job '{job}' is running on another hub; try again when it has finished")]
+    Busy { job: String },
     /// The job's connector config cannot be read or is invalid.
     #[error("source: {0}")]
     SourceConfig(String),
@@ -71,20 +68,12 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-impl Error {
-    fn file(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
-        let path = path.into();
-        move |source| Error::File { path, source }
-    }
-}
-
 use arrow::array::{Array, ArrayRef, BooleanArray, StringArray};
 use arrow::compute::{cast, concat_batches, filter, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tongban_catalog::sync::{RunCounts, RunFinish, RunOutcome, SyncJob, SyncMode, SyncRun};
 use tongban_catalog::{NewDatasetVersion, ResourceSpec, Store};
@@ -95,9 +84,8 @@ use tongban_datasets::{DatasetStore, next_version};
 #[derive(Clone)]
 pub struct SyncContext {
     pub store: Arc<dyn Store>,
+    /// Versions, change sets and quarantine files.
     pub datasets: DatasetStore,
-    /// Quarantine files go under `DATA_DIR/quarantine`.
-    pub data_dir: PathBuf,
 }
 
 /// Progress of a running sync, reported after every batch.
@@ -120,8 +108,26 @@ pub fn source_config(job_source: &serde_json::Value) -> Result<SourceConfig> {
 }
 
 /// Runs a job once and returns its run record. A failed run is recorded as
-/// failed (with its error) and also returned as an error.
+/// failed (with its error) and also returned as an error. The job's run
+/// lock is held throughout: while another hub runs the job, this one
+/// refuses ([`Error::Busy`]).
 pub async fn run_job(
+    ctx: &SyncContext,
+    name: &str,
+    progress: &(dyn Fn(Progress) + Send + Sync),
+) -> Result<SyncRun> {
+    let Some(lock) = ctx.store.lock_sync_job(name).await? else {
+        return Err(Error::Busy {
+            job: name.to_string(),
+        });
+    };
+    let result = run_locked(ctx, name, progress).await;
+    lock.release().await;
+    result
+}
+
+/// [`run_job`] for a caller that holds the job's run lock.
+pub(crate) async fn run_locked(
     ctx: &SyncContext,
     name: &str,
     progress: &(dyn Fn(Progress) + Send + Sync),
@@ -151,6 +157,7 @@ pub async fn run_job(
         },
     };
     let recorded = ctx.store.finish_sync_run(run.id, &finish).await?;
+    record_metrics(name, &finish);
     match failure {
         None => Ok(recorded),
         Some(message) => Err(Error::RunFailed {
@@ -158,6 +165,26 @@ pub async fn run_job(
             job: name.to_string(),
             message,
         }),
+    }
+}
+
+/// A finished run in Prometheus' terms: runs by job and outcome, rows by
+/// job and kind.
+fn record_metrics(job: &str, finish: &RunFinish) {
+    let outcome = match finish.outcome {
+        RunOutcome::Succeeded => "succeeded",
+        _ => "failed",
+    };
+    metrics::counter!("tongban_sync_runs_total", "job" => job.to_string(), "outcome" => outcome)
+        .increment(1);
+    let c = &finish.counts;
+    for (kind, rows) in [
+        ("read", c.rows_read),
+        ("published", c.rows_written),
+        ("quarantined", c.rows_quarantined),
+    ] {
+        metrics::counter!("tongban_sync_rows_total", "job" => job.to_string(), "kind" => kind)
+            .increment(rows.max(0) as u64);
     }
 }
 
@@ -228,12 +255,7 @@ async fn execute(
     }
     let version = next_version(ctx.store.as_ref(), &spec.code).await?;
     let location = DatasetStore::run_location(&spec.code, version, run_id);
-    let mut quarantine = Quarantine::new(
-        &ctx.data_dir,
-        &job.spec.name,
-        run_id,
-        gate.quarantine_schema(),
-    );
+    let mut quarantine = Quarantine::new(&job.spec.name, run_id, gate.quarantine_schema());
     let mut seen = Progress::default();
     let origin = format!("sync:{}#{run_id}", job.spec.name);
 
@@ -258,7 +280,7 @@ async fn execute(
             counts.inserts = record.row_count;
             Ok(Done {
                 version: record,
-                quarantine: quarantine.finish()?,
+                quarantine: quarantine.finish(&ctx.datasets).await?,
                 watermark: None,
             })
         }
@@ -340,7 +362,7 @@ async fn execute(
             counts.bytes = record.byte_size;
             Ok(Done {
                 version: record,
-                quarantine: quarantine.finish()?,
+                quarantine: quarantine.finish(&ctx.datasets).await?,
                 watermark,
             })
         }
@@ -557,20 +579,18 @@ fn merge(
     })
 }
 
-/// The run's quarantine file, created at the first rejected row.
+/// The run's quarantine file: rows collected as they are rejected, written
+/// to the dataset store once, create-only, when the run ends.
 struct Quarantine {
-    path: PathBuf,
+    path: String,
     schema: SchemaRef,
-    writer: Option<parquet::arrow::ArrowWriter<std::fs::File>>,
+    writer: Option<parquet::arrow::ArrowWriter<Vec<u8>>>,
 }
 
 impl Quarantine {
-    fn new(data_dir: &Path, job: &str, run: i64, schema: SchemaRef) -> Quarantine {
+    fn new(job: &str, run: i64, schema: SchemaRef) -> Quarantine {
         Quarantine {
-            path: data_dir
-                .join("quarantine")
-                .join(job)
-                .join(format!("run-{run}.parquet")),
+            path: format!("quarantine/{job}/run-{run}.parquet"),
             schema,
             writer: None,
         }
@@ -578,11 +598,8 @@ impl Quarantine {
 
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         if self.writer.is_none() {
-            let dir = self.path.parent().expect("a parent");
-            std::fs::create_dir_all(dir).map_err(Error::file(dir))?;
-            let file = std::fs::File::create(&self.path).map_err(Error::file(&self.path))?;
             self.writer = Some(parquet::arrow::ArrowWriter::try_new(
-                file,
+                Vec::new(),
                 self.schema.clone(),
                 None,
             )?);
@@ -591,14 +608,15 @@ impl Quarantine {
         Ok(())
     }
 
-    /// Closes the file; its path if any row was quarantined.
-    fn finish(self) -> Result<Option<String>> {
-        match self.writer {
-            Some(w) => {
-                w.close()?;
-                Ok(Some(self.path.display().to_string()))
-            }
-            None => Ok(None),
-        }
+    /// Stores the file; where it is if any row was quarantined. A run's
+    /// id is unique, so the file exists already only if this very run
+    /// wrote it (an attempt retried after a lost answer).
+    async fn finish(self, datasets: &DatasetStore) -> Result<Option<String>> {
+        let Some(writer) = self.writer else {
+            return Ok(None);
+        };
+        let bytes = writer.into_inner()?;
+        datasets.put_new(&self.path, bytes.into()).await?;
+        Ok(Some(datasets.display(&self.path)))
     }
 }

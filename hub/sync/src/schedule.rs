@@ -1,9 +1,12 @@
 //! The server's sync scheduler: every `TICK`, each enabled job with a cron
 //! schedule whose next fire time (after its last run, or its creation) has
-//! passed is run, one run per job at a time. Schedules are read in China
-//! time (UTC+8), where the departments' nightly windows are defined.
+//! passed is run, one run per job at a time across every hub sharing the
+//! catalog: a hub runs a due job only under the job's run lock, and checks
+//! under it that the job is still due (another hub may have just run it).
+//! Schedules are read in China time (UTC+8), where the departments'
+//! nightly windows are defined.
 
-use super::{SyncContext, run_job};
+use super::{SyncContext, run_locked};
 use chrono::{DateTime, FixedOffset, Utc};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -61,23 +64,39 @@ async fn run_due(
                 continue;
             }
         };
-        let last = ctx
-            .store
-            .list_sync_runs(Some(&job.spec.name), 1)
-            .await?
-            .first()
-            .map_or(job.created_at, |r| r.started_at);
-        if next_after(&schedule, last).is_none_or(|due| due > now) {
+        if !due(ctx, &job, &schedule, now).await? {
             continue;
         }
         let name = job.spec.name.clone();
         if !running.lock().expect("not poisoned").insert(name.clone()) {
             continue;
         }
+        // Another hub holds the lock: it runs the job.
+        let lock = match ctx.store.lock_sync_job(&name).await {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                running.lock().expect("not poisoned").remove(&name);
+                continue;
+            }
+            Err(e) => {
+                running.lock().expect("not poisoned").remove(&name);
+                return Err(e.into());
+            }
+        };
+        // Under the lock: a run another hub finished a moment ago counts.
+        let still_due = due(ctx, &job, &schedule, now).await;
+        if !matches!(still_due, Ok(true)) {
+            lock.release().await;
+            running.lock().expect("not poisoned").remove(&name);
+            still_due?;
+            continue;
+        }
         let (ctx, running) = (ctx.clone(), running.clone());
         tokio::spawn(async move {
             tracing::info!(job = %name, "scheduled sync run starts");
-            match run_job(&ctx, &name, &|_| {}).await {
+            let result = run_locked(&ctx, &name, &|_| {}).await;
+            lock.release().await;
+            match result {
                 Ok(run) => tracing::info!(
                     job = %name,
                     run = run.id,
@@ -92,6 +111,23 @@ async fn run_due(
         });
     }
     Ok(())
+}
+
+/// Whether `job`'s next fire time after its last run (or its creation)
+/// has passed.
+async fn due(
+    ctx: &SyncContext,
+    job: &tongban_catalog::sync::SyncJob,
+    schedule: &cron::Schedule,
+    now: DateTime<Utc>,
+) -> crate::Result<bool> {
+    let last = ctx
+        .store
+        .list_sync_runs(Some(&job.spec.name), 1)
+        .await?
+        .first()
+        .map_or(job.created_at, |r| r.started_at);
+    Ok(next_after(schedule, last).is_some_and(|due| due <= now))
 }
 
 #[cfg(test)]

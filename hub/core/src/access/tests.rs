@@ -67,7 +67,7 @@ struct Fixture {
 
 fn fixture(negative: &[&str], quota: Option<u32>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let audit = Audit::open(&dir.path().join("audit"), b"secret").unwrap();
+    let audit = Audit::open(&dir.path().join("audit"), b"secret", Some("hub")).unwrap();
     let policies = Policies::from_input(lists(negative, quota), Default::default());
     Fixture {
         access: Access::new(policies, Limits::default(), audit),
