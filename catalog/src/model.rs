@@ -347,6 +347,19 @@ pub struct AuditHead {
     pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// A signed checkpoint of one replica's audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditCheckpoint {
+    pub replica: String,
+    /// Records covered.
+    pub size: i64,
+    /// Hex of the Merkle root at `size`.
+    pub root: String,
+    /// The C2SP signed note.
+    pub note: String,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// A stored API token; only its SHA-256 hash is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {

@@ -195,6 +195,11 @@ pub trait Store: Send + Sync + 'static {
     async fn record_audit_head(&self, head: &AuditHead) -> Result<()>;
     /// Every replica's recorded audit head, by replica.
     async fn audit_heads(&self) -> Result<Vec<AuditHead>>;
+    /// Keeps a signed checkpoint of a replica's audit log (one per size:
+    /// the same size again is ignored).
+    async fn record_audit_checkpoint(&self, checkpoint: &AuditCheckpoint) -> Result<()>;
+    /// A replica's checkpoints (every replica's, with none), smallest first.
+    async fn audit_checkpoints(&self, replica: Option<&str>) -> Result<Vec<AuditCheckpoint>>;
 
     /// Where to `LISTEN` for change notifications: the PostgreSQL URL, or
     /// none for a store that has none (SQLite is polled).

@@ -57,6 +57,35 @@ pub fn local(dir: &Path) -> tongban_datasets::DatasetStore {
     tongban_datasets::DatasetStore::local(dir).expect("a local dataset store")
 }
 
+/// A prefix of its own in the S3 test bucket (`.ci/run` starts s3s-fs and
+/// sets the credentials and endpoint); fails loudly without them.
+pub fn s3_store(name: &str) -> tongban_datasets::ObjectStoreConfig {
+    for var in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "TONGBAN_TEST_S3_ENDPOINT",
+    ] {
+        assert!(
+            std::env::var(var).is_ok(),
+            "{var} must be set for tests on S3 (.ci/run starts s3s-fs and sets it)"
+        );
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    tongban_datasets::ObjectStoreConfig {
+        url: format!(
+            "s3://{}/{name}-{nanos}",
+            std::env::var("TONGBAN_TEST_S3_BUCKET").unwrap_or_else(|_| "tongban-test".into())
+        ),
+        endpoint: std::env::var("TONGBAN_TEST_S3_ENDPOINT").ok(),
+        region: None,
+        path_style: true,
+        allow_http: true,
+    }
+}
+
 pub fn pg_url() -> String {
     std::env::var("TONGBAN_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string())
@@ -124,7 +153,7 @@ impl Hub {
     pub fn sync_context(&self) -> tongban_sync::SyncContext {
         tongban_sync::SyncContext {
             store: Arc::new(self.store.clone()),
-            datasets: tongban_datasets::DatasetStore::local(self.data_dir()).unwrap(),
+            datasets: self.datasets(),
         }
     }
 
@@ -159,9 +188,9 @@ impl Hub {
             seed: 7,
             progress: false,
         };
-        datagen::run(&store, &local(dir.path()), options)
-            .await
-            .unwrap();
+        let datasets =
+            tongban_datasets::DatasetStore::open(config.object_store.as_ref(), dir.path()).unwrap();
+        datagen::run(&store, &datasets, options).await.unwrap();
         let creds = demo::ensure_credentials(&store, dir.path()).await.unwrap();
         let mut hub = Hub {
             url: String::new(),
@@ -199,6 +228,13 @@ impl Hub {
     /// Stops the server (as a process that is shut down would) and starts a
     /// new one on the same data directory and catalog.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.serve().await;
+    }
+
+    /// Stops the server as a process that is shut down would (its data
+    /// directory and catalog stay).
+    pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -207,11 +243,17 @@ impl Hub {
         }
         // Let the old audit writer finish its last group.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        self.serve().await;
     }
 
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// Where this hub keeps its versions and shared files: the data dir,
+    /// or its `[object_store]`.
+    pub fn datasets(&self) -> tongban_datasets::DatasetStore {
+        tongban_datasets::DatasetStore::open(self.config.object_store.as_ref(), self.data_dir())
+            .unwrap()
     }
 
     /// The key the hub's hash masks (and its signed file URLs) are made
@@ -259,7 +301,7 @@ impl Hub {
     pub async fn publish_demo_versions(&self, seed: u64) {
         datagen::run(
             &self.store,
-            &local(self.data_dir()),
+            &self.datasets(),
             datagen::Options {
                 scale: SCALE,
                 seed,
@@ -307,8 +349,8 @@ impl Hub {
     ) -> (i64, Vec<arrow::record_batch::RecordBatch>) {
         let versions = self.store.list_versions(resource).await.unwrap();
         let newest = versions.first().expect("a published version");
-        let batches = tongban_datasets::DatasetStore::local(self.data_dir())
-            .unwrap()
+        let batches = self
+            .datasets()
             .read_version(&newest.location)
             .await
             .unwrap();

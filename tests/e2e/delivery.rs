@@ -5,7 +5,7 @@
 
 use crate::common::{
     Hub, Push, Webhook, cells, expect_json, ndjson, pg_connect, pg_url, problem, quick_delivery,
-    read_parquet,
+    read_parquet, s3_store,
 };
 use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
@@ -289,7 +289,16 @@ async fn a_subscription_is_seen_and_cancelled_only_by_its_parties() {
 /// A hub whose shared files hold at most 10 rows, and a second table of the
 /// district's (`births`, birth dates only) besides the demo's `residents`.
 async fn sharing_hub() -> Hub {
-    let hub = Hub::start_with(None, |c| c.delivery.file_rows = 10).await;
+    sharing_hub_with(|_| {}).await
+}
+
+/// [`sharing_hub`] with the config adjusted first.
+async fn sharing_hub_with(tweak: impl FnOnce(&mut tongban_core::config::Config)) -> Hub {
+    let hub = Hub::start_with(None, |c| {
+        c.delivery.file_rows = 10;
+        tweak(c);
+    })
+    .await;
     let need = hub.approved_need(XUHUI, "subscribe").await;
     expect_json(
         hub.subscribe(
@@ -541,6 +550,89 @@ async fn delta_sharing_files_hold_exactly_the_permitted_rows() {
         .unwrap();
     assert_eq!(range.status(), 206);
     assert_eq!(&range.bytes().await.unwrap()[..], b"PAR1");
+    ranges_are_served(&hub, url, files[0]["size"].as_u64().unwrap()).await;
+}
+
+/// A file URL answers the ranges Parquet readers ask for: the footer from
+/// the end, an open range, and `416` past the end.
+async fn ranges_are_served(hub: &Hub, url: &str, size: u64) {
+    let get = |range: &str| hub.client.get(url).header("range", range).send();
+    let footer = get("bytes=-4").await.unwrap();
+    assert_eq!(footer.status(), 206);
+    assert_eq!(
+        footer.headers()["content-range"],
+        format!("bytes {}-{}/{size}", size - 4, size - 1).as_str()
+    );
+    assert_eq!(&footer.bytes().await.unwrap()[..], b"PAR1");
+    let tail = get(&format!("bytes={}-", size - 10)).await.unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap().len(), 10);
+    let past = get(&format!("bytes={size}-")).await.unwrap();
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{size}").as_str()
+    );
+    problem(past, 416, "range_not_satisfiable").await;
+}
+
+/// On an object store, as replicas run: the shared files are written to
+/// the bucket (none on the hub's disk) and served from it, whole and in
+/// ranges, holding exactly the permitted rows.
+#[tokio::test]
+async fn delta_sharing_files_live_on_the_object_store() {
+    let objects = s3_store("e2e-sharing");
+    let hub = sharing_hub_with(|c| c.object_store = Some(objects.clone())).await;
+    let q = query(&hub, json!({})).await;
+    let files = files(&q);
+    let expected = expected_residents(&hub).await;
+    let mut got = BTreeSet::new();
+    for f in &files {
+        let bytes = hub
+            .client
+            .get(f["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(bytes.len() as u64, f["size"].as_u64().unwrap());
+        got.extend(residents_of(&read_parquet(bytes)));
+    }
+    assert_eq!(got, expected);
+    let url = files[0]["url"].as_str().unwrap();
+    ranges_are_served(&hub, url, files[0]["size"].as_u64().unwrap()).await;
+
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let listed: Vec<String> = hub
+        .datasets()
+        .object_store()
+        .list(Some(&"sharing".into()))
+        .map_ok(|o| o.location.to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    let parquet = listed.iter().filter(|p| p.ends_with(".parquet")).count();
+    assert_eq!(parquet, files.len(), "{listed:?}");
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|p| p.ends_with("/manifest.json"))
+            .count(),
+        1
+    );
+    assert!(
+        !hub.data_dir().join("sharing").exists(),
+        "nothing shared on the hub's disk"
+    );
+    // A second query reads the manifest: the same files, none written again.
+    let again = query(&hub, json!({})).await;
+    let same: Vec<&Value> = self::files(&again);
+    assert_eq!(
+        same.iter().map(|f| f["id"].clone()).collect::<Vec<_>>(),
+        files.iter().map(|f| f["id"].clone()).collect::<Vec<_>>()
+    );
 }
 
 /// Hints: a limit, a predicate no file can match, pages of files; a version

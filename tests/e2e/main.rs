@@ -1,6 +1,8 @@
 //! End-to-end tests: they start the real hub (in-process on 127.0.0.1:0, or
 //! the `tongban` binary itself) and talk to it over HTTP.
 //!
+//! - [`audit_proofs`]: signed checkpoints of the audit log: proofs a
+//!   third party's verifier accepts, a cut-off or rewritten log caught;
 //! - [`catalog_api`]: the directory API against demo data, on the embedded
 //!   store and on the machine's PostgreSQL;
 //! - [`cli`]: the `tongban` binary: `demo`, `catalog`, `config check`, `datagen`;
@@ -33,6 +35,7 @@
 //!   schedule, transforms, the `tongban sync` CLI;
 //! - [`tls_api`]: HTTPS and client certificates (mTLS).
 
+mod audit_proofs;
 mod catalog_api;
 mod cli;
 mod common;

@@ -26,7 +26,10 @@ pub fn python() -> PathBuf {
     let py = dir.join("bin/python");
     let ready = |py: &Path| {
         Command::new(py)
-            .args(["-c", "import delta_sharing, pyarrow.flight, pandas"])
+            .args([
+                "-c",
+                "import delta_sharing, pyarrow.flight, pandas, cryptography",
+            ])
             .status()
             .is_ok_and(|s| s.success())
     };

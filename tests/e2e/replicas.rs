@@ -6,16 +6,19 @@
 //! - a version published through A's configuration is served by B within
 //!   2 s (`LISTEN/NOTIFY`), and a negative entry added through B stops the
 //!   item on A within 2 s;
+//! - a sync run through A's configuration is served by B within 2 s, and
+//!   a scheduled job both replicas find due runs once;
 //! - `/metrics` needs the data office on the API port, and the separate
 //!   metrics port serves it alone;
 //! - A killed with SIGKILL under lookups: B keeps answering every one; A,
 //!   restarted, ships the segment it was writing; `audit verify` from B
 //!   reads A's chain from the object store and the catalog's head and
 //!   finds every lookup A answered; a shipped segment edited or deleted on
-//!   the store is named;
+//!   the store is named (a deleted one by A's signed checkpoint);
 //! - logs are JSON when asked.
 
-use crate::common::{SCALE, pg_schema_url, tongban};
+use crate::common::{SCALE, pg_schema_url, s3_store, sync_job, tongban};
+use crate::sync_runs;
 use object_store::{ObjectStore, ObjectStoreExt};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -23,39 +26,13 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tongban_catalog::sync::{SyncJobSpec, SyncMode};
 use tongban_catalog::{SqlStore, Store};
 use tongban_datagen as datagen;
 use tongban_datasets::{DatasetStore, ObjectStoreConfig};
 
 const POPULATION: &str = "101/000001";
 const MATTER: &str = "310000-JZZ-001";
-
-/// The S3 test bucket, under a prefix of its own.
-fn object_store() -> ObjectStoreConfig {
-    for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"] {
-        assert!(
-            std::env::var(var).is_ok(),
-            "{var} must be set for the replica test (.ci/run starts s3s-fs and sets it)"
-        );
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    ObjectStoreConfig {
-        url: format!(
-            "s3://{}/e2e-replicas-{nanos}",
-            std::env::var("TONGBAN_TEST_S3_BUCKET").unwrap_or_else(|_| "tongban-test".into())
-        ),
-        endpoint: Some(
-            std::env::var("TONGBAN_TEST_S3_ENDPOINT")
-                .unwrap_or_else(|_| "http://127.0.0.1:9000".into()),
-        ),
-        region: None,
-        path_style: true,
-        allow_http: true,
-    }
-}
 
 /// A `tongban serve` process, killed when dropped.
 struct Replica {
@@ -175,6 +152,27 @@ async fn lookup(
         .unwrap()
 }
 
+/// Whether replica `r` serves `version` of `resource`, by its metrics.
+async fn index_version(
+    client: &reqwest::Client,
+    r: &Replica,
+    resource: &str,
+    version: i64,
+) -> bool {
+    let text = client
+        .get(format!("{}/metrics", r.metrics))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let gauge = format!("tongban_index_version{{resource=\"{resource}\"}} ");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&gauge))
+        .any(|v| v.trim().parse::<f64>().ok() == Some(version as f64))
+}
+
 /// Polls `f` until it holds, for at most `limit`; how long it took.
 async fn within<F, Fut>(limit: Duration, what: &str, mut f: F) -> Duration
 where
@@ -193,7 +191,7 @@ where
 async fn two_replicas_share_a_catalog_and_an_object_store() {
     let dir = tempfile::tempdir().unwrap();
     let store_url = pg_schema_url("replicas").await;
-    let objects = object_store();
+    let objects = s3_store("e2e-replicas");
     // The catalog and the first versions, on PostgreSQL and S3.
     let store = SqlStore::open(&store_url).await.unwrap();
     let datasets = DatasetStore::open(Some(&objects), dir.path()).unwrap();
@@ -332,6 +330,79 @@ async fn two_replicas_share_a_catalog_and_an_object_store() {
     .await;
     eprintln!("negative entry in force on A {took:?} after B took it");
 
+    // A sync run through A (`tongban sync run` with A's configuration)
+    // publishes a department's table; B serves the version within 2 s.
+    store.create_resource(&sync_runs::resource()).await.unwrap();
+    let mut provider = sync_runs::provider("replicas").await;
+    provider.insert(0, 40, "2026-11-01 00:00").await;
+    let job = |name: &str, schedule: Option<String>| SyncJobSpec {
+        schedule,
+        ..sync_job(name, sync_runs::CODE, provider.source(16), SyncMode::Full)
+    };
+    store
+        .create_sync_job(&job("payments-by-hand", None))
+        .await
+        .unwrap();
+    let out = tongban()
+        .args(["sync", "run", "payments-by-hand", "--config"])
+        .arg(dir.path().join("hub-a.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let published = store
+        .get_resource(sync_runs::CODE)
+        .await
+        .unwrap()
+        .latest_version
+        .unwrap();
+    let took = within(
+        Duration::from_secs(2),
+        "B serves the synced version",
+        || index_version(&client, &b, sync_runs::CODE, published.version),
+    )
+    .await;
+    eprintln!(
+        "synced version {} served by B {took:?} after the run",
+        published.version
+    );
+
+    // A scheduled job runs once, though both replicas' schedulers find it
+    // due: it fires once, a few seconds from now (China time).
+    let at = (chrono::Utc::now() + chrono::Duration::seconds(4))
+        .with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).unwrap());
+    let fire_once = at.format("%S %M %H %d %m *").to_string();
+    store
+        .create_sync_job(&job("payments-scheduled", Some(fire_once)))
+        .await
+        .unwrap();
+    let runs = || async {
+        store
+            .list_sync_runs(Some("payments-scheduled"), 10)
+            .await
+            .unwrap()
+    };
+    within(
+        Duration::from_secs(20),
+        "a scheduler runs the job",
+        || async { runs().await.iter().any(|r| r.finished_at.is_some()) },
+    )
+    .await;
+    // Both schedulers tick every 5 s: give each two more looks.
+    tokio::time::sleep(tongban_sync::schedule::TICK * 2).await;
+    let ran = runs().await;
+    assert_eq!(ran.len(), 1, "the job ran more than once: {ran:?}");
+    let version = ran[0].version.expect("the run published");
+    for (r, name) in [(&a, "A"), (&b, "B")] {
+        within(Duration::from_secs(2), name, || {
+            index_version(&client, r, sync_runs::CODE, version)
+        })
+        .await;
+    }
+
     // A is killed under lookups; B answers every one of its share.
     let mut a = a;
     let answered_by_a = Arc::new(std::sync::atomic::AtomicU64::new(0));
@@ -380,6 +451,7 @@ async fn two_replicas_share_a_catalog_and_an_object_store() {
     // A comes back on its disk: it seals the segment it was writing when it
     // died and ships it, so every chain can be read from the object store.
     drop(a);
+    let restarted = chrono::Utc::now();
     let a = start(dir.path(), "hub-a", &store_url, &objects);
     ready(&client, &a, "hub-a").await;
     let shipped = |replica: &str| {
@@ -398,10 +470,16 @@ async fn two_replicas_share_a_catalog_and_an_object_store() {
             names
         }
     };
+    // Shipped when the new process has recorded a head whose records are
+    // all on the store (`shipped` reaches `seq`).
     within(
-        Duration::from_secs(5),
+        Duration::from_secs(10),
         "A ships its crashed segment",
-        || async { !shipped("hub-a").await.is_empty() },
+        || async {
+            store.audit_heads().await.unwrap().iter().any(|h| {
+                h.replica == "hub-a" && h.updated_at > restarted && h.seq > 0 && h.shipped == h.seq
+            })
+        },
     )
     .await;
     drop(a);
@@ -468,12 +546,13 @@ async fn two_replicas_share_a_catalog_and_an_object_store() {
         !out.status.success() && err.contains("hub-a") && err.contains("it was edited"),
         "{err}"
     );
-    // Deleted: the head in the catalog shows the records are missing.
+    // Deleted: A's signed checkpoint (taken when it came back) covers the
+    // records that are gone, and verify names them.
     store.delete(&last.as_str().into()).await.unwrap();
     let out = verify("hub-b.toml");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(
-        !out.status.success() && err.contains("hub-a") && err.contains("are missing"),
+        !out.status.success() && err.contains("hub-a") && err.contains("were cut off"),
         "{err}"
     );
     // Put back as it was: intact again.

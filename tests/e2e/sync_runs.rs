@@ -12,10 +12,10 @@ use tongban_catalog::sync::{RunOutcome, SyncJobSpec, SyncMode};
 use tongban_catalog::{ResourceSpec, Store};
 use tongban_sync::run_job;
 
-const CODE: &str = "301/000101";
+pub(crate) const CODE: &str = "301/000101";
 
 /// A department resource with one item of each common type.
-fn resource() -> ResourceSpec {
+pub(crate) fn resource() -> ResourceSpec {
     serde_json::from_value(serde_json::json!({
         "code": CODE, "name": "社保参保缴费信息", "provider": "sh-rsj",
         "summary": "参保人员的缴费记录", "category": "department", "format": "database",
@@ -36,13 +36,13 @@ fn resource() -> ResourceSpec {
     .unwrap()
 }
 
-struct Provider {
+pub(crate) struct Provider {
     conn: PgConnection,
     url: String,
 }
 
 /// The provider's own database: a schema of `test` with a `payments` table.
-async fn provider(name: &str) -> Provider {
+pub(crate) async fn provider(name: &str) -> Provider {
     let mut conn = pg_connect().await;
     let schema = format!("tongban_e2e_sync_{name}");
     sqlx::raw_sql(&format!(
@@ -62,7 +62,7 @@ impl Provider {
         sqlx::raw_sql(sql).execute(&mut self.conn).await.unwrap();
     }
 
-    async fn insert(&mut self, from: u32, to: u32, at: &str) {
+    pub(crate) async fn insert(&mut self, from: u32, to: u32, at: &str) {
         for n in from..to {
             self.exec(&format!(
                 "INSERT INTO payments VALUES ('{}', '参保人{n}', {n}.50, DATE '2026-01-01' + {n}, {n}, TIMESTAMP '{at}', false)",
@@ -72,7 +72,7 @@ impl Provider {
         }
     }
 
-    fn source(&self, batch_rows: usize) -> serde_json::Value {
+    pub(crate) fn source(&self, batch_rows: usize) -> serde_json::Value {
         serde_json::json!({"type": "postgres", "url": self.url, "table": "payments", "batch_rows": batch_rows})
     }
 }

@@ -97,6 +97,11 @@ const MIGRATIONS: &[(i64, &str, Migration)] = &[
         "audit heads",
         Same(include_str!("../../migrations/0008_audit_heads.sql")),
     ),
+    (
+        9,
+        "audit checkpoints",
+        Same(include_str!("../../migrations/0009_audit_checkpoints.sql")),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -863,6 +868,49 @@ impl Store for SqlStore {
                     hash: r.try_get("hash")?,
                     shipped: r.try_get("shipped")?,
                     updated_at: parse_time(&r.try_get::<String, _>("updated_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_audit_checkpoint(&self, c: &AuditCheckpoint) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_checkpoints (replica, size, root, note, created_at)
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (replica, size) DO NOTHING",
+        )
+        .bind(&c.replica)
+        .bind(c.size)
+        .bind(&c.root)
+        .bind(&c.note)
+        .bind(time_text(c.created_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn audit_checkpoints(&self, replica: Option<&str>) -> Result<Vec<AuditCheckpoint>> {
+        const SELECT: &str = "SELECT replica, size, root, note, created_at FROM audit_checkpoints";
+        let rows = match replica {
+            Some(r) => {
+                sqlx::query(&format!("{SELECT} WHERE replica = $1 ORDER BY size"))
+                    .bind(r)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(&format!("{SELECT} ORDER BY replica, size"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter()
+            .map(|r| {
+                Ok(AuditCheckpoint {
+                    replica: r.try_get("replica")?,
+                    size: r.try_get("size")?,
+                    root: r.try_get("root")?,
+                    note: r.try_get("note")?,
+                    created_at: parse_time(&r.try_get::<String, _>("created_at")?)?,
                 })
             })
             .collect()

@@ -23,10 +23,21 @@
 //! record is on disk: no release goes unrecorded. A failed write cuts the
 //! segment back to its durable end and fails every request sealed after it.
 //!
+//! The log is also a Merkle tree ([`merkle`], RFC 9162): the writer keeps
+//! the roots of its perfect subtrees as records become durable
+//! ([`Audit::tree`]), and saves them at each segment's start
+//! (`tree-NNNNNN.json`) so that opening replays only the last segment.
+//! Signed tree heads ([`checkpoint`]) commit to every record they cover:
+//! a log cut off, edited or forked after a checkpoint no longer matches it.
+//!
 //! Crate ladder (docs/architecture.md): depends on no other Tongban crate.
+
+pub mod checkpoint;
+pub mod merkle;
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
+use merkle::{Frontier, HashAlg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{BufRead, Write};
@@ -355,6 +366,8 @@ struct Shared {
     wake: Condvar,
     /// The newest record on disk: sequence number and hash.
     durable: Mutex<(u64, String)>,
+    /// The Merkle tree of the records on disk (updated just after `durable`).
+    tree: Mutex<Frontier>,
     /// Tests: the next writes fail half-way, as a full or broken disk would.
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicBool,
@@ -401,32 +414,89 @@ struct Writer {
     size: u64,
 }
 
-/// Opens the log: the segment to append to and the chain's head.
-fn open_log(dir: &Path) -> Result<(Writer, u64, String)> {
+/// The number of a segment file, `audit-NNNNNN.jsonl`.
+fn segment_number(path: &Path) -> u32 {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .trim_start_matches("audit-")
+        .trim_end_matches(".jsonl")
+        .parse()
+        .unwrap_or(1)
+}
+
+/// Where the tree at the start of segment `n` is saved.
+fn tree_state_path(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("tree-{n:06}.json"))
+}
+
+/// Appends every line of `text` to the tree.
+fn replay(tree: &mut Frontier, text: &str) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        tree.push(line.as_bytes());
+    }
+}
+
+/// The tree of the whole log: the saved state at the last segment's start
+/// and that segment's lines (`last_text`), or, when the state is missing or
+/// does not fit, every segment's lines.
+fn recover_tree(files: &[PathBuf], last_text: &str, head: u64, alg: HashAlg) -> Result<Frontier> {
+    let Some(last) = files.last() else {
+        return Ok(Frontier::new(alg));
+    };
+    let n = segment_number(last);
+    let dir = last.parent().unwrap_or(Path::new("."));
+    let start = if files.len() == 1 && n == 1 {
+        Some(Frontier::new(alg))
+    } else {
+        std::fs::read(tree_state_path(dir, n))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Frontier>(&b).ok())
+            // A state that is not a tree of its size would break pushes.
+            .filter(|f| f.alg == alg && f.nodes.len() == f.size.count_ones() as usize)
+    };
+    if let Some(mut tree) = start {
+        replay(&mut tree, last_text);
+        if tree.size == head {
+            return Ok(tree);
+        }
+    }
+    tracing::info!(
+        segments = files.len(),
+        "rebuilding the audit log's Merkle tree from every segment"
+    );
+    let mut tree = Frontier::new(alg);
+    for f in &files[..files.len() - 1] {
+        replay(
+            &mut tree,
+            &std::fs::read_to_string(f).map_err(Error::file(f))?,
+        );
+    }
+    replay(&mut tree, last_text);
+    Ok(tree)
+}
+
+/// Opens the log: the segment to append to, the chain's head, the tree.
+fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier)> {
     std::fs::create_dir_all(dir).map_err(Error::file(dir))?;
     let files = segments(dir)?;
     let (mut seq, mut prev) = (0, GENESIS.to_string());
+    let mut last_text = String::new();
     let segment = match files.last() {
         Some(last) => {
-            let text = std::fs::read_to_string(last).map_err(Error::file(last))?;
-            if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+            last_text = std::fs::read_to_string(last).map_err(Error::file(last))?;
+            if let Some(line) = last_text.lines().rev().find(|l| !l.trim().is_empty()) {
                 let r: Record = serde_json::from_str(line).map_err(|e| Error::UnreadableHead {
                     path: last.clone(),
                     message: e.to_string(),
                 })?;
                 (seq, prev) = (r.seq, r.hash);
             }
-            let name = last
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            name.trim_start_matches("audit-")
-                .trim_end_matches(".jsonl")
-                .parse()
-                .unwrap_or(1)
+            segment_number(last)
         }
         None => 1,
     };
+    let tree = recover_tree(&files, &last_text, seq, alg)?;
     let path = segment_path(dir, segment);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -440,16 +510,18 @@ fn open_log(dir: &Path) -> Result<(Writer, u64, String)> {
         file,
         size,
     };
-    Ok((writer, seq, prev))
+    Ok((writer, seq, prev, tree))
 }
 
 impl Writer {
     /// Appends sealed lines and makes them durable. On failure the segment
     /// is cut back to its durable end, so no torn line stays behind.
     /// `torn`: tests only, the write stops half-way and fails.
-    fn commit(&mut self, lines: &[u8], torn: bool) -> std::io::Result<()> {
+    /// `tree`: the tree of everything durable so far, saved with the next
+    /// segment if this commit starts one.
+    fn commit(&mut self, lines: &[u8], torn: bool, tree: &Mutex<Frontier>) -> std::io::Result<()> {
         if self.size >= SEGMENT_BYTES {
-            self.next_segment()?;
+            self.next_segment(tree)?;
         }
         let written = if torn {
             self.file
@@ -479,10 +551,20 @@ impl Writer {
 
 impl Writer {
     /// Seals the current segment (it is never written again) and opens the
-    /// next; an empty one is kept.
-    fn next_segment(&mut self) -> std::io::Result<()> {
+    /// next; an empty one is kept. The tree so far is saved as the next
+    /// segment's start (a cache: opening rebuilds it if it is missing).
+    fn next_segment(&mut self, tree: &Mutex<Frontier>) -> std::io::Result<()> {
         if self.size == 0 {
             return Ok(());
+        }
+        let state =
+            serde_json::to_vec(&*tree.lock().expect("audit tree lock")).expect("trees serialise");
+        let state_path = tree_state_path(&self.dir, self.segment + 1);
+        let tmp = state_path.with_extension("json.tmp");
+        if let Err(e) =
+            std::fs::write(&tmp, state).and_then(|()| std::fs::rename(&tmp, &state_path))
+        {
+            tracing::warn!(error = %e, "could not save the audit tree; the next open rebuilds it");
         }
         let path = segment_path(&self.dir, self.segment + 1);
         self.file = std::fs::OpenOptions::new()
@@ -510,7 +592,7 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
                 chain.writer_idle = false;
             }
             if std::mem::take(&mut chain.rotate)
-                && let Err(e) = writer.next_segment()
+                && let Err(e) = writer.next_segment(&shared.tree)
             {
                 tracing::warn!(error = %e, "could not start the next audit segment; the current one goes on");
             }
@@ -524,7 +606,7 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
             let batch = std::mem::take(&mut chain.batch);
             (batch, chain.seq, chain.prev.clone())
         };
-        match writer.commit(&lines, shared.failing()) {
+        match writer.commit(&lines, shared.failing(), &shared.tree) {
             Ok(()) => {
                 let records = seq - durable_seq;
                 metrics::histogram!("tongban_audit_batch_records").record(records as f64);
@@ -532,6 +614,11 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
                 *shared.durable.lock().expect("audit head lock") = (seq, prev.clone());
                 (durable_seq, durable_prev) = (seq, prev);
                 batch.finish(Ok(()));
+                // After the answers: the tree costs the requests no latency.
+                let mut tree = shared.tree.lock().expect("audit tree lock");
+                for line in lines.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+                    tree.push(line);
+                }
             }
             Err(e) => {
                 tracing::error!(error = %e, "audit write failed: refusing releases until it works again");
@@ -556,6 +643,16 @@ impl Audit {
     /// Every record is sealed with `replica`, if given (letters, digits,
     /// `-` and `_`).
     pub fn open(dir: &Path, secret: &[u8], replica: Option<&str>) -> Result<Audit> {
+        Self::open_with(dir, secret, replica, HashAlg::Sha256)
+    }
+
+    /// [`Audit::open`] with the tree's hash chosen.
+    pub fn open_with(
+        dir: &Path,
+        secret: &[u8],
+        replica: Option<&str>,
+        alg: HashAlg,
+    ) -> Result<Audit> {
         if let Some(r) = replica
             && !(1..=63).contains(&r.len())
                 | !r.bytes()
@@ -563,7 +660,7 @@ impl Audit {
         {
             return Err(Error::ReplicaId(r.to_string()));
         }
-        let (writer, seq, prev) = open_log(dir)?;
+        let (writer, seq, prev, tree) = open_log(dir, alg)?;
         let shared = Arc::new(Shared {
             chain: Mutex::new(Chain {
                 seq,
@@ -576,6 +673,7 @@ impl Audit {
             }),
             wake: Condvar::new(),
             durable: Mutex::new((seq, prev.clone())),
+            tree: Mutex::new(tree),
             #[cfg(test)]
             fail_writes: Default::default(),
         });
@@ -600,6 +698,18 @@ impl Audit {
             .lock()
             .expect("audit head lock")
             .clone()
+    }
+
+    /// The Merkle tree of the durable records: its size and root. It may
+    /// trail [`Audit::head`] by the batch being added.
+    pub fn tree(&self) -> (u64, merkle::Hash) {
+        let tree = self.shared.0.tree.lock().expect("audit tree lock");
+        (tree.size, tree.root())
+    }
+
+    /// The hash of the log's tree.
+    pub fn alg(&self) -> HashAlg {
+        self.shared.0.tree.lock().expect("audit tree lock").alg
     }
 
     /// Asks the writer to seal the current segment, if it holds anything,
@@ -879,6 +989,68 @@ mod tests {
             .map(|l| serde_json::from_str::<Record>(l).unwrap().event.case)
             .collect();
         assert_eq!(cases, ["case-0", "case-1", "case-2", "case-99"]);
+    }
+
+    /// Every line of every segment, in order, as leaf data.
+    fn all_lines(dir: &Path) -> Vec<Vec<u8>> {
+        segment_files(dir)
+            .unwrap()
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(f)
+                    .unwrap()
+                    .lines()
+                    .map(|l| l.as_bytes().to_vec())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn the_tree_covers_every_durable_record_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let alg = HashAlg::Sha256;
+        let root_of = |dir: &Path| {
+            let leaves: Vec<merkle::Hash> = all_lines(dir).iter().map(|l| alg.leaf(l)).collect();
+            (leaves.len() as u64, merkle::root(alg, &leaves))
+        };
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
+        assert_eq!(audit.tree(), (0, alg.empty()));
+        for n in 0..5 {
+            audit.record(event(n)).await.unwrap();
+        }
+        assert_eq!(audit.tree(), root_of(dir.path()));
+        // Sealed segments save the tree at the next one's start.
+        audit.seal_segment();
+        for n in 5..12 {
+            audit.record(event(n)).await.unwrap();
+        }
+        audit.seal_segment();
+        audit.record(event(12)).await.unwrap();
+        assert_eq!(audit.tree(), root_of(dir.path()));
+        assert_eq!(audit.tree().0, 13);
+        drop(audit);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(tree_state_path(dir.path(), 3).exists());
+
+        // Reopened from the saved state and the last segment...
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
+        assert_eq!(audit.tree(), root_of(dir.path()));
+        drop(audit);
+        // ... and, with the state gone or wrong, from every segment.
+        std::fs::remove_file(tree_state_path(dir.path(), 3)).unwrap();
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
+        assert_eq!(audit.tree(), root_of(dir.path()));
+        audit.record(event(13)).await.unwrap();
+        assert_eq!(audit.tree(), root_of(dir.path()));
+        drop(audit);
+        std::fs::write(
+            tree_state_path(dir.path(), 3),
+            b"{\"alg\":\"sha256\",\"size\":2,\"nodes\":[]}",
+        )
+        .unwrap();
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
+        assert_eq!(audit.tree(), root_of(dir.path()));
     }
 
     fn rewrite(dir: &Path, f: impl Fn(&mut Vec<String>)) {

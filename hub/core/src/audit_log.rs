@@ -10,13 +10,19 @@
 //!   checked record by record and against the head the catalog recorded —
 //!   so an edited, removed or reordered record, a missing or altered
 //!   segment and a cut-off tail all show;
-//! - [`trace_all`]: the records of one key, across every replica.
+//! - [`trace_all`]: the records of one key, across every replica;
+//! - signed checkpoints of each replica's Merkle tree ([`Shipper`] takes one
+//!   every `audit_checkpoint_interval_s` into the catalog; [`take_checkpoint`]
+//!   on demand), which [`verify_all`] checks the log against, and from which
+//!   [`prove`] answers inclusion and consistency proofs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tongban_audit::checkpoint::{Checkpoint, Signer, Verifier};
+use tongban_audit::merkle::{self, Frontier, Hash, HashAlg};
 use tongban_audit::{Audit, ChainCheck, Record};
-use tongban_catalog::{AuditHead, Store};
+use tongban_catalog::{AuditCheckpoint, AuditHead, Store};
 use tongban_datasets::{DatasetStore, Put};
 
 /// Where a replica's shipped segments live under the store's root.
@@ -38,13 +44,27 @@ pub enum ShipError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A checkpoint or proof asked for cannot be made or read.
+    #[error("{0}")]
+    Checkpoint(String),
     /// A shipped segment is not what this replica holds under its name:
     /// one of the two was altered, or two replicas share an id.
     #[error("shipped segment {0} differs from the local one; two replicas may share a replica_id")]
     Differs(String),
 }
 
-/// Ships one replica's sealed segments and records its head.
+/// The key a hub signs its logs' checkpoints with, made from its secret
+/// (replicas sharing the secret sign alike; each log has its own name).
+pub fn signer(secret: &[u8], replica: &str) -> Signer {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(b"tongban audit checkpoint key v1");
+    let seed: [u8; 32] = mac.finalize().into_bytes().into();
+    Signer::from_seed(&Checkpoint::origin_of(Some(replica)), &seed)
+}
+
+/// Ships one replica's sealed segments, records its head, and takes
+/// signed checkpoints of its tree.
 pub struct Shipper {
     audit: Audit,
     dir: PathBuf,
@@ -57,6 +77,10 @@ pub struct Shipper {
     /// The last record of the newest shipped segment.
     shipped_seq: i64,
     recorded: Option<(u64, i64)>,
+    signer: Signer,
+    checkpoint_every: std::time::Duration,
+    /// The size of the last checkpoint taken, and when.
+    checkpointed: Option<(u64, std::time::Instant)>,
 }
 
 impl Shipper {
@@ -66,6 +90,8 @@ impl Shipper {
         replica: &str,
         datasets: Option<DatasetStore>,
         store: Arc<dyn Store>,
+        secret: &[u8],
+        checkpoint_every: std::time::Duration,
     ) -> Shipper {
         Shipper {
             audit,
@@ -76,7 +102,23 @@ impl Shipper {
             shipped: BTreeSet::new(),
             shipped_seq: 0,
             recorded: None,
+            signer: signer(secret, replica),
+            checkpoint_every,
+            checkpointed: None,
         }
+    }
+
+    /// Signs a checkpoint of the tree as it is now and keeps it in the
+    /// catalog, unless nothing was added since the last one.
+    pub async fn checkpoint(&mut self) -> Result<Option<AuditCheckpoint>, ShipError> {
+        let (size, root) = self.audit.tree();
+        if size == 0 || self.checkpointed.is_some_and(|(s, _)| s == size) {
+            return Ok(None);
+        }
+        let c = signed(&self.signer, &self.replica, size, root);
+        self.store.record_audit_checkpoint(&c).await?;
+        self.checkpointed = Some((size, std::time::Instant::now()));
+        Ok(Some(c))
     }
 
     /// Asks the log to seal its current segment (shipped at the next
@@ -132,7 +174,29 @@ impl Shipper {
                 .await?;
             self.recorded = Some((seq, self.shipped_seq));
         }
+        let due = self
+            .checkpointed
+            .is_none_or(|(_, at)| at.elapsed() >= self.checkpoint_every);
+        if due {
+            self.checkpoint().await?;
+        }
         Ok(())
+    }
+}
+
+/// The catalog row of a checkpoint signed now.
+fn signed(signer: &Signer, replica: &str, size: u64, root: Hash) -> AuditCheckpoint {
+    let note = signer.sign(&Checkpoint {
+        origin: Checkpoint::origin_of(Some(replica)),
+        size,
+        root,
+    });
+    AuditCheckpoint {
+        replica: replica.to_string(),
+        size: size as i64,
+        root: hex::encode(root),
+        note,
+        created_at: chrono::Utc::now(),
     }
 }
 
@@ -163,6 +227,9 @@ pub struct ReplicaReport {
     pub local_segments: usize,
     /// The head the catalog recorded, if any.
     pub head: Option<AuditHead>,
+    /// Signed checkpoints the log was checked against (the catalog's, and
+    /// one given by the caller).
+    pub checkpoints: usize,
     /// The first problem, naming the segment (and line) it is in.
     pub problem: Option<String>,
 }
@@ -209,15 +276,104 @@ fn local_replica(files: &[PathBuf]) -> Option<String> {
     serde_json::from_str::<Record>(line).ok()?.replica
 }
 
+/// What [`verify_all`] checks the chains against besides the catalog's
+/// heads: the signed checkpoints in the catalog, and one kept elsewhere.
+#[derive(Debug, Clone, Copy)]
+pub struct Against<'a> {
+    /// The hub's secret: checkpoints must carry the signature of the key
+    /// made from it (or `key`'s, for `note`).
+    pub secret: &'a [u8],
+    /// A signed checkpoint from outside the catalog (`--checkpoint FILE`).
+    pub note: Option<&'a str>,
+    /// The verifier key `note` is checked with (`name+id+key`); unset: the
+    /// hub's own.
+    pub key: Option<&'a str>,
+}
+
+/// The replica a checkpoint's origin names (`tongban/audit/<replica>`).
+fn replica_of_origin(note: &str) -> Option<String> {
+    note.lines()
+        .next()?
+        .strip_prefix("tongban/audit/")
+        .map(str::to_string)
+}
+
+/// A checkpoint to check a log against, and where it came from.
+struct Expected {
+    source: String,
+    checkpoint: Checkpoint,
+}
+
+/// The checkpoints each replica's log must match: the catalog's (each
+/// signed by the hub's key) and the caller's note.
+async fn expected_checkpoints(
+    store: &dyn Store,
+    against: &Against<'_>,
+) -> Result<BTreeMap<String, Vec<Expected>>, ShipError> {
+    let mut by_replica: BTreeMap<String, Vec<Expected>> = BTreeMap::new();
+    for row in store.audit_checkpoints(None).await? {
+        let verifier = Verifier::parse(&signer(against.secret, &row.replica).verifier_key())
+            .expect("our own keys parse");
+        let checkpoint = verifier.open(&row.note).map_err(|e| {
+            ShipError::Checkpoint(format!(
+                "{}: the catalog's checkpoint of size {} is not this hub's: {e}",
+                row.replica, row.size
+            ))
+        })?;
+        if checkpoint.size != row.size as u64 || hex::encode(checkpoint.root) != row.root {
+            return Err(ShipError::Checkpoint(format!(
+                "{}: the catalog's checkpoint of size {} does not say what its note says",
+                row.replica, row.size
+            )));
+        }
+        by_replica
+            .entry(row.replica.clone())
+            .or_default()
+            .push(Expected {
+                source: format!(
+                    "the catalog's checkpoint of {}",
+                    row.created_at.to_rfc3339()
+                ),
+                checkpoint,
+            });
+    }
+    if let Some(note) = against.note {
+        let replica = replica_of_origin(note).ok_or_else(|| {
+            ShipError::Checkpoint(
+                "the checkpoint is not of a Tongban audit log (its origin)".into(),
+            )
+        })?;
+        let key = match against.key {
+            Some(k) => k.to_string(),
+            None => signer(against.secret, &replica).verifier_key(),
+        };
+        let verifier = Verifier::parse(&key)
+            .map_err(|e| ShipError::Checkpoint(format!("the verifier key: {e}")))?;
+        let checkpoint = verifier
+            .open(note)
+            .map_err(|e| ShipError::Checkpoint(format!("the checkpoint given: {e}")))?;
+        by_replica.entry(replica).or_default().push(Expected {
+            source: "the checkpoint given".into(),
+            checkpoint,
+        });
+    }
+    for list in by_replica.values_mut() {
+        list.sort_by_key(|e| e.checkpoint.size);
+    }
+    Ok(by_replica)
+}
+
 /// Checks every replica's chain: the shipped segments (with an object
 /// store), the local log in `local_dir` (the replica this runs beside, if
-/// any), and the heads the catalog recorded.
+/// any), the heads the catalog recorded, and the signed checkpoints.
 pub async fn verify_all(
     store: &dyn Store,
     datasets: Option<&DatasetStore>,
     local_dir: Option<&Path>,
     default_replica: &str,
+    against: Against<'_>,
 ) -> Result<Vec<ReplicaReport>, ShipError> {
+    let mut expected = expected_checkpoints(store, &against).await?;
     let heads: BTreeMap<String, AuditHead> = store
         .audit_heads()
         .await?
@@ -237,6 +393,7 @@ pub async fn verify_all(
     let mut replicas: BTreeSet<String> = heads.keys().cloned().collect();
     replicas.extend(shipped.keys().cloned());
     replicas.extend(local_name.clone());
+    replicas.extend(expected.keys().cloned());
     let mut reports = Vec::new();
     for replica in replicas {
         let segments = Segments {
@@ -251,7 +408,8 @@ pub async fn verify_all(
             },
         };
         let head = heads.get(&replica).cloned();
-        reports.push(verify_one(&replica, segments, head, datasets).await?);
+        let checkpoints = expected.remove(&replica).unwrap_or_default();
+        reports.push(verify_one(&replica, segments, head, checkpoints, datasets).await?);
     }
     Ok(reports)
 }
@@ -260,6 +418,7 @@ async fn verify_one(
     replica: &str,
     segments: Segments,
     head: Option<AuditHead>,
+    checkpoints: Vec<Expected>,
     datasets: Option<&DatasetStore>,
 ) -> Result<ReplicaReport, ShipError> {
     let mut report = ReplicaReport {
@@ -268,8 +427,13 @@ async fn verify_one(
         shipped_segments: segments.shipped.len(),
         local_segments: segments.local.len(),
         head: head.clone(),
+        checkpoints: checkpoints.len(),
         problem: None,
     };
+    // The tree, grown record by record, is compared with each checkpoint
+    // as it reaches the checkpoint's size.
+    let mut tree = Frontier::new(HashAlg::Sha256);
+    let mut pending = checkpoints.iter().peekable();
     let names: BTreeSet<&String> = segments
         .shipped
         .keys()
@@ -315,6 +479,18 @@ async fn verify_one(
                     if head.as_ref().is_some_and(|h| h.seq as u64 == r.seq) {
                         at_head = Some(r.hash.clone());
                     }
+                    tree.push(line.as_bytes());
+                    while let Some(e) = pending.next_if(|e| e.checkpoint.size == tree.size) {
+                        if tree.root() != e.checkpoint.root {
+                            report.problem = Some(format!(
+                                "the first {} records are not those {} signed: a record up to \
+                                 {} was edited, removed or reordered, or the log was rewritten \
+                                 (a fork) after it",
+                                e.checkpoint.size, e.source, e.checkpoint.size
+                            ));
+                            return Ok(report);
+                        }
+                    }
                 }
                 Ok(None) => {}
                 Err(problem) => {
@@ -324,6 +500,19 @@ async fn verify_one(
             }
         }
         report.records = check.head().0;
+    }
+    if let Some(e) = checkpoints.last()
+        && e.checkpoint.size > tree.size
+    {
+        report.problem = Some(format!(
+            "the log ends at record {}, but {} covers {} records: records {}–{} were cut off",
+            tree.size,
+            e.source,
+            e.checkpoint.size,
+            tree.size + 1,
+            e.checkpoint.size
+        ));
+        return Ok(report);
     }
     if let Some(h) = &head {
         let end = check.head().0;
@@ -384,4 +573,199 @@ pub async fn trace_all(
     let mut records: Vec<Record> = found.into_values().collect();
     records.sort_by_key(|r| r.event.time);
     Ok(records)
+}
+
+/// Every complete line of one replica's log, oldest first: the local log
+/// in `local_dir` if it is that replica's, else its shipped segments. A
+/// last line still being written (no newline yet) is left out.
+async fn replica_lines(
+    replica: &str,
+    datasets: Option<&DatasetStore>,
+    local_dir: Option<&Path>,
+    default_replica: &str,
+) -> Result<Vec<String>, ShipError> {
+    let local_files = match local_dir {
+        Some(dir) => tongban_audit::segment_files(dir)?,
+        None => Vec::new(),
+    };
+    let local_name = (!local_files.is_empty())
+        .then(|| local_replica(&local_files).unwrap_or_else(|| default_replica.to_string()));
+    let mut texts = Vec::new();
+    if local_name.as_deref() == Some(replica) {
+        for f in &local_files {
+            texts.push(
+                std::fs::read_to_string(f).map_err(|source| ShipError::File {
+                    path: f.clone(),
+                    source,
+                })?,
+            );
+        }
+    } else if let Some(d) = datasets {
+        for path in shipped_segments(d)
+            .await?
+            .remove(replica)
+            .unwrap_or_default()
+            .values()
+        {
+            texts.push(String::from_utf8_lossy(&d.get(path.as_ref()).await?).into_owned());
+        }
+    }
+    let mut lines = Vec::new();
+    for text in texts {
+        let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+        lines.extend(
+            complete
+                .split('\n')
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string),
+        );
+    }
+    Ok(lines)
+}
+
+/// Signs a checkpoint of `replica`'s log as it is now (read as
+/// [`replica_lines`] reads it), keeps it in the catalog, and returns it.
+pub async fn take_checkpoint(
+    store: &dyn Store,
+    datasets: Option<&DatasetStore>,
+    local_dir: Option<&Path>,
+    default_replica: &str,
+    secret: &[u8],
+    replica: &str,
+) -> Result<AuditCheckpoint, ShipError> {
+    let lines = replica_lines(replica, datasets, local_dir, default_replica).await?;
+    if lines.is_empty() {
+        return Err(ShipError::Checkpoint(format!(
+            "{replica}: no audit records here to take a checkpoint of"
+        )));
+    }
+    let mut tree = Frontier::new(HashAlg::Sha256);
+    for l in &lines {
+        tree.push(l.as_bytes());
+    }
+    let c = signed(&signer(secret, replica), replica, tree.size, tree.root());
+    store.record_audit_checkpoint(&c).await?;
+    Ok(c)
+}
+
+/// What `tongban audit prove` answers: a record, the path that proves it is
+/// in the tree a signed checkpoint names, and optionally that this tree
+/// extends an earlier one.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Proof {
+    pub replica: String,
+    pub seq: u64,
+    /// The record's line: the leaf's data.
+    pub record: String,
+    /// Hex of `H(0x00 ‖ record)`.
+    pub leaf_hash: String,
+    /// `seq - 1`: leaves count from 0.
+    pub leaf_index: u64,
+    pub tree_size: u64,
+    /// Hex hashes, nearest sibling first (RFC 9162 §2.1.3).
+    pub inclusion_path: Vec<String>,
+    /// The signed checkpoint of `tree_size`.
+    pub checkpoint: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyProof>,
+}
+
+/// That the tree of `tree_size` leaves extends the one of `from` leaves.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ConsistencyProof {
+    pub from: u64,
+    /// Hex of the root at `from`.
+    pub from_root: String,
+    /// Hex hashes (RFC 9162 §2.1.4).
+    pub path: Vec<String>,
+}
+
+/// The inclusion proof of record `seq` of `replica`'s log in the tree of
+/// the newest signed checkpoint that covers it (or of `size`, signed now
+/// if the catalog has no checkpoint of that size), and, with `from`, the
+/// consistency proof from that earlier size.
+#[allow(clippy::too_many_arguments)]
+pub async fn prove(
+    store: &dyn Store,
+    datasets: Option<&DatasetStore>,
+    local_dir: Option<&Path>,
+    default_replica: &str,
+    secret: &[u8],
+    replica: &str,
+    seq: u64,
+    size: Option<u64>,
+    from: Option<u64>,
+) -> Result<Proof, ShipError> {
+    let lines = replica_lines(replica, datasets, local_dir, default_replica).await?;
+    let have = lines.len() as u64;
+    if seq == 0 || seq > have {
+        return Err(ShipError::Checkpoint(format!(
+            "{replica}: no record {seq} (the log here has records 1–{have})"
+        )));
+    }
+    let checkpoints = store.audit_checkpoints(Some(replica)).await?;
+    let chosen = match size {
+        Some(s) => checkpoints.iter().find(|c| c.size as u64 == s),
+        None => checkpoints
+            .iter()
+            .rev()
+            .find(|c| c.size as u64 >= seq && c.size as u64 <= have),
+    };
+    let size = size.or(chosen.map(|c| c.size as u64)).unwrap_or(have);
+    if size < seq || size > have {
+        return Err(ShipError::Checkpoint(format!(
+            "{replica}: a tree of {size} records cannot prove record {seq} from a log of {have}"
+        )));
+    }
+    let leaves: Vec<Hash> = lines[..size as usize]
+        .iter()
+        .map(|l| HashAlg::Sha256.leaf(l.as_bytes()))
+        .collect();
+    let root = merkle::root(HashAlg::Sha256, &leaves);
+    let note = match chosen {
+        Some(c) if c.root == hex::encode(root) => c.note.clone(),
+        Some(c) => {
+            return Err(ShipError::Checkpoint(format!(
+                "{replica}: the log's first {size} records are not those the checkpoint of {} \
+                 signed; run `tongban audit verify`",
+                c.created_at.to_rfc3339()
+            )));
+        }
+        None => {
+            let c = signed(&signer(secret, replica), replica, size, root);
+            store.record_audit_checkpoint(&c).await?;
+            c.note
+        }
+    };
+    let index = (seq - 1) as usize;
+    let consistency = match from {
+        None => None,
+        Some(f) if f == 0 || f > size => {
+            return Err(ShipError::Checkpoint(format!(
+                "--from {f}: must be between 1 and the tree's size {size}"
+            )));
+        }
+        Some(f) => Some(ConsistencyProof {
+            from: f,
+            from_root: hex::encode(merkle::root(HashAlg::Sha256, &leaves[..f as usize])),
+            path: merkle::consistency_proof(HashAlg::Sha256, &leaves, f as usize)
+                .iter()
+                .map(hex::encode)
+                .collect(),
+        }),
+    };
+    Ok(Proof {
+        replica: replica.to_string(),
+        seq,
+        record: lines[index].clone(),
+        leaf_hash: hex::encode(leaves[index]),
+        leaf_index: index as u64,
+        tree_size: size,
+        inclusion_path: merkle::inclusion_proof(HashAlg::Sha256, &leaves, index)
+            .iter()
+            .map(hex::encode)
+            .collect(),
+        checkpoint: note,
+        consistency,
+    })
 }

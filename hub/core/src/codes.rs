@@ -36,6 +36,8 @@ pub enum Code {
     TooLarge,
     /// The endpoint does not accept that method.
     MethodNotAllowed,
+    /// A byte range starts past the end of the file asked for.
+    RangeNotSatisfiable,
     /// The change conflicts with the current state.
     Conflict,
     /// The record already exists.
@@ -80,6 +82,7 @@ impl Code {
             Code::UnsupportedMediaType => "unsupported_media_type",
             Code::TooLarge => "too_large",
             Code::MethodNotAllowed => "method_not_allowed",
+            Code::RangeNotSatisfiable => "range_not_satisfiable",
             Code::Conflict => "conflict",
             Code::Duplicate => "duplicate",
             Code::QuotaExceeded => "quota_exceeded",
@@ -95,7 +98,7 @@ impl Code {
     }
 
     /// Every code, for tables that must cover them all.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 26] = [
         Code::Unauthorized,
         Code::Forbidden,
         Code::Denied,
@@ -110,6 +113,7 @@ impl Code {
         Code::UnsupportedMediaType,
         Code::TooLarge,
         Code::MethodNotAllowed,
+        Code::RangeNotSatisfiable,
         Code::Conflict,
         Code::Duplicate,
         Code::QuotaExceeded,

@@ -74,9 +74,17 @@ pub struct Config {
     /// gap from the head recorded in the catalog).
     #[serde(default = "default_audit_ship_interval_s")]
     pub audit_ship_interval_s: u64,
+    /// How often a signed checkpoint of the audit log's Merkle tree is
+    /// taken and kept in the catalog, in seconds (when records were added).
+    #[serde(default = "default_audit_checkpoint_interval_s")]
+    pub audit_checkpoint_interval_s: u64,
 }
 
 fn default_audit_ship_interval_s() -> u64 {
+    60
+}
+
+fn default_audit_checkpoint_interval_s() -> u64 {
     60
 }
 
@@ -231,6 +239,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             log_format: LogFormat::Text,
             audit_ship_interval_s: default_audit_ship_interval_s(),
+            audit_checkpoint_interval_s: default_audit_checkpoint_interval_s(),
         }
     }
 }
@@ -305,6 +314,9 @@ impl Config {
         }
         if let Some(store) = &self.object_store {
             problems.extend(store.problems());
+        }
+        if !(1..=86_400).contains(&self.audit_checkpoint_interval_s) {
+            problems.push("audit_checkpoint_interval_s: must be between 1 and 86400".to_string());
         }
         if !(1..=86_400).contains(&self.audit_ship_interval_s) {
             problems.push("audit_ship_interval_s: must be between 1 and 86400".to_string());

@@ -4,15 +4,21 @@
 //! change set), the released rows are written once into Parquet files of at
 //! most `delivery.file_rows` rows, with a `manifest.json` listing each file
 //! with its size and statistics (rows, min, max, nulls per column — what
-//! predicate hints are checked against). Files are written into a temporary
-//! folder and renamed into place complete, so a reader never sees half a
-//! file and two hubs writing the same files at once do no harm.
+//! predicate hints are checked against).
 //!
-//! Layout: `DATA_DIR/sharing/sub-<id>/<fingerprint>/v<N>-<part>/part-NNNNN.parquet`.
-//! A changed policy (another mask, filter or item) is another fingerprint,
-//! so files of an old plan are never served under a new one.
+//! They live in the dataset store beside the versions (the data dir, or the
+//! S3 bucket replicas share), so any replica serves a file another one
+//! wrote. The manifest is what makes a folder visible: it is written last,
+//! create-only. Each writer names its Parquet files with a tag of its own,
+//! so two replicas materializing the same folder at once never overwrite
+//! each other's bytes; the one whose manifest lands first wins and the
+//! other deletes its files.
+//!
+//! Layout: `sharing/sub-<id>/<fingerprint>/v<N>-<part>/part-NNNNN-<tag>.parquet`
+//! under the store's root. A changed policy (another mask, filter or item)
+//! is another fingerprint, so files of an old plan are never served under a
+//! new one.
 
-use super::Delivery;
 use super::apply::{self, Part};
 use super::plan::Plan;
 use crate::{Error, Result};
@@ -20,20 +26,25 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::AsyncArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tongban_catalog::DatasetVersion;
-use tongban_datasets::DatasetStore;
+use tongban_datasets::{DatasetStore, Put};
+
+/// Where shared files live under the dataset store's root.
+const SHARING: &str = "sharing";
 
 /// One shared file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedFile {
-    /// Relative to the sharing directory.
+    /// Relative to the sharing folder (what a file URL's grant names).
     pub path: String,
     /// Stable id of the file (Delta's `id`): the digest of its path.
     pub id: String,
@@ -56,6 +67,11 @@ impl Manifest {
     }
 }
 
+/// The object under the store's root of a shared file's relative path.
+pub fn object_path(path: &str) -> ObjectPath {
+    ObjectPath::from(format!("{SHARING}/{path}"))
+}
+
 fn folder(plan: &Plan, version: i64, part: Part) -> String {
     format!(
         "sub-{}/{}/v{version}-{}",
@@ -68,8 +84,8 @@ fn folder(plan: &Plan, version: i64, part: Part) -> String {
 /// The files of `version`'s part under `plan`, written now if they are not
 /// there yet. A change set that does not exist is `Ok(None)`.
 pub async fn materialize(
-    delivery: &Delivery,
     datasets: &DatasetStore,
+    file_rows: usize,
     schema: SchemaRef,
     plan: &Plan,
     version: &DatasetVersion,
@@ -77,8 +93,8 @@ pub async fn materialize(
     hash_key: Arc<str>,
 ) -> Result<Option<Manifest>> {
     let rel = folder(plan, version.version, part);
-    let dir = delivery.sharing_dir().join(&rel);
-    if let Some(m) = read_manifest(&dir).await? {
+    let manifest_path = format!("{SHARING}/{rel}/manifest.json");
+    if let Some(m) = read_manifest(datasets, &manifest_path).await? {
         return Ok(Some(m));
     }
     let location = match part {
@@ -94,79 +110,86 @@ pub async fn materialize(
             }),
         };
     }
-    let tmp_root = delivery.sharing_dir().join("tmp");
-    tokio::fs::create_dir_all(&tmp_root)
-        .await
-        .map_err(Error::file(&tmp_root))?;
-    let tmp = tmp_root.join(format!(
-        "{}-{}",
-        rel.replace('/', "_"),
-        tongban_core::auth::new_token()
-    ));
-    tokio::fs::create_dir_all(&tmp)
-        .await
-        .map_err(Error::file(&tmp))?;
-    let written = write_files(
-        &tmp,
+    // This writer's tag: its files never share a name with another's.
+    let tag = &tongban_core::auth::new_token()[3..11];
+    let store = datasets.object_store();
+    let mut written = Vec::new();
+    let outcome = write_files(
+        &store,
         &rel,
+        tag,
         schema,
         apply::released(datasets, &location, plan, part, hash_key).await?,
-        delivery.config().file_rows,
+        file_rows,
+        &mut written,
     )
     .await;
-    let files = match written {
-        Ok(files) => files,
+    let manifest = match outcome {
+        Ok(files) => Manifest {
+            version: version.version,
+            files,
+        },
         Err(e) => {
-            let _ = tokio::fs::remove_dir_all(&tmp).await;
+            remove(&store, &written).await;
             return Err(e);
         }
     };
-    let manifest = Manifest {
-        version: version.version,
-        files,
-    };
     let text = serde_json::to_vec_pretty(&manifest).expect("manifests serialise");
-    let path = tmp.join("manifest.json");
-    tokio::fs::write(&path, text)
-        .await
-        .map_err(Error::file(&path))?;
-    if let Some(parent) = dir.parent() {
-        tokio::fs::create_dir_all(parent)
-            .await
-            .map_err(Error::file(parent))?;
-    }
-    if tokio::fs::rename(&tmp, &dir).await.is_err() {
-        // Another writer got there first: its files are the same.
-        let _ = tokio::fs::remove_dir_all(&tmp).await;
-        if let Some(m) = read_manifest(&dir).await? {
-            return Ok(Some(m));
+    match datasets.put_new(&manifest_path, text.into()).await {
+        Ok(Put::Created) => Ok(Some(manifest)),
+        Ok(Put::Exists) => {
+            // Another writer got there first: its files are the ones served.
+            remove(&store, &written).await;
+            read_manifest(datasets, &manifest_path)
+                .await?
+                .map(Some)
+                .ok_or_else(|| {
+                    Error::SharedFiles(format!(
+                        "{}: manifest vanished",
+                        datasets.display(&manifest_path)
+                    ))
+                })
         }
-        return Err(Error::SharedFiles(format!(
-            "could not place shared files at {}",
-            dir.display()
-        )));
+        Err(e) => {
+            remove(&store, &written).await;
+            Err(e.into())
+        }
     }
-    Ok(Some(manifest))
 }
 
-async fn read_manifest(dir: &Path) -> Result<Option<Manifest>> {
-    let path = dir.join("manifest.json");
-    match tokio::fs::read(&path).await {
+/// Deletes files a writer made and will not publish (best effort: a file
+/// no manifest names is never served).
+async fn remove(store: &Arc<dyn ObjectStore>, paths: &[ObjectPath]) {
+    for path in paths {
+        if let Err(e) = store.delete(path).await {
+            tracing::warn!(path = %path, error = %e, "could not delete an unpublished shared file");
+        }
+    }
+}
+
+async fn read_manifest(datasets: &DatasetStore, path: &str) -> Result<Option<Manifest>> {
+    match datasets.get(path).await {
         Ok(bytes) => Ok(Some(serde_json::from_slice(&bytes).map_err(|e| {
-            Error::SharedFiles(format!("{}: unreadable manifest ({e})", path.display()))
+            Error::SharedFiles(format!(
+                "{}: unreadable manifest ({e})",
+                datasets.display(path)
+            ))
         })?)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::File { path, source: e }),
+        Err(tongban_datasets::Error::ObjectStore(object_store::Error::NotFound { .. })) => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
-/// Writes the stream into files of at most `file_rows` rows.
+/// Writes the stream into files of at most `file_rows` rows; `written`
+/// collects every object begun, so a failure can remove them.
 async fn write_files(
-    dir: &Path,
+    store: &Arc<dyn ObjectStore>,
     rel: &str,
+    tag: &str,
     schema: SchemaRef,
     mut input: futures::stream::BoxStream<'static, Result<RecordBatch>>,
     file_rows: usize,
+    written: &mut Vec<ObjectPath>,
 ) -> Result<Vec<SharedFile>> {
     let mut files = Vec::new();
     let mut current: Option<Open> = None;
@@ -174,7 +197,9 @@ async fn write_files(
         let mut batch = batch?;
         while batch.num_rows() > 0 {
             if current.is_none() {
-                current = Some(Open::new(dir, files.len(), schema.clone()).await?);
+                let name = format!("{rel}/part-{:05}-{tag}.parquet", files.len());
+                written.push(object_path(&name));
+                current = Some(Open::new(store, name, schema.clone())?);
             }
             let open = current.as_mut().expect("opened above");
             let room = file_rows - open.rows;
@@ -184,40 +209,35 @@ async fn write_files(
             open.write(&head).await?;
             if open.rows == file_rows {
                 let done = current.take().expect("open");
-                files.push(done.finish(rel).await?);
+                files.push(done.finish().await?);
             }
         }
     }
     if let Some(open) = current {
-        files.push(open.finish(rel).await?);
+        files.push(open.finish().await?);
     }
     Ok(files)
 }
 
 /// A file being written, with its running statistics.
 struct Open {
+    /// Relative to the sharing folder.
     name: String,
-    path: PathBuf,
-    writer: AsyncArrowWriter<tokio::fs::File>,
+    writer: AsyncArrowWriter<BufWriter>,
     rows: usize,
     stats: Vec<ColumnStats>,
     schema: SchemaRef,
 }
 
 impl Open {
-    async fn new(dir: &Path, n: usize, schema: SchemaRef) -> Result<Open> {
-        let name = format!("part-{n:05}.parquet");
-        let path = dir.join(&name);
-        let file = tokio::fs::File::create(&path)
-            .await
-            .map_err(Error::file(&path))?;
+    fn new(store: &Arc<dyn ObjectStore>, name: String, schema: SchemaRef) -> Result<Open> {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
             .build();
-        let writer = AsyncArrowWriter::try_new(file, schema.clone(), Some(props))?;
+        let sink = BufWriter::new(store.clone(), object_path(&name));
+        let writer = AsyncArrowWriter::try_new(sink, schema.clone(), Some(props))?;
         Ok(Open {
             name,
-            path,
             writer,
             rows: 0,
             stats: schema
@@ -238,20 +258,17 @@ impl Open {
         Ok(())
     }
 
-    async fn finish(self, rel: &str) -> Result<SharedFile> {
+    async fn finish(self) -> Result<SharedFile> {
         let Open {
             name,
-            path,
             mut writer,
             rows,
             stats,
             schema,
         } = self;
+        // `finish` writes the Parquet footer and completes the upload.
         writer.finish().await?;
-        let size = tokio::fs::metadata(&path)
-            .await
-            .map_err(Error::file(&path))?
-            .len();
+        let size = writer.bytes_written() as u64;
         let (mut min, mut max, mut nulls) = (Map::new(), Map::new(), Map::new());
         for (field, s) in schema.fields().iter().zip(stats) {
             nulls.insert(field.name().clone(), Value::from(s.nulls));
@@ -260,10 +277,9 @@ impl Open {
                 max.insert(field.name().clone(), hi.into_json());
             }
         }
-        let rel_path = format!("{rel}/{name}");
-        let id = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(rel_path.as_bytes())[..16]);
+        let id = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(name.as_bytes())[..16]);
         Ok(SharedFile {
-            path: rel_path,
+            path: name,
             id,
             rows: rows as u64,
             size,

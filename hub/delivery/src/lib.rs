@@ -80,6 +80,9 @@ pub enum Error {
     /// A version does not hold what its plan releases.
     #[error("dataset {resource}: {message}")]
     VersionMismatch { resource: String, message: String },
+    /// The dataset store refused a shared file.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
     /// Shared files could not be placed or read back.
     #[error("shared files: {0}")]
     SharedFiles(String),
@@ -107,8 +110,9 @@ impl Error {
     }
 }
 
-/// What every delivery path shares: settings, where shared files live, the
-/// URL signing key.
+/// What every delivery path shares: settings, where push bodies are
+/// spooled, the URL signing key. (Shared files live in the dataset store:
+/// see [`files`].)
 #[derive(Clone)]
 pub struct Delivery {
     inner: Arc<Inner>,
@@ -116,8 +120,6 @@ pub struct Delivery {
 
 struct Inner {
     config: DeliveryConfig,
-    /// `DATA_DIR/sharing`: policy-applied files, by subscription and plan.
-    sharing_dir: PathBuf,
     /// Where spooled push bodies are written before they are sent.
     outbox_dir: PathBuf,
     /// The hub's base URL as consumers reach it.
@@ -139,7 +141,6 @@ impl Delivery {
         Delivery {
             inner: Arc::new(Inner {
                 config,
-                sharing_dir: data_dir.join("sharing"),
                 outbox_dir: data_dir.join("outbox"),
                 public_url,
                 signer: file_url_signer(secret),
@@ -150,10 +151,6 @@ impl Delivery {
 
     pub fn config(&self) -> &DeliveryConfig {
         &self.inner.config
-    }
-
-    pub fn sharing_dir(&self) -> &Path {
-        &self.inner.sharing_dir
     }
 
     pub fn outbox_dir(&self) -> &Path {

@@ -18,8 +18,8 @@
 //!   `/v1/services`, their health, and calls (`POST /v1/call/...`);
 //! - [`sharing`]: the Delta Sharing protocol under `/delta-sharing/`;
 //! - [`flight`]: Arrow Flight `DoExchange` lookups, and ([`flight_get`])
-//!   `DoGet` of pull subscriptions, over TLS ([`flight_tls`]) with the
-//!   API's certificates;
+//!   `DoGet` of pull subscriptions, over TLS with the API's certificates
+//!   ([`flight_tls`], which also holds the TLS accept loop HTTPS uses);
 //! - [`ops`]: `/ready`, `/metrics`, request metrics, and the loop that
 //!   keeps a replica current with the catalog's change feed.
 //!
@@ -432,6 +432,8 @@ pub struct Server {
     /// With an object store: how often the audit log's segment is sealed
     /// and shipped there.
     audit_ship: Option<std::time::Duration>,
+    /// How often a signed checkpoint of the audit log is taken.
+    audit_checkpoint: std::time::Duration,
 }
 
 impl Server {
@@ -534,6 +536,7 @@ impl Server {
                 .object_store
                 .is_some()
                 .then(|| std::time::Duration::from_secs(config.audit_ship_interval_s)),
+            audit_checkpoint: std::time::Duration::from_secs(config.audit_checkpoint_interval_s),
         })
     }
 
@@ -645,10 +648,11 @@ impl Server {
             self.feed,
             RELOAD_RETRY,
         ));
-        // The audit chain's head goes to the catalog every second; with an
-        // object store, sealed segments are shipped there (the segment in
-        // use is sealed on start — a crashed run's tail — every interval,
-        // and on stop).
+        // The audit chain's head goes to the catalog every second, and a
+        // signed checkpoint of its tree every `audit_checkpoint_interval_s`;
+        // with an object store, sealed segments are shipped there (the
+        // segment in use is sealed on start — a crashed run's tail — every
+        // interval, and on stop).
         let shipper = {
             let mut shipper = tongban_core::audit_log::Shipper::new(
                 self.state.access.audit().clone(),
@@ -656,6 +660,8 @@ impl Server {
                 &self.state.replica,
                 self.audit_ship.map(|_| self.state.datasets.clone()),
                 self.state.store.clone(),
+                self.state.hash_key.as_bytes(),
+                self.audit_checkpoint,
             );
             let every = self.audit_ship;
             let mut stopped = stopped.clone();
@@ -748,6 +754,9 @@ impl Server {
             if let Err(e) = shipper.tick().await {
                 tracing::warn!(error = %e, "could not ship the audit log's last segment");
             }
+            if let Err(e) = shipper.checkpoint().await {
+                tracing::warn!(error = %e, "could not take the audit log's last checkpoint");
+            }
         }
         served.map_err(Error::Serve)
     }
@@ -763,49 +772,31 @@ async fn serve_tls(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     use hyper_util::rt::{TokioExecutor, TokioIo};
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
+    flight_tls::accept(
+        listener,
+        tls,
+        shutdown,
+        "HTTPS",
+        move |stream, fingerprint, peer| {
+            let app = app.clone();
+            async move {
+                let service = hyper::service::service_fn(
+                    move |mut req: axum::http::Request<hyper::body::Incoming>| {
+                        req.extensions_mut()
+                            .insert(tongban_core::tls::PeerCertificate(fingerprint.clone()));
+                        tower::ServiceExt::oneshot(app.clone(), req)
+                    },
+                );
+                if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
-            },
-        };
-        let (acceptor, app) = (acceptor.clone(), app.clone());
-        tokio::spawn(async move {
-            let stream = match acceptor.accept(tcp).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-            };
-            let fingerprint = stream
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|certs| certs.first())
-                .map(|c| tongban_core::tls::fingerprint(c.as_ref()));
-            let service = hyper::service::service_fn(
-                move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut()
-                        .insert(tongban_core::tls::PeerCertificate(fingerprint.clone()));
-                    tower::ServiceExt::oneshot(app.clone(), req)
-                },
-            );
-            if let Err(e) = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
-    }
+        },
+    )
+    .await;
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

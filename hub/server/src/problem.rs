@@ -67,6 +67,11 @@ pub const fn edge(code: Code) -> Edge {
             G::Unimplemented,
             "Method not allowed",
         ),
+        Code::RangeNotSatisfiable => (
+            H::RANGE_NOT_SATISFIABLE,
+            G::OutOfRange,
+            "Range not satisfiable",
+        ),
         Code::Conflict => (
             H::CONFLICT,
             G::FailedPrecondition,

@@ -590,8 +590,8 @@ async fn manifest(
     let schema =
         tongban_delivery::apply::released_schema(&t.resource.spec, plan, part).map_err(internal)?;
     files::materialize(
-        &state.delivery,
         &state.datasets,
+        state.delivery.config().file_rows,
         schema,
         plan,
         version,
@@ -903,14 +903,154 @@ async fn file(
     {
         return Err(SharingError(Problem::forbidden("not a valid file URL")));
     }
-    let path = state.delivery.sharing_dir().join(&grant.path);
-    let response = tower::ServiceExt::oneshot(tower_http::services::ServeFile::new(path), request)
-        .await
-        .map_err(internal)?;
-    if response.status() == StatusCode::NOT_FOUND {
-        return Err(SharingError(Problem::not_found(
-            "the file is gone; query the table again",
-        )));
+    // Only what the answer needs of the request: the body is not held
+    // across the store's awaits.
+    let range = request
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let head = request.method() == axum::http::Method::HEAD;
+    drop(request);
+    serve_object(
+        &state.datasets,
+        &files::object_path(&grant.path),
+        range.as_deref(),
+        head,
+    )
+    .await
+}
+
+/// Serves an object of the dataset store as a static file server does:
+/// `HEAD`; one byte range (`206`, or `416` when it starts past the end);
+/// the whole object otherwise (several ranges, or a malformed `Range`,
+/// are answered with the whole file, as RFC 9110 allows). The body streams
+/// from the store, so a replica on S3 never holds a file in memory.
+async fn serve_object(
+    datasets: &tongban_datasets::DatasetStore,
+    path: &object_store::path::Path,
+    range: Option<&str>,
+    head: bool,
+) -> Result<Response> {
+    use object_store::{GetOptions, GetRange, ObjectStoreExt};
+    let store = datasets.object_store();
+    let meta = match store.head(path).await {
+        Ok(meta) => meta,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(SharingError(Problem::not_found(
+                "the file is gone; query the table again",
+            )));
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    let size = meta.size;
+    let wanted = range.and_then(|v| byte_range(v, size));
+    let (status, range) = match wanted {
+        None => (StatusCode::OK, 0..size),
+        Some(Some(range)) => (StatusCode::PARTIAL_CONTENT, range),
+        Some(None) => {
+            let mut problem = Problem::new(
+                Code::RangeNotSatisfiable,
+                format!("the file has {size} bytes"),
+            )
+            .into_response();
+            problem.headers_mut().insert(
+                header::CONTENT_RANGE,
+                HeaderValue::from_str(&format!("bytes */{size}")).expect("ascii"),
+            );
+            return Ok(problem);
+        }
+    };
+    let mut response = Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/vnd.apache.parquet")
+        .header(header::ACCEPT_RANGES, "bytes")
+        .header(header::CONTENT_LENGTH, range.end - range.start)
+        .header(
+            header::LAST_MODIFIED,
+            meta.last_modified
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string(),
+        );
+    if let Some(etag) = meta
+        .e_tag
+        .as_deref()
+        .and_then(|e| HeaderValue::from_str(e).ok())
+    {
+        response = response.header(header::ETAG, etag);
     }
-    Ok(response.map(Body::new))
+    if status == StatusCode::PARTIAL_CONTENT {
+        response = response.header(
+            header::CONTENT_RANGE,
+            format!("bytes {}-{}/{size}", range.start, range.end - 1),
+        );
+    }
+    if head || range.is_empty() {
+        return response.body(Body::empty()).map_err(internal);
+    }
+    let options = GetOptions {
+        range: Some(GetRange::Bounded(range)),
+        ..Default::default()
+    };
+    let body = store
+        .get_opts(path, options)
+        .await
+        .map_err(internal)?
+        .into_stream();
+    response.body(Body::from_stream(body)).map_err(internal)
+}
+
+/// The one byte range of a `Range` header, for an object of `size` bytes:
+/// `None` if the header is to be ignored (malformed, another unit, several
+/// ranges), `Some(None)` if it cannot be satisfied.
+fn byte_range(header: &str, size: u64) -> Option<Option<std::ops::Range<u64>>> {
+    let spec = header.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.trim().split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        // The last n bytes.
+        let n: u64 = last.parse().ok()?;
+        return Some((n > 0 && size > 0).then(|| size.saturating_sub(n)..size));
+    }
+    let start: u64 = first.parse().ok()?;
+    let end = if last.is_empty() {
+        size
+    } else {
+        let last: u64 = last.parse().ok()?;
+        if last < start {
+            return None;
+        }
+        (last + 1).min(size)
+    };
+    Some((start < size).then_some(start..end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::byte_range;
+
+    #[test]
+    fn byte_ranges_are_read_as_rfc_9110_says() {
+        assert_eq!(byte_range("bytes=0-3", 100), Some(Some(0..4)));
+        assert_eq!(byte_range("bytes=96-", 100), Some(Some(96..100)));
+        assert_eq!(byte_range("bytes=-8", 100), Some(Some(92..100)));
+        assert_eq!(byte_range("bytes=-800", 100), Some(Some(0..100)));
+        assert_eq!(byte_range("bytes=90-200", 100), Some(Some(90..100)));
+        // Unsatisfiable: starts at or past the end, or an empty suffix.
+        assert_eq!(byte_range("bytes=100-", 100), Some(None));
+        assert_eq!(byte_range("bytes=-0", 100), Some(None));
+        // Ignored: the whole file is sent.
+        for ignored in [
+            "bytes=5-1",
+            "items=0-3",
+            "bytes=0-1,4-5",
+            "bytes=a-b",
+            "bytes=",
+        ] {
+            assert_eq!(byte_range(ignored, 100), None, "{ignored}");
+        }
+    }
 }
