@@ -360,6 +360,18 @@ pub struct AuditCheckpoint {
     pub created_at: chrono::DateTime<chrono::Utc>,
 }
 
+/// The public key a department seals its electronic licences with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SealKeyRecord {
+    pub department: String,
+    /// `SM2-SM3`.
+    pub algorithm: String,
+    /// Hex of the uncompressed SEC1 point.
+    pub public_key: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub registered_at: chrono::DateTime<chrono::Utc>,
+}
+
 /// A stored API token; only its SHA-256 hash is kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenRecord {

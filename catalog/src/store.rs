@@ -201,6 +201,11 @@ pub trait Store: Send + Sync + 'static {
     /// A replica's checkpoints (every replica's, with none), smallest first.
     async fn audit_checkpoints(&self, replica: Option<&str>) -> Result<Vec<AuditCheckpoint>>;
 
+    /// Registers (or replaces) the key a department seals licences with.
+    async fn register_seal_key(&self, key: &SealKeyRecord) -> Result<()>;
+    /// Every registered seal key, by department.
+    async fn seal_keys(&self) -> Result<Vec<SealKeyRecord>>;
+
     /// Where to `LISTEN` for change notifications: the PostgreSQL URL, or
     /// none for a store that has none (SQLite is polled).
     fn listen_url(&self) -> Option<String> {

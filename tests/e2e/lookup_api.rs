@@ -3,7 +3,9 @@
 use crate::common::{
     Hub, cells, exchange, expect_json, grpc_code, ndjson, problem, read_parquet_file,
 };
+use arrow::array::{AsArray, RecordBatch};
 use serde_json::{Value, json};
+use tongban_catalog::Store;
 
 /// A few rows of a demo dataset, read straight from its Parquet file, as
 /// text (a null as empty).
@@ -285,6 +287,115 @@ async fn licence_claims_are_verified_and_credit_codes_checked() {
             .contains("credit code check character"),
         "{p}"
     );
+}
+
+/// E-licences carry their issuer's SM2 seal (SM3 digest) over their core
+/// fields: verify answers that a demo licence's seal is valid; checked
+/// against another department's key, or once the licence was altered in a
+/// new version (its seal left as it was), it is not.
+#[tokio::test]
+async fn licence_seals_are_verified_and_tampered_licences_fail() {
+    let hub = Hub::start(None).await;
+    let licences = sample(&hub, "104-000001", &["licence_no", "licence_type"], 400);
+    let food = licences
+        .iter()
+        .find(|l| l[1] == "食品经营许可证")
+        .expect("a food licence in the sample");
+    let ask = json!({"key": food[0], "seal": true, "matter": "310000-SPJY-003", "case": "SP-9"});
+    let check = |r: Value| r["seal"].clone();
+    let r = ok(hub
+        .post_when_ready("/v1/verify/104/000001", "acceptance", &ask)
+        .await)
+    .await;
+    assert_eq!(
+        check(r),
+        json!({"valid": true, "issuer": "sh-scjgj", "algorithm": "SM2-SM3"})
+    );
+
+    // Another department's key registered as the issuer's: not valid.
+    let register = |issuer: &str| tongban_catalog::SealKeyRecord {
+        department: "sh-scjgj".into(),
+        algorithm: "SM2-SM3".into(),
+        public_key: tongban_datagen::generate::issuer_seal_key(issuer).public_key(),
+        registered_at: chrono::Utc::now(),
+    };
+    hub.store
+        .register_seal_key(&register("sh-gaj"))
+        .await
+        .unwrap();
+    let r = ok(hub
+        .post("/v1/verify/104/000001", "acceptance")
+        .json(&ask)
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert_eq!(r["seal"]["valid"], false, "{r}");
+    assert!(
+        r["seal"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match"),
+        "{r}"
+    );
+    hub.store
+        .register_seal_key(&register("sh-scjgj"))
+        .await
+        .unwrap();
+
+    // A new version in which this licence's holder name was altered.
+    let (_, batches) = hub.read_newest("104/000001").await;
+    let tampered: Vec<RecordBatch> = batches
+        .iter()
+        .map(|b| {
+            let no = b.column_by_name("licence_no").unwrap().as_string::<i32>();
+            let names = b.column_by_name("holder_name").unwrap().as_string::<i32>();
+            let altered: arrow::array::StringArray = (0..b.num_rows())
+                .map(|i| {
+                    Some(if no.value(i) == food[0] {
+                        "改过的名称"
+                    } else {
+                        names.value(i)
+                    })
+                })
+                .collect();
+            let i = b.schema().index_of("holder_name").unwrap();
+            let mut columns = b.columns().to_vec();
+            columns[i] = std::sync::Arc::new(altered);
+            RecordBatch::try_new(b.schema(), columns).unwrap()
+        })
+        .collect();
+    let datasets = hub.datasets();
+    let next = tongban_datasets::next_version(&hub.store, "104/000001")
+        .await
+        .unwrap();
+    let mut writer = datasets
+        .begin("104/000001", next, tampered[0].schema())
+        .unwrap();
+    for b in &tampered {
+        writer.write(b).await.unwrap();
+    }
+    writer
+        .publish(&hub.store, "tampered by the test")
+        .await
+        .unwrap();
+    let mut r = Value::Null;
+    for _ in 0..100 {
+        r = ok(hub
+            .post("/v1/verify/104/000001", "acceptance")
+            .json(&ask)
+            .send()
+            .await
+            .unwrap())
+        .await;
+        if r["version"] == next {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(r["version"], next, "the new version is served");
+    assert_eq!(r["seal"]["valid"], false, "{r}");
+    assert_eq!(r["seal"]["issuer"], "sh-scjgj");
 }
 
 /// Every release and denial is recorded; `audit trace` finds who looked a

@@ -102,6 +102,11 @@ const MIGRATIONS: &[(i64, &str, Migration)] = &[
         "audit checkpoints",
         Same(include_str!("../../migrations/0009_audit_checkpoints.sql")),
     ),
+    (
+        10,
+        "seal keys",
+        Same(include_str!("../../migrations/0010_seal_keys.sql")),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -911,6 +916,50 @@ impl Store for SqlStore {
                     root: r.try_get("root")?,
                     note: r.try_get("note")?,
                     created_at: parse_time(&r.try_get::<String, _>("created_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn register_seal_key(&self, key: &SealKeyRecord) -> Result<()> {
+        let exists = sqlx::query("SELECT 1 FROM departments WHERE code = $1")
+            .bind(&key.department)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Err(Error::NotFound {
+                what: "department",
+                key: key.department.clone(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO seal_keys (department, algorithm, public_key, registered_at)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (department) DO UPDATE SET algorithm = excluded.algorithm,
+                 public_key = excluded.public_key, registered_at = excluded.registered_at",
+        )
+        .bind(&key.department)
+        .bind(&key.algorithm)
+        .bind(&key.public_key)
+        .bind(time_text(key.registered_at))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn seal_keys(&self) -> Result<Vec<SealKeyRecord>> {
+        let rows = sqlx::query(
+            "SELECT department, algorithm, public_key, registered_at FROM seal_keys ORDER BY department",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SealKeyRecord {
+                    department: r.try_get("department")?,
+                    algorithm: r.try_get("algorithm")?,
+                    public_key: r.try_get("public_key")?,
+                    registered_at: parse_time(&r.try_get::<String, _>("registered_at")?)?,
                 })
             })
             .collect()

@@ -17,7 +17,9 @@
 //! - [`limits`]: need quotas as rate limits (governor);
 //! - [`metrics`]: the pipeline's Prometheus counts (by consumer, resource,
 //!   mode, outcome, rule), recorded where the audit record is made;
-//! - [`sign`]: signed, expiring tokens (file URLs, console sessions).
+//! - [`sign`]: signed, expiring tokens (file URLs, console sessions);
+//! - [`seal`]: licences' electronic seals (SM2 with SM3): what is signed,
+//!   signing for the demo's issuers, verification against the directory.
 //!
 //! Crate ladder (docs/architecture.md): depends on `tongban-policies`,
 //! `tongban-catalog`, `tongban-audit`, `tongban-datasets` and
@@ -33,6 +35,7 @@ pub mod hub;
 pub mod limits;
 pub mod metrics;
 pub mod policy;
+pub mod seal;
 pub mod sign;
 pub mod tls;
 

@@ -116,6 +116,17 @@ pub async fn run(store: &dyn Store, datasets: &DatasetStore, options: Options) -
         .collect();
     store.import(&departments, &resources).await?;
     install_lists(store).await?;
+    // The licence issuers' seal keys, so that licence seals verify.
+    for issuer in generate::licence_issuers() {
+        store
+            .register_seal_key(&tongban_catalog::SealKeyRecord {
+                department: issuer.to_string(),
+                algorithm: tongban_core::seal::ALGORITHM.to_string(),
+                public_key: generate::issuer_seal_key(issuer).public_key(),
+                registered_at: chrono::Utc::now(),
+            })
+            .await?;
+    }
 
     let sizes = Sizes::for_scale(options.scale);
     let bars = MultiProgress::with_draw_target(if options.progress {

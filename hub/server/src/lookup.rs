@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tongban_core::access::{self, Ask, Grant};
+use tongban_core::seal;
 use tongban_lookup::index::Index;
 use tongban_lookup::keys;
 use tongban_policies::{Decision, Mode, Release, enforce};
@@ -376,6 +377,12 @@ pub struct VerifyRequest {
     #[serde(default)]
     #[schema(value_type = Option<String>, format = Date)]
     pub valid_at: Option<chrono::NaiveDate>,
+    /// For sealed records (e-licences): is the issuer's electronic seal
+    /// (SM2 with SM3) over the record's core fields valid under the key
+    /// the issuer registered? Needs the signed items and `signature` to be
+    /// verifiable by the caller.
+    #[serde(default)]
+    pub seal: bool,
     #[schema(pattern = "\\S")]
     pub matter: String,
     #[schema(pattern = "\\S")]
@@ -393,6 +400,22 @@ pub struct VerifyResponse {
     /// The answer to `valid_at`, when asked and permitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub in_force: Option<bool>,
+    /// The answer to `seal`, when asked and permitted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seal: Option<SealCheck>,
+}
+
+/// Whether a record's electronic seal is valid.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SealCheck {
+    pub valid: bool,
+    /// The issuing department the seal was checked against.
+    pub issuer: String,
+    /// `SM2-SM3`.
+    pub algorithm: &'static str,
+    /// Why it is not valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Verify claimed values against a row
@@ -425,10 +448,10 @@ pub async fn verify(
         started,
     };
     ask.check()?;
-    if req.claims.is_empty() && req.valid_at.is_none() {
+    if req.claims.is_empty() && req.valid_at.is_none() && !req.seal {
         return Err(unprocessable(
             "claims",
-            "claims: claim at least one item, or ask valid_at",
+            "claims: claim at least one item, or ask valid_at or seal",
         ));
     }
     let index = index_of(&state, &resource)?;
@@ -452,6 +475,23 @@ pub async fn verify(
                 .map(|w| w.to_string()),
         );
     }
+    if req.seal {
+        let sealed = seal::SIGNED_ITEMS.iter().chain([&seal::SEAL_ITEM]);
+        if let Some(missing) = sealed
+            .clone()
+            .find(|c| index.batch.column_by_name(c).is_none())
+        {
+            return Err(unprocessable(
+                "seal",
+                format!("seal: '{resource}' is not sealed (it has no '{missing}')"),
+            ));
+        }
+        for item in sealed {
+            if !items.iter().any(|i| i == item) {
+                items.push(item.to_string());
+            }
+        }
+    }
     let keys = [key];
     let key = &keys[0];
     let grant = state.access.open(&ask, &items, &keys).await?;
@@ -460,6 +500,7 @@ pub async fn verify(
     let mut matches = BTreeMap::new();
     let mut found = false;
     let mut in_force = None;
+    let mut seal_check = None;
     if let Some(row) = index.row(key) {
         let needed = decision
             .items
@@ -507,6 +548,9 @@ pub async fn verify(
                     _ => None,
                 };
             }
+            if req.seal {
+                seal_check = check_seal(&state, &value_of).await?;
+            }
         }
     }
     state.access.release(&ask, &grant, &keys).await?;
@@ -515,6 +559,57 @@ pub async fn verify(
         found,
         matches,
         in_force,
+        seal: seal_check,
+    }))
+}
+
+/// The seal check of a found record from its verifiable values: `None`
+/// when the decision does not let every signed item (and the seal) be
+/// verified; else valid or not, against the issuer's registered key.
+async fn check_seal(
+    state: &AppState,
+    value_of: &std::collections::HashMap<&str, Option<String>>,
+) -> ApiResult<Option<SealCheck>> {
+    let get = |item: &str| value_of.get(item).map(|v| v.as_deref().unwrap_or(""));
+    let mut values = Vec::with_capacity(seal::SIGNED_ITEMS.len());
+    for item in seal::SIGNED_ITEMS {
+        let Some(v) = get(item) else { return Ok(None) };
+        values.push(v);
+    }
+    let Some(signature) = get(seal::SEAL_ITEM) else {
+        return Ok(None);
+    };
+    let fields = seal::LicenceFields {
+        licence_no: values[0],
+        licence_type: values[1],
+        holder_id: values[2],
+        holder_name: values[3],
+        issuer_code: values[4],
+        issue_date: values[5],
+        valid_from: values[6],
+        valid_to: values[7],
+    };
+    let mut text = String::new();
+    seal::message(&fields, &mut text);
+    // Registered keys are few and rarely change: read at the check.
+    let key = state
+        .store
+        .seal_keys()
+        .await?
+        .into_iter()
+        .find(|k| k.department == fields.issuer_code);
+    let outcome = match &key {
+        None => Err(format!(
+            "the issuer '{}' has no registered seal key",
+            fields.issuer_code
+        )),
+        Some(k) => seal::verify(&k.public_key, &text, signature).map_err(|e| e.to_string()),
+    };
+    Ok(Some(SealCheck {
+        valid: outcome.is_ok(),
+        issuer: fields.issuer_code.to_string(),
+        algorithm: seal::ALGORITHM,
+        reason: outcome.err(),
     }))
 }
 

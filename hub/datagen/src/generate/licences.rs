@@ -5,8 +5,10 @@
 //! active citizens who fit them (adults drive, only non-Shanghai households hold a
 //! residence permit, only married people a marriage certificate, doctors have a
 //! degree). Validity periods are type-appropriate; the status is computed at
-//! [`REFERENCE_DATE`](super::REFERENCE_DATE). Every licence is signed with its
-//! issuer's key (see [`licence_signature`](super::licence_signature)).
+//! [`REFERENCE_DATE`](super::REFERENCE_DATE). Every licence is sealed by its
+//! issuer: an SM2 signature of its core fields (see
+//! [`issuer_seal_key`](super::issuer_seal_key)); the seals of a batch are
+//! made on every core at once (an SM2 signature costs tens of microseconds).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -15,7 +17,6 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Date32Builder, StringBuilder};
 use arrow::record_batch::RecordBatch;
 use chrono::Datelike;
-use hmac::Mac;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -23,9 +24,10 @@ use super::entities::Entities;
 use super::geo::Geo;
 use super::population::{BACHELOR, Population};
 use super::{
-    Dataset, HmacSha256, Weighted, add_months, batch_lengths, dataset_rng, date_of, issuer_mac,
-    random_day, reference_days, signing_message, ymd,
+    Dataset, Weighted, add_months, batch_lengths, dataset_rng, date_of, issuer_seal_key,
+    push_iso_date, random_day, reference_days, ymd,
 };
+use tongban_core::seal::{self, LicenceFields, SealKey};
 
 const SALT: u64 = 0x11ce_0ce5_0000_0104;
 
@@ -74,6 +76,36 @@ const GAJ: (&str, &str) = ("sh-gaj", "上海市公安局");
 const MZJ: (&str, &str) = ("sh-mzj", "上海市民政局");
 const WJW: (&str, &str) = ("sh-wjw", "上海市卫生健康委员会");
 const RSJ: (&str, &str) = ("sh-rsj", "上海市人力资源和社会保障局");
+
+/// The departments that issue the demo's licences.
+pub(super) fn issuer_codes() -> Vec<&'static str> {
+    let mut codes: Vec<&str> = TYPES.iter().map(|t| t.issuer_code).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// Seals `messages` (issuer index by type, text) on every core.
+fn seal_all(keys: &[SealKey], messages: &[(usize, String)]) -> Vec<String> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = messages.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = messages
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(ti, text)| keys[*ti].sign(text))
+                        .collect::<Vec<String>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| p.join().expect("sealing does not panic"))
+            .collect()
+    })
+}
 
 /// Licence types; entity-held ones make up 40 %.
 const TYPES: [LicenceType; 7] = [
@@ -128,9 +160,9 @@ pub(super) fn generate(
     let mut rng = dataset_rng(seed, SALT);
     let schema = Dataset::Licences.schema();
     let types = Weighted::new(TYPES.iter().map(|t| t.weight));
-    let macs: Vec<HmacSha256> = TYPES
+    let keys: Vec<SealKey> = TYPES
         .iter()
-        .map(|t| issuer_mac(seed, t.issuer_code))
+        .map(|t| issuer_seal_key(t.issuer_code))
         .collect();
 
     let people = &population.people;
@@ -172,8 +204,7 @@ pub(super) fn generate(
     let last_day = reference - 1;
     let mut sequences: HashMap<(u8, u8, i32), u32> = HashMap::new();
     let mut number = String::with_capacity(32);
-    let mut message = String::with_capacity(128);
-    let mut hex_buf = [0u8; 64];
+    let (mut issued, mut starts, mut ends) = (String::new(), String::new(), String::new());
 
     for len in batch_lengths(n) {
         let mut no_col = StringBuilder::with_capacity(len, len * 24);
@@ -187,7 +218,7 @@ pub(super) fn generate(
         let mut from_col = Date32Builder::with_capacity(len);
         let mut to_col = Date32Builder::with_capacity(len);
         let mut status_col = StringBuilder::with_capacity(len, len * 7);
-        let mut signature_col = StringBuilder::with_capacity(len, len * 64);
+        let mut messages: Vec<(usize, String)> = Vec::with_capacity(len);
 
         for _ in 0..len {
             let ti = types.pick(&mut rng);
@@ -308,10 +339,31 @@ pub(super) fn generate(
                 _ => "valid",
             };
 
-            signing_message(&mut message, &number, lt.name, holder_id, from, to);
-            let mut mac = macs[ti].clone();
-            mac.update(message.as_bytes());
-            hex::encode_to_slice(mac.finalize().into_bytes(), &mut hex_buf).expect("64 hex digits");
+            for (out, day) in [
+                (&mut issued, Some(issue)),
+                (&mut starts, Some(from)),
+                (&mut ends, to),
+            ] {
+                out.clear();
+                if let Some(day) = day {
+                    push_iso_date(out, day);
+                }
+            }
+            let mut message = String::with_capacity(256);
+            seal::message(
+                &LicenceFields {
+                    licence_no: &number,
+                    licence_type: lt.name,
+                    holder_id,
+                    holder_name,
+                    issuer_code: lt.issuer_code,
+                    issue_date: &issued,
+                    valid_from: &starts,
+                    valid_to: &ends,
+                },
+                &mut message,
+            );
+            messages.push((ti, message));
 
             no_col.append_value(&number);
             type_col.append_value(lt.name);
@@ -324,7 +376,10 @@ pub(super) fn generate(
             from_col.append_value(from);
             to_col.append_option(to);
             status_col.append_value(status);
-            signature_col.append_value(std::str::from_utf8(&hex_buf).expect("hex is ASCII"));
+        }
+        let mut signature_col = StringBuilder::with_capacity(len, len * 128);
+        for seal in seal_all(&keys, &messages) {
+            signature_col.append_value(seal);
         }
 
         let columns: Vec<ArrayRef> = vec![

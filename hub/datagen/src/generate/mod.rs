@@ -9,7 +9,7 @@
 //! | [`Dataset::Addresses`] | `103/000002` | `addresses` | standard addresses with a point inside their street |
 //! | [`Dataset::Population`] | `101/000001` | `population` | citizens with GB 11643 citizen IDs |
 //! | [`Dataset::LegalEntities`] | `102/000001` | `entities` | legal entities with GB 32100 credit codes |
-//! | [`Dataset::Licences`] | `104/000001` | `licences` | electronic licences with an HMAC signature per issuer |
+//! | [`Dataset::Licences`] | `104/000001` | `licences` | electronic licences sealed by their issuer (SM2 with SM3) |
 //!
 //! The word lists (surnames, given-name characters, roads, industries, other
 //! provinces' divisions) live in `vocab`. Every later dataset refers only to rows
@@ -17,11 +17,11 @@
 //! generated address, an entity's legal representative is a generated adult
 //! citizen, a licence's holder is a generated citizen or entity.
 //!
-//! Licence signatures: an issuer's key is HMAC-SHA256 keyed by the seed (8 bytes,
-//! big-endian) over `tongban-demo/licence-issuer/<issuer_code>`; a signature is the
-//! lowercase hex HMAC-SHA256 under that key of
-//! `licence_no|licence_type|holder_id|valid_from|valid_to`. [`licence_signature`]
-//! recomputes it. The tests live in `tests.rs`.
+//! Licence seals: each licence's `signature` is its issuer's SM2 signature
+//! (SM3 digest) of its core fields as `tongban_core::seal::message` writes
+//! them, hex r ‖ s; the issuers' keys come from [`issuer_seal_key`], and
+//! `run` registers their public keys in the directory. The tests live in
+//! `tests.rs`.
 //!
 //! Determinism: each dataset draws from its own `ChaCha8Rng` seeded from the seed
 //! and a per-dataset constant; divisions do not depend on the seed at all. Hash
@@ -42,10 +42,8 @@ use std::sync::Arc;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::{Datelike, Months, NaiveDate};
-use hmac::{Hmac, Mac};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sha2::Sha256;
 
 /// Row counts per dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -222,31 +220,30 @@ pub fn generate(seed: u64, sizes: &Sizes, emit: &mut dyn FnMut(Dataset, RecordBa
     licences::generate(seed, sizes.licences, &geo, &population, &entities, emit);
 }
 
-/// The lowercase hex HMAC-SHA256 signature of a licence, keyed by the issuer's key
-/// derived from `seed` and `issuer_code`, over
-/// `licence_no|licence_type|holder_id|valid_from|valid_to` (ISO dates, empty for a
-/// long-term licence).
-pub fn licence_signature(
-    seed: u64,
-    issuer_code: &str,
-    licence_no: &str,
-    licence_type: &str,
-    holder_id: &str,
-    valid_from: NaiveDate,
-    valid_to: Option<NaiveDate>,
-) -> String {
-    let mut message = String::with_capacity(96);
-    signing_message(
-        &mut message,
-        licence_no,
-        licence_type,
-        holder_id,
-        days_of(valid_from),
-        valid_to.map(days_of),
-    );
-    let mut mac = issuer_mac(seed, issuer_code);
-    mac.update(message.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
+/// The seal key of a demo issuer: an SM2 key whose secret is the SM3 digest
+/// of `tongban-demo/licence-issuer/<issuer_code>` (and a counter, in the
+/// rare case a digest is not a valid scalar). A demo key, derivable from
+/// this source: real issuers keep theirs in their own seal systems and
+/// register only the public key.
+pub fn issuer_seal_key(issuer_code: &str) -> tongban_core::seal::SealKey {
+    use sm3::Digest;
+    for counter in 0u32.. {
+        let mut d = sm3::Sm3::new();
+        d.update(b"tongban-demo/licence-issuer/");
+        d.update(issuer_code.as_bytes());
+        d.update(counter.to_be_bytes());
+        let secret: [u8; 32] = d.finalize().into();
+        if let Some(key) = tongban_core::seal::SealKey::from_secret(&secret) {
+            return key;
+        }
+    }
+    unreachable!("some counter gives a scalar below the order")
+}
+
+/// The issuers of the demo's licences (the departments whose seal keys the
+/// directory registers).
+pub fn licence_issuers() -> Vec<&'static str> {
+    licences::issuer_codes()
 }
 
 // ---------------------------------------------------------------------------
@@ -254,41 +251,6 @@ pub fn licence_signature(
 
 /// Maximum rows per emitted batch.
 const MAX_BATCH_ROWS: usize = 65_536;
-
-type HmacSha256 = Hmac<Sha256>;
-
-/// The HMAC keyed with the issuer's signing key: HMAC-SHA256 under the seed
-/// (8 bytes, big-endian) of `tongban-demo/licence-issuer/<issuer_code>`.
-fn issuer_mac(seed: u64, issuer_code: &str) -> HmacSha256 {
-    let mut kdf = HmacSha256::new_from_slice(&seed.to_be_bytes()).expect("HMAC takes any key");
-    kdf.update(b"tongban-demo/licence-issuer/");
-    kdf.update(issuer_code.as_bytes());
-    let key = kdf.finalize().into_bytes();
-    HmacSha256::new_from_slice(&key).expect("HMAC takes any key")
-}
-
-/// Writes the signed message of a licence into `out` (cleared first).
-fn signing_message(
-    out: &mut String,
-    licence_no: &str,
-    licence_type: &str,
-    holder_id: &str,
-    valid_from: i32,
-    valid_to: Option<i32>,
-) {
-    out.clear();
-    out.push_str(licence_no);
-    out.push('|');
-    out.push_str(licence_type);
-    out.push('|');
-    out.push_str(holder_id);
-    out.push('|');
-    push_iso_date(out, valid_from);
-    out.push('|');
-    if let Some(to) = valid_to {
-        push_iso_date(out, to);
-    }
-}
 
 /// A per-dataset random generator.
 fn dataset_rng(seed: u64, salt: u64) -> ChaCha8Rng {
