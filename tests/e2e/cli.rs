@@ -885,3 +885,58 @@ async fn services_are_imported_from_openapi_and_switched_from_the_command_line()
     assert_eq!(problem["code"], "provider_unavailable", "{problem}");
     assert_eq!(problem["notice"], "税务系统升级中", "{problem}");
 }
+
+/// `tongban seal-key`: datagen registers the demo issuers' keys; a key is
+/// replaced, a bad one refused, an unknown department named.
+#[tokio::test]
+async fn seal_keys_are_registered_listed_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        tongban()
+            .args(["datagen", "--scale", "0.0005", "--data-dir"])
+            .arg(dir.path()),
+    );
+    let list = || {
+        run_ok(
+            tongban()
+                .args(["seal-key", "list", "--data-dir"])
+                .arg(dir.path()),
+        )
+    };
+    let listed = list();
+    let demo = tongban_datagen::generate::issuer_seal_key("sh-scjgj").public_key();
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("sh-scjgj") && l.contains("SM2-SM3") && l.ends_with(&demo)),
+        "{listed}"
+    );
+    let add = |department: &str, key: &str| {
+        tongban()
+            .args([
+                "seal-key",
+                "add",
+                "--department",
+                department,
+                "--public-key",
+                key,
+                "--data-dir",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let other = tongban_datagen::generate::issuer_seal_key("sh-gaj").public_key();
+    assert!(add("sh-scjgj", &other).status.success());
+    assert!(
+        list()
+            .lines()
+            .any(|l| l.starts_with("sh-scjgj") && l.ends_with(&other))
+    );
+    let bad = add("sh-scjgj", "04abcd");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not an SM2 point"));
+    let unknown = add("sh-nobody", &other);
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("sh-nobody"));
+}

@@ -120,6 +120,11 @@ enum Command {
         #[command(subcommand)]
         command: tokens::CertCommand,
     },
+    /// Register and list the public keys departments seal licences with (SM2).
+    SealKey {
+        #[command(subcommand)]
+        command: tokens::SealKeyCommand,
+    },
     /// Issue and list API tokens.
     Token {
         #[command(subcommand)]
@@ -321,6 +326,7 @@ async fn run(command: Command) -> Result<()> {
         Command::Audit { command } => audit::run(command).await,
         Command::Token { command } => tokens::token(command).await,
         Command::Cert { command } => tokens::cert(command).await,
+        Command::SealKey { command } => tokens::seal_key(command).await,
         Command::Config { command } => config::run(command),
         Command::Lists { command } => lists::run(command).await,
     }

@@ -1,4 +1,5 @@
-//! `tongban token …` and `tongban cert …`: identities (stored hashed).
+//! `tongban token …`, `tongban cert …`: identities (stored hashed); and
+//! `tongban seal-key …`: the keys departments seal licences with.
 
 use super::*;
 
@@ -110,6 +111,66 @@ pub(super) async fn cert(command: CertCommand) -> Result<()> {
                 })
                 .await?;
             println!("registered certificate {fingerprint} for {department}");
+            Ok(())
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub(super) enum SealKeyCommand {
+    /// Register (or replace) the key a department seals its licences with:
+    /// an SM2 public key, hex of the uncompressed SEC1 point (04 ‖ x ‖ y).
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        #[arg(long)]
+        department: String,
+        #[arg(long)]
+        public_key: String,
+    },
+    /// The registered seal keys.
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+pub(super) async fn seal_key(command: SealKeyCommand) -> Result<()> {
+    match command {
+        SealKeyCommand::Add {
+            store,
+            department,
+            public_key,
+        } => {
+            tongban_core::seal::check_public_key(&public_key)
+                .map_err(|e| Error::Usage(format!("--public-key: {e}")))?;
+            let store = store.open().await?;
+            store
+                .register_seal_key(&tongban_catalog::SealKeyRecord {
+                    department: department.clone(),
+                    algorithm: tongban_core::seal::ALGORITHM.to_string(),
+                    public_key: public_key.trim().to_ascii_lowercase(),
+                    registered_at: chrono::Utc::now(),
+                })
+                .await?;
+            println!("registered the seal key of {department}");
+            Ok(())
+        }
+        SealKeyCommand::List { store } => {
+            let store = store.open().await?;
+            println!(
+                "{:<14} {:<8} {:<20} PUBLIC KEY",
+                "DEPARTMENT", "ALG", "REGISTERED (UTC)"
+            );
+            for k in store.seal_keys().await? {
+                println!(
+                    "{:<14} {:<8} {:<20} {}",
+                    k.department,
+                    k.algorithm,
+                    k.registered_at.format("%Y-%m-%d %H:%M:%S"),
+                    k.public_key
+                );
+            }
             Ok(())
         }
     }
