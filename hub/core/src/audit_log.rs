@@ -276,6 +276,21 @@ fn local_replica(files: &[PathBuf]) -> Option<String> {
     serde_json::from_str::<Record>(line).ok()?.replica
 }
 
+/// The segments of the local log in `local_dir`, and whose they are (its
+/// records say; `default_replica` for a log written before replica ids).
+fn local_log(
+    local_dir: Option<&Path>,
+    default_replica: &str,
+) -> Result<(Vec<PathBuf>, Option<String>), ShipError> {
+    let files = match local_dir {
+        Some(dir) => tongban_audit::segment_files(dir)?,
+        None => Vec::new(),
+    };
+    let name = (!files.is_empty())
+        .then(|| local_replica(&files).unwrap_or_else(|| default_replica.to_string()));
+    Ok((files, name))
+}
+
 /// What [`verify_all`] checks the chains against besides the catalog's
 /// heads: the signed checkpoints in the catalog, and one kept elsewhere.
 #[derive(Debug, Clone, Copy)]
@@ -384,12 +399,7 @@ pub async fn verify_all(
         Some(d) => shipped_segments(d).await?,
         None => BTreeMap::new(),
     };
-    let local_files = match local_dir {
-        Some(dir) => tongban_audit::segment_files(dir)?,
-        None => Vec::new(),
-    };
-    let local_name = (!local_files.is_empty())
-        .then(|| local_replica(&local_files).unwrap_or_else(|| default_replica.to_string()));
+    let (local_files, local_name) = local_log(local_dir, default_replica)?;
     let mut replicas: BTreeSet<String> = heads.keys().cloned().collect();
     replicas.extend(shipped.keys().cloned());
     replicas.extend(local_name.clone());
@@ -584,12 +594,7 @@ async fn replica_lines(
     local_dir: Option<&Path>,
     default_replica: &str,
 ) -> Result<Vec<String>, ShipError> {
-    let local_files = match local_dir {
-        Some(dir) => tongban_audit::segment_files(dir)?,
-        None => Vec::new(),
-    };
-    let local_name = (!local_files.is_empty())
-        .then(|| local_replica(&local_files).unwrap_or_else(|| default_replica.to_string()));
+    let (local_files, local_name) = local_log(local_dir, default_replica)?;
     let mut texts = Vec::new();
     if local_name.as_deref() == Some(replica) {
         for f in &local_files {
