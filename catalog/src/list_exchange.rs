@@ -46,6 +46,8 @@ impl ListFile for NeedRecord {
         ("submitted_at", Kind::Text),
         ("due_at", Kind::Text),
         ("decided_at", Kind::Text),
+        ("matter_name", Kind::Text),
+        ("covert_until", Kind::Text),
     ];
 }
 

@@ -54,6 +54,17 @@ pub struct NeedApplication {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub valid_until: Option<DateTime<Utc>>,
+    /// The matter's name, as citizens see it in their data-use record
+    /// (e.g. 居住证办理); the code alone if none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 200)]
+    pub matter_name: Option<String>,
+    /// A legal exception (e.g. an investigation): uses under this need are
+    /// withheld from the subject's data-use record until this time, then
+    /// shown. The data office sees the flag when it reviews the need.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub covert_until: Option<DateTime<Utc>>,
 }
 
 /// One step in a need's history.
@@ -107,6 +118,12 @@ pub struct NeedRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matter_name: Option<String>,
+    /// Uses under this need are withheld from data-use records until then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub covert_until: Option<DateTime<Utc>>,
     /// Review history, oldest first (not part of imports).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<NeedEvent>,
@@ -134,7 +151,15 @@ impl NeedRecord {
             clear_items: self.clear_items.clone(),
             valid_from: self.valid_from,
             valid_until: self.valid_until,
+            matter_name: self.matter_name.clone(),
+            covert_until: self.covert_until,
         }
+    }
+
+    /// Whether uses under this need are withheld from the subjects'
+    /// data-use records at `now`.
+    pub fn covert_at(&self, now: DateTime<Utc>) -> bool {
+        self.covert_until.is_some_and(|until| now < until)
     }
 
     /// The form the decision engine compiles.

@@ -333,6 +333,11 @@ pub enum Role {
     DataOffice,
     /// Any other department: reads the directory, applies for needs, calls lookups.
     Department,
+    /// 一网通办: the citizens' and companies' portal. Acts for a subject its
+    /// own login has authenticated (named per request, like X-Road's
+    /// `userId`): reads that subject's data-use record and raises its
+    /// objections, and otherwise only what any department may.
+    Portal,
 }
 
 /// How far one replica's audit chain has come, as the replica recorded it.
@@ -449,6 +454,7 @@ tongban_policies::str_enum!(Status, "status", {
 tongban_policies::str_enum!(Role, "role", {
     Role::DataOffice => "data_office",
     Role::Department => "department",
+    Role::Portal => "portal",
 });
 
 #[cfg(test)]
@@ -492,6 +498,6 @@ mod tests {
             UpdateCycle::Irregular,
         ]);
         check(&[Status::Draft, Status::Published, Status::Retired]);
-        check(&[Role::DataOffice, Role::Department]);
+        check(&[Role::DataOffice, Role::Department, Role::Portal]);
     }
 }

@@ -42,7 +42,8 @@ async fn next_id(conn: &mut AnyConnection, table: &str) -> Result<i64> {
 // ---- needs -------------------------------------------------------------------
 
 const NEED_COLS: &str = "id, consumer_code, resource_code, items, matter, mode, justification, row_filter, \
-     daily_quota, clear_items, valid_from, valid_until, status, submitted_at, due_at, decided_at";
+     daily_quota, clear_items, valid_from, valid_until, status, submitted_at, due_at, decided_at, \
+     matter_name, covert_until";
 
 fn need_from_row(row: &AnyRow) -> Result<NeedRecord> {
     Ok(NeedRecord {
@@ -67,6 +68,8 @@ fn need_from_row(row: &AnyRow) -> Result<NeedRecord> {
         submitted_at: parse_time(&row.try_get::<String, _>("submitted_at")?)?,
         due_at: opt_time(row, "due_at")?,
         decided_at: opt_time(row, "decided_at")?,
+        matter_name: row.try_get("matter_name")?,
+        covert_until: opt_time(row, "covert_until")?,
         history: Vec::new(),
     })
 }
@@ -123,12 +126,12 @@ async fn write_need(conn: &mut AnyConnection, n: &NeedRecord, replace: bool) -> 
         "UPDATE needs SET consumer_code = $2, resource_code = $3, items = $4, matter = $5, mode = $6,
          justification = $7, row_filter = $8, daily_quota = $9, clear_items = $10, valid_from = $11,
          valid_until = $12, status = $13, submitted_at = $14, due_at = $15, decided_at = $16,
-         updated_at = $17 WHERE id = $1"
+         updated_at = $17, matter_name = $18, covert_until = $19 WHERE id = $1"
     } else {
         "INSERT INTO needs (id, consumer_code, resource_code, items, matter, mode, justification,
          row_filter, daily_quota, clear_items, valid_from, valid_until, status, submitted_at, due_at,
-         decided_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14,
-         $15, $16, $17)"
+         decided_at, updated_at, matter_name, covert_until) VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+         $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
     };
     sqlx::query(sql)
         .bind(n.id)
@@ -148,6 +151,8 @@ async fn write_need(conn: &mut AnyConnection, n: &NeedRecord, replace: bool) -> 
         .bind(n.due_at.map(time_text))
         .bind(n.decided_at.map(time_text))
         .bind(now_text())
+        .bind(n.matter_name.clone())
+        .bind(n.covert_until.map(time_text))
         .execute(&mut *conn)
         .await
         .map_err(|e| unique_to_duplicate(e, "need", &n.id.to_string()))?;
@@ -264,6 +269,13 @@ pub(crate) async fn apply_need(
         submitted_at: now,
         due_at: Some(calendar.deadline(now, days)),
         decided_at: None,
+        matter_name: a
+            .matter_name
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(Into::into),
+        covert_until: a.covert_until,
         history: Vec::new(),
     };
     write_need(conn, &record, false).await?;

@@ -107,6 +107,11 @@ const MIGRATIONS: &[(i64, &str, Migration)] = &[
         "seal keys",
         Same(include_str!("../../migrations/0010_seal_keys.sql")),
     ),
+    (
+        11,
+        "data-use record",
+        Same(include_str!("../../migrations/0011_data_use.sql")),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

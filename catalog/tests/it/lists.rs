@@ -65,6 +65,8 @@ pub fn application(items: &[&str]) -> NeedApplication {
         clear_items: vec![],
         valid_from: None,
         valid_until: None,
+        matter_name: None,
+        covert_until: None,
     }
 }
 

@@ -34,6 +34,7 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod subjects;
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -359,6 +360,9 @@ struct Chain {
     /// Asked to seal the current segment (start the next) at the writer's
     /// next turn, so that it can be shipped.
     rotate: bool,
+    /// The keys the pending lines name: key, record, where its line starts
+    /// in `pending` (the writer adds the segment and its offset there).
+    pending_keys: Vec<(u64, u64, usize)>,
 }
 
 struct Shared {
@@ -368,6 +372,12 @@ struct Shared {
     durable: Mutex<(u64, String)>,
     /// The Merkle tree of the records on disk (updated just after `durable`).
     tree: Mutex<Frontier>,
+    /// The subject index of the current segment (and of sealed ones whose
+    /// runs are being written), updated with the tree.
+    live: Mutex<subjects::Live>,
+    /// Where sealed segments' entries go to be written as runs.
+    indexer: Mutex<std::sync::mpsc::Sender<(u32, Arc<Vec<subjects::Entry>>)>>,
+    dir: PathBuf,
     /// Tests: the next writes fail half-way, as a full or broken disk would.
     #[cfg(test)]
     fail_writes: std::sync::atomic::AtomicBool,
@@ -476,8 +486,10 @@ fn recover_tree(files: &[PathBuf], last_text: &str, head: u64, alg: HashAlg) -> 
     Ok(tree)
 }
 
-/// Opens the log: the segment to append to, the chain's head, the tree.
-fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier)> {
+/// Opens the log: the segment to append to, the chain's head, the tree,
+/// and the subject index of the segment appended to (sealed segments' runs
+/// are made sure of here).
+fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier, subjects::Live)> {
     std::fs::create_dir_all(dir).map_err(Error::file(dir))?;
     let files = segments(dir)?;
     let (mut seq, mut prev) = (0, GENESIS.to_string());
@@ -485,18 +497,38 @@ fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier)>
     let segment = match files.last() {
         Some(last) => {
             last_text = std::fs::read_to_string(last).map_err(Error::file(last))?;
-            if let Some(line) = last_text.lines().rev().find(|l| !l.trim().is_empty()) {
-                let r: Record = serde_json::from_str(line).map_err(|e| Error::UnreadableHead {
-                    path: last.clone(),
-                    message: e.to_string(),
-                })?;
-                (seq, prev) = (r.seq, r.hash);
+            // The head is the newest line: in the last segment, or, when a
+            // segment was just started (sealing leaves it empty), in the
+            // newest one before it that holds any.
+            for (i, file) in files.iter().enumerate().rev() {
+                let earlier;
+                let text = if i + 1 == files.len() {
+                    &last_text
+                } else {
+                    earlier = std::fs::read_to_string(file).map_err(Error::file(file))?;
+                    &earlier
+                };
+                if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
+                    let r: Record =
+                        serde_json::from_str(line).map_err(|e| Error::UnreadableHead {
+                            path: file.clone(),
+                            message: e.to_string(),
+                        })?;
+                    (seq, prev) = (r.seq, r.hash);
+                    break;
+                }
             }
             segment_number(last)
         }
         None => 1,
     };
     let tree = recover_tree(&files, &last_text, seq, alg)?;
+    subjects::ensure_runs(dir, &files)?;
+    let live = subjects::Live {
+        segment,
+        entries: subjects::entries_of_text(segment, &last_text),
+        sealing: Vec::new(),
+    };
     let path = segment_path(dir, segment);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -510,7 +542,7 @@ fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier)>
         file,
         size,
     };
-    Ok((writer, seq, prev, tree))
+    Ok((writer, seq, prev, tree, live))
 }
 
 impl Writer {
@@ -519,9 +551,9 @@ impl Writer {
     /// `torn`: tests only, the write stops half-way and fails.
     /// `tree`: the tree of everything durable so far, saved with the next
     /// segment if this commit starts one.
-    fn commit(&mut self, lines: &[u8], torn: bool, tree: &Mutex<Frontier>) -> std::io::Result<()> {
+    fn commit(&mut self, lines: &[u8], torn: bool, shared: &Shared) -> std::io::Result<()> {
         if self.size >= SEGMENT_BYTES {
-            self.next_segment(tree)?;
+            self.next_segment(shared)?;
         }
         let written = if torn {
             self.file
@@ -552,13 +584,15 @@ impl Writer {
 impl Writer {
     /// Seals the current segment (it is never written again) and opens the
     /// next; an empty one is kept. The tree so far is saved as the next
-    /// segment's start (a cache: opening rebuilds it if it is missing).
-    fn next_segment(&mut self, tree: &Mutex<Frontier>) -> std::io::Result<()> {
+    /// segment's start (a cache: opening rebuilds it if it is missing);
+    /// the segment's subject entries go to the indexer thread, which
+    /// writes their run off the writer's path.
+    fn next_segment(&mut self, shared: &Shared) -> std::io::Result<()> {
         if self.size == 0 {
             return Ok(());
         }
-        let state =
-            serde_json::to_vec(&*tree.lock().expect("audit tree lock")).expect("trees serialise");
+        let state = serde_json::to_vec(&*shared.tree.lock().expect("audit tree lock"))
+            .expect("trees serialise");
         let state_path = tree_state_path(&self.dir, self.segment + 1);
         let tmp = state_path.with_extension("json.tmp");
         if let Err(e) =
@@ -573,6 +607,20 @@ impl Writer {
             .open(path)?;
         self.segment += 1;
         self.size = 0;
+        let sealed = {
+            let mut live = shared.live.lock().expect("audit index lock");
+            let sealed = (live.segment, Arc::new(std::mem::take(&mut live.entries)));
+            live.segment = self.segment;
+            live.sealing.push(sealed.clone());
+            sealed
+        };
+        // The indexer stops only after the writer: a send cannot fail but
+        // in a panic, and then the run is rebuilt on the next open.
+        let _ = shared
+            .indexer
+            .lock()
+            .expect("audit indexer lock")
+            .send(sealed);
         Ok(())
     }
 }
@@ -583,6 +631,7 @@ impl Writer {
 fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
     let (mut durable_seq, mut durable_prev) = (seq, prev);
     let mut lines = Vec::new();
+    let mut keys = Vec::new();
     loop {
         let (batch, seq, prev) = {
             let mut chain = shared.chain.lock().expect("audit chain lock");
@@ -592,7 +641,7 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
                 chain.writer_idle = false;
             }
             if std::mem::take(&mut chain.rotate)
-                && let Err(e) = writer.next_segment(&shared.tree)
+                && let Err(e) = writer.next_segment(&shared)
             {
                 tracing::warn!(error = %e, "could not start the next audit segment; the current one goes on");
             }
@@ -603,16 +652,38 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
                 continue;
             }
             std::mem::swap(&mut lines, &mut chain.pending);
+            std::mem::swap(&mut keys, &mut chain.pending_keys);
             let batch = std::mem::take(&mut chain.batch);
             (batch, chain.seq, chain.prev.clone())
         };
-        match writer.commit(&lines, shared.failing(), &shared.tree) {
+        match writer.commit(&lines, shared.failing(), &shared) {
             Ok(()) => {
                 let records = seq - durable_seq;
                 metrics::histogram!("tongban_audit_batch_records").record(records as f64);
                 metrics::counter!("tongban_audit_records_total").increment(records);
                 *shared.durable.lock().expect("audit head lock") = (seq, prev.clone());
                 (durable_seq, durable_prev) = (seq, prev);
+                // Before the answers (a vector's extend): a record its
+                // request has seen answered is in the subject index.
+                let base = writer.size - lines.len() as u64;
+                let segment = writer.segment;
+                shared
+                    .live
+                    .lock()
+                    .expect("audit index lock")
+                    .entries
+                    .extend(keys.drain(..).filter_map(|(key, seq, start)| {
+                        // Segments end near 64 MiB: an offset past 4 GiB is
+                        // a record the index cannot point at (trace still
+                        // finds it).
+                        let offset = u32::try_from(base + start as u64).ok()?;
+                        Some(subjects::Entry {
+                            key,
+                            seq,
+                            segment,
+                            offset,
+                        })
+                    }));
                 batch.finish(Ok(()));
                 // After the answers: the tree costs the requests no latency.
                 let mut tree = shared.tree.lock().expect("audit tree lock");
@@ -634,6 +705,42 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
             }
         }
         lines.clear();
+        keys.clear();
+    }
+}
+
+/// The indexer thread: writes the run of each segment the writer seals,
+/// then merges runs; ends when the writer has stopped.
+fn index_loop(
+    dir: &Path,
+    shared: std::sync::Weak<Shared>,
+    sealed: std::sync::mpsc::Receiver<(u32, Arc<Vec<subjects::Entry>>)>,
+) {
+    let compact = || {
+        if let Err(e) = subjects::compact(dir) {
+            tracing::warn!(error = %e, "could not merge subject index runs; lookups search more of them");
+        }
+    };
+    compact();
+    while let Ok((segment, entries)) = sealed.recv() {
+        let mut entries = entries.as_ref().clone();
+        match subjects::write_run(dir, segment, segment, &mut entries) {
+            Ok(_) => {
+                compact();
+                // Only now: until the run is merged a reader may find the
+                // entries twice, never not at all.
+                if let Some(shared) = shared.upgrade() {
+                    shared
+                        .live
+                        .lock()
+                        .expect("audit index lock")
+                        .sealing
+                        .retain(|(n, _)| *n != segment);
+                }
+            }
+            // The entries stay in memory; the next open indexes the segment.
+            Err(e) => tracing::warn!(error = %e, segment, "could not write a subject index run"),
+        }
     }
 }
 
@@ -660,7 +767,8 @@ impl Audit {
         {
             return Err(Error::ReplicaId(r.to_string()));
         }
-        let (writer, seq, prev, tree) = open_log(dir, alg)?;
+        let (writer, seq, prev, tree, live) = open_log(dir, alg)?;
+        let (indexer, sealed) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
             chain: Mutex::new(Chain {
                 seq,
@@ -670,10 +778,14 @@ impl Audit {
                 writer_idle: false,
                 closed: false,
                 rotate: false,
+                pending_keys: Vec::new(),
             }),
             wake: Condvar::new(),
             durable: Mutex::new((seq, prev.clone())),
             tree: Mutex::new(tree),
+            live: Mutex::new(live),
+            indexer: Mutex::new(indexer),
+            dir: dir.to_path_buf(),
             #[cfg(test)]
             fail_writes: Default::default(),
         });
@@ -681,6 +793,14 @@ impl Audit {
         std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || write_loop(for_writer, writer, seq, prev))
+            .map_err(Error::Writer)?;
+        // The indexer holds the shared state weakly: the log closes when
+        // its last handle goes, whatever the indexer is doing.
+        let for_indexer = Arc::downgrade(&shared);
+        let index_dir = dir.to_path_buf();
+        std::thread::Builder::new()
+            .name("audit-indexer".into())
+            .spawn(move || index_loop(&index_dir, for_indexer, sealed))
             .map_err(Error::Writer)?;
         Ok(Audit {
             shared: Arc::new(Closer(shared)),
@@ -728,6 +848,24 @@ impl Audit {
         keyed_hash(&self.keyed, key)
     }
 
+    /// Where the log is.
+    pub fn dir(&self) -> &Path {
+        &self.shared.0.dir
+    }
+
+    /// The records that name the key whose keyed hash is `key_hash`,
+    /// newest first, from the subject index: sealed segments' runs and the
+    /// durable part of the current segment. Reads files: call it off the
+    /// async workers.
+    pub fn subject_entries(&self, key_hash: &str) -> Result<Vec<subjects::Entry>> {
+        let Some(key) = subjects::key_of(key_hash) else {
+            return Ok(Vec::new());
+        };
+        let shared = &self.shared.0;
+        let live = shared.live.lock().expect("audit index lock").matching(key);
+        subjects::find(&shared.dir, key, live)
+    }
+
     /// Records an event durably; returns its sequence number.
     pub async fn record(&self, event: Event) -> Result<u64> {
         self.record_ref(&event.as_ref()).await
@@ -746,6 +884,7 @@ impl Audit {
             }
             let chain = &mut *chain;
             let seq = chain.seq + 1;
+            let start = chain.pending.len();
             let hash = seal_into(
                 &mut chain.pending,
                 seq,
@@ -753,6 +892,11 @@ impl Audit {
                 self.replica.as_deref(),
                 &body,
             );
+            for k in &event.keys {
+                if let Some(key) = subjects::key_of(k) {
+                    chain.pending_keys.push((key, seq, start));
+                }
+            }
             (chain.seq, chain.prev) = (seq, hash);
             if chain.writer_idle {
                 chain.writer_idle = false;
@@ -1063,6 +1207,36 @@ mod tests {
         .unwrap();
         let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
         assert_eq!(settled(&audit).await, root_of(dir.path()));
+    }
+
+    /// Sealing leaves the new segment empty until the next record: a log
+    /// closed then must reopen at its head, not start a second chain.
+    #[tokio::test]
+    async fn a_log_closed_just_after_sealing_reopens_at_its_head() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
+        for n in 0..3 {
+            audit.record(event(n)).await.unwrap();
+        }
+        let head = audit.head();
+        audit.seal_segment();
+        drop(audit);
+        for _ in 0..100 {
+            if segment_path(dir.path(), 2).exists() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(
+            segment_path(dir.path(), 2).exists(),
+            "sealing started segment 2"
+        );
+        let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
+        assert_eq!(audit.head(), head);
+        assert_eq!(audit.record(event(3)).await.unwrap(), 4);
+        drop(audit);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(verify(dir.path()).unwrap(), Ok(4));
     }
 
     fn rewrite(dir: &Path, f: impl Fn(&mut Vec<String>)) {

@@ -265,6 +265,8 @@ impl ApplyForm {
             clear_items: list_of(&self.clear_items),
             valid_from: None,
             valid_until: None,
+            matter_name: None,
+            covert_until: None,
         })
     }
 }

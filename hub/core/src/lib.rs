@@ -18,6 +18,8 @@
 //! - [`metrics`]: the pipeline's Prometheus counts (by consumer, resource,
 //!   mode, outcome, rule), recorded where the audit record is made;
 //! - [`sign`]: signed, expiring tokens (file URLs, console sessions);
+//! - [`uses`]: the data-use record (数据使用记录): a subject's uses, from
+//!   the audit log's subject index, for the portal and the data office;
 //! - [`seal`]: licences' electronic seals (SM2 with SM3): what is signed,
 //!   signing for the demo's issuers, verification against the directory.
 //!
@@ -38,6 +40,7 @@ pub mod policy;
 pub mod seal;
 pub mod sign;
 pub mod tls;
+pub mod uses;
 
 pub use access::{Access, Ask, Error, Grant, Result};
 pub use codes::Code;

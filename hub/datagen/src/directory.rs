@@ -702,6 +702,24 @@ pub enum Outcome {
     Rejected(&'static str),
 }
 
+/// The names of the demo's matters, as citizens read them in their
+/// data-use record.
+pub fn matter_name(code: &str) -> Option<String> {
+    let name = match code {
+        "310000-JZZ-001" => "居住证申领",
+        "310000-JZZJF-001" => "居住证积分申请",
+        "310000-QYZX-001" => "企业注销登记",
+        "310000-GJJDK-001" => "住房公积金贷款申请",
+        "310000-SPJY-003" => "食品经营许可延续",
+        "310000-YYZZ-002" => "营业执照变更登记",
+        "310104-LNBT-004" => "高龄老人津贴申请",
+        "310115-JYBZ-006" => "就业困难人员认定",
+        "310115-QYBT-005" => "企业补贴发放",
+        _ => return None,
+    };
+    Some(name.into())
+}
+
 /// Needs of the acceptance front office and two districts for real matters
 /// (一事一码 codes), with the outcome each is driven to through the workflow.
 pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
@@ -716,6 +734,8 @@ pub fn needs() -> Vec<(&'static str, NeedApplication, Outcome)> {
         clear_items: Vec::new(),
         valid_from: None,
         valid_until: None,
+        matter_name: matter_name(matter),
+        covert_until: None,
     };
     let mut lookup_person = need(
         "101/000001",

@@ -186,6 +186,8 @@ pub fn needs() -> Vec<(&'static str, NeedApplication)> {
         clear_items: Vec::new(),
         valid_from: None,
         valid_until: None,
+        matter_name: crate::directory::matter_name(matter),
+        covert_until: None,
     };
     vec![
         (

@@ -49,6 +49,8 @@ pub(super) enum RoleArg {
     Department,
     /// Edits the directory and the lists.
     DataOffice,
+    /// The citizens' portal (一网通办): reads a subject's data-use record for it.
+    Portal,
 }
 
 pub(super) async fn token(command: TokenCommand) -> Result<()> {
@@ -63,6 +65,7 @@ pub(super) async fn token(command: TokenCommand) -> Result<()> {
             let role = match role {
                 RoleArg::Department => tongban_catalog::Role::Department,
                 RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
+                RoleArg::Portal => tongban_catalog::Role::Portal,
             };
             let token = tongban_core::auth::issue(&store, &department, role, label).await?;
             eprintln!(
@@ -106,6 +109,7 @@ pub(super) async fn cert(command: CertCommand) -> Result<()> {
                     role: match role {
                         RoleArg::Department => tongban_catalog::Role::Department,
                         RoleArg::DataOffice => tongban_catalog::Role::DataOffice,
+                        RoleArg::Portal => tongban_catalog::Role::Portal,
                     },
                     label,
                 })
