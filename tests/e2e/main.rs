@@ -24,6 +24,9 @@
 //!   and one S3 store (s3s-fs): versions and negative entries reach the
 //!   other replica within 2 s, `/ready` and `/metrics`, a replica killed
 //!   under load loses nothing;
+//! - [`data_use`]: the data-use record (`GET /v1/uses`): the portal sees
+//!   its user's uses (or a represented company's) and nothing else, covert
+//!   needs withheld until their date, paging, periods, queries recorded;
 //! - [`deploy_files`]: the Kubernetes, compose, container and Grafana files
 //!   in `deploy/` name real config keys, ports, probe paths and metrics;
 //! - [`services`]: interface sharing: a provider's API (a real HTTP server in
@@ -41,6 +44,7 @@ mod cli;
 mod common;
 mod console_browser;
 mod console_pages;
+mod data_use;
 mod delivery;
 mod deploy_files;
 mod every_path;

@@ -266,7 +266,8 @@ pub async fn uses(hub: &Hub, asker: &Asker<'_>, q: &Query<'_>) -> Result<Page, E
         .await
         .map_err(|e| crate::Error::Enforcement(format!("data-use reader: {e}")))?
         .map_err(crate::Error::AuditLog)?;
-    let mut resource_names: HashMap<String, String> = HashMap::new();
+    let mut resource_names: HashMap<String, String> =
+        HashMap::from([(DATA_USE_RESOURCE.to_string(), "数据使用记录".to_string())]);
     for r in &records {
         let code = &r.event.resource;
         if !resource_names.contains_key(code)

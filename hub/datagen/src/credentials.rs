@@ -41,36 +41,43 @@ const DEMO_IDENTITIES: &[(&str, &str, Role)] = &[
     ("acceptance", directory::ACCEPTANCE, Role::Department),
     ("public-security", "sh-gaj", Role::Department),
     ("xuhui-district", "xh-zwfw", Role::Department),
+    ("portal", directory::PORTAL, Role::Portal),
 ];
 
 /// Reads the demo credentials, creating tokens the first time; makes sure the
 /// store knows every token in the file.
 pub async fn ensure_credentials(store: &dyn Store, data_dir: &Path) -> Result<Credentials> {
     let path = data_dir.join(CREDENTIALS_FILE);
-    let creds = if path.exists() {
+    let mut creds = if path.exists() {
         let text = std::fs::read_to_string(&path).map_err(Error::file(&path))?;
         serde_json::from_str(&text).map_err(|e| Error::Unreadable {
             path: path.clone(),
             message: e.to_string(),
         })?
     } else {
-        let creds = Credentials {
-            tokens: DEMO_IDENTITIES
-                .iter()
-                .map(|(label, department, role)| DemoToken {
-                    label: (*label).into(),
-                    department: (*department).into(),
-                    role: *role,
-                    token: new_token(),
-                })
-                .collect(),
-        };
+        Credentials { tokens: Vec::new() }
+    };
+    // Identities a newer release added get their tokens too.
+    let before = creds.tokens.len();
+    for (label, department, role) in DEMO_IDENTITIES {
+        if creds.token(label).is_none() {
+            creds.tokens.push(DemoToken {
+                label: (*label).into(),
+                department: (*department).into(),
+                role: *role,
+                token: new_token(),
+            });
+        }
+    }
+    if creds.tokens.len() != before {
+        if path.exists() {
+            std::fs::remove_file(&path).map_err(Error::file(&path))?;
+        }
         write_private(
             &path,
             &serde_json::to_string_pretty(&creds).expect("serialises"),
         )?;
-        creds
-    };
+    }
     let known: Vec<String> = store
         .list_tokens()
         .await?

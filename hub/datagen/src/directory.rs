@@ -13,6 +13,8 @@ use tongban_policies::{FilterOp, Mask, Mode, RowFilter, Sensitivity, ShareType};
 pub const DATA_OFFICE: &str = "sh-dsjzx";
 /// The unified acceptance front office (统一受理).
 pub const ACCEPTANCE: &str = "sh-zwfw";
+/// 一网通办: the portal citizens and companies see their data-use record on.
+pub const PORTAL: &str = "sh-ywtb";
 
 fn dept(code: &str, name: &str, level: Level, parent: Option<&str>, division: &str) -> Department {
     Department {
@@ -37,6 +39,7 @@ pub fn departments() -> Vec<Department> {
             None,
             "310000",
         ),
+        dept(PORTAL, "一网通办总门户", City, None, "310000"),
         dept("sh-gaj", "上海市公安局", City, None, "310000"),
         dept("sh-scjgj", "上海市市场监督管理局", City, None, "310000"),
         dept("sh-mzj", "上海市民政局", City, None, "310000"),

@@ -17,6 +17,7 @@
 //! - [`services`]: interface sharing: services in the directory under
 //!   `/v1/services`, their health, and calls (`POST /v1/call/...`);
 //! - [`sharing`]: the Delta Sharing protocol under `/delta-sharing/`;
+//! - [`uses`]: `GET /v1/uses`, a subject's data-use record (数据使用记录);
 //! - [`flight`]: Arrow Flight `DoExchange` lookups, and ([`flight_get`])
 //!   `DoGet` of pull subscriptions, over TLS with the API's certificates
 //!   ([`flight_tls`], which also holds the TLS accept loop HTTPS uses);
@@ -48,6 +49,7 @@ pub mod problem;
 pub mod services;
 pub mod sharing;
 pub mod subscriptions;
+pub mod uses;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -149,6 +151,7 @@ impl std::ops::Deref for SharedState {
          (name = "lookup", description = "Real-time lookup and verification (实时查询核验)"),
          (name = "services", description = "Interface sharing (接口共享): provider APIs called through the hub"),
          (name = "subscriptions", description = "Subscriptions and their delivery (订阅与推送); Delta Sharing under /delta-sharing"),
+         (name = "audit", description = "The data-use record (数据使用记录): who used a subject's data"),
          (name = "system", description = "Health and identity")),
     components(schemas(
         Problem,
@@ -337,6 +340,7 @@ pub fn router(
         .routes(routes!(services::switch))
         .routes(routes!(services::health))
         .routes(routes!(services::call))
+        .routes(routes!(uses::list))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;
