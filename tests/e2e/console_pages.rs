@@ -271,6 +271,40 @@ async fn the_audit_trace_and_statistics_show_names_with_their_codes() {
             "姓名 name, 性别 gender",
         ],
     );
+    // The data-use record of the same citizen, as the portal shows it.
+    let used = rows(
+        &office
+            .page(&format!("/console/uses?subject={id}"), false)
+            .await,
+        "uses-row",
+    );
+    assert_eq!(used.len(), 1, "{used:?}");
+    has(
+        &used[0],
+        &[
+            "上海市政务服务中心（统一受理）",
+            "居住证申领 310000-JZZ-001",
+            "人口基础信息",
+            "查询",
+            "name, gender",
+            "released",
+        ],
+    );
+    // A department's session cannot open it; a key that is no ID is explained.
+    let other = Console::sign_in(&hub, "acceptance").await;
+    let refused = other
+        .client
+        .get(format!("{}/console/uses?subject={id}", other.url))
+        .header("cookie", other.cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let bad = office.page("/console/uses?subject=12345", true).await;
+    assert!(
+        bad.contains("uses-problem") && bad.contains("citizen ID"),
+        "{bad}"
+    );
     let stats = office.page("/console/stats", false).await;
     has(
         &stats,

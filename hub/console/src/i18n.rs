@@ -373,6 +373,17 @@ pub const LABELS: &[(&str, &str, &str)] = &[
     ("stats.no_data", "暂无数据", "no data yet"),
     ("stats.window", "统计区间", "Window"),
     ("audit.title", "审计追溯", "Audit trace"),
+    ("nav.uses", "数据使用记录", "Data use"),
+    ("uses.title", "数据使用记录", "Data-use record"),
+    (
+        "uses.help",
+        "输入公民身份号码或统一社会信用代码，查看与一网通办向本人展示的相同记录：哪个部门在何时为何事项使用了其数据。依法保密的使用在到期前不显示。",
+        "Enter a citizen ID or credit code: the record the portal shows its owner — which department used the data, when, for which matter. Covert uses stay hidden until their date.",
+    ),
+    ("uses.record", "审计记录", "Audit record"),
+    ("uses.older", "更早的记录", "Older uses"),
+    ("mode.stream", "流式查询", "stream"),
+    ("mode.data_use", "使用记录查询", "data-use query"),
     (
         "audit.help",
         "输入公民身份号码或统一社会信用代码，查看谁在何时为何事项查询过它。",

@@ -15,6 +15,7 @@
 //! - [`stats`]: exchange statistics from the audit log, with SVG charts
 //!   ([`charts`]), and sync runs;
 //! - [`audit`]: who looked a key up (trace);
+//! - [`uses`]: a subject's data-use record, as the portal shows it;
 //! - [`subscriptions`]: a department's subscriptions and their delivery;
 //! - [`services`]: interface sharing: services, their health, registration,
 //!   OpenAPI import and switches;
@@ -44,6 +45,7 @@ pub mod needs;
 pub mod services;
 pub mod stats;
 pub mod subscriptions;
+pub mod uses;
 
 use askama::Template;
 use axum::Router;
@@ -172,6 +174,7 @@ pub fn routes() -> Router<AppState> {
         .route("/console/compliance", get(lists::compliance))
         .route("/console/stats", get(stats::page))
         .route("/console/audit", get(audit::page))
+        .route("/console/uses", get(uses::page))
         .route("/console/subscriptions", get(subscriptions::page))
         .route(
             "/console/services",
@@ -387,6 +390,7 @@ impl Frame {
         ];
         if self.office {
             nav.push(("audit", "/console/audit", "nav.audit"));
+            nav.push(("uses", "/console/uses", "nav.uses"));
         }
         nav
     }
