@@ -14,7 +14,7 @@
 //!    segment's entries, which the hub keeps in memory), QUERIES
 //!    random subjects' first page (50 uses): the index's entries, then each
 //!    record read back from its line and checked — timing each;
-//! 4. times what the index replaces: `tongban_audit::trace`, a scan of every
+//! 4. times what the index replaces: `tongban_audit::scan`, a read of every
 //!    line, for one subject, over SCAN_SEGMENTS segments (all by default),
 //!    and extrapolates to the whole log when fewer.
 //!
@@ -246,7 +246,7 @@ fn query_and_scan(
         dir.to_path_buf()
     };
     let started = Instant::now();
-    let traced = tongban_audit::trace(&scan_dir, SECRET, &subject(q.next() % subjects_n))?;
+    let traced = tongban_audit::scan(&scan_dir, SECRET, &subject(q.next() % subjects_n))?;
     let scan_s = started.elapsed().as_secs_f64();
     let whole = scan_s * files.len() as f64 / scan.len() as f64;
     println!("scan_segments {}", scan.len());

@@ -490,6 +490,18 @@ fn print_banner(
         "  python -c \"import delta_sharing as d; print(d.load_as_pandas('xuhui.share#population.sh-gaj.residents', limit=5))\""
     );
     print_lookups(url, acceptance, samples, ready);
+    if let (Some([id, ..]), Some(portal)) = (samples.citizens.first(), creds.token("portal")) {
+        println!();
+        println!(
+            "一网通办: who used this citizen's data (数据使用记录; the portal acts for its logged-in user):"
+        );
+        println!(
+            "  curl -s -H {} -H {} {}",
+            sh(&format!("Authorization: Bearer {portal}")),
+            sh(&format!("X-Tongban-UserId: {id}")),
+            sh(&format!("{url}/v1/uses?subject={id}"))
+        );
+    }
 }
 
 /// The acceptance office's lookups, on real keys of the generated data.

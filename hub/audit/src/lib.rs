@@ -1007,16 +1007,49 @@ pub fn record_of_key(line: &str, wanted: &str) -> Option<Record> {
         .filter(|r| r.event.keys.iter().any(|k| k == wanted))
 }
 
-/// Every record that asked for a key, oldest first.
+/// Every record that asked for a key, oldest first: from the subject index
+/// for the segments its runs cover, by reading the lines of the others
+/// (the segment being written, a log from before the index).
 pub fn trace(dir: &Path, secret: &[u8], key: &str) -> Result<Vec<Record>> {
     let wanted = key_hash(secret, key);
+    let runs: Vec<subjects::Run> = subjects::runs(dir)?
+        .into_iter()
+        .filter(subjects::run_is_sound)
+        .collect();
+    let covered = |n: u32| runs.iter().any(|r| r.first <= n && n <= r.last);
     let mut found = Vec::new();
-    for file in segments(dir)? {
-        let reader =
-            std::io::BufReader::new(std::fs::File::open(&file).map_err(Error::file(&file))?);
+    if let Some(k) = subjects::key_of(&wanted) {
+        for e in subjects::find(dir, k, Vec::new())? {
+            if covered(e.segment)
+                && let Some(r) = subjects::read_record(dir, &e)?
+                && r.event.keys.contains(&wanted)
+            {
+                found.push(r);
+            }
+        }
+    }
+    let rest: Vec<PathBuf> = segments(dir)?
+        .into_iter()
+        .filter(|f| !covered(segment_number(f)))
+        .collect();
+    found.extend(scan_files(&rest, &wanted)?);
+    found.sort_by_key(|r| r.seq);
+    Ok(found)
+}
+
+/// [`trace`] by reading every line of the log, index or not: what the
+/// subject index saves (`benches/data_use` measures both).
+pub fn scan(dir: &Path, secret: &[u8], key: &str) -> Result<Vec<Record>> {
+    scan_files(&segments(dir)?, &key_hash(secret, key))
+}
+
+fn scan_files(files: &[PathBuf], wanted: &str) -> Result<Vec<Record>> {
+    let mut found = Vec::new();
+    for file in files {
+        let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(Error::file(file))?);
         for line in reader.lines() {
-            let line = line.map_err(Error::file(&file))?;
-            found.extend(record_of_key(&line, &wanted));
+            let line = line.map_err(Error::file(file))?;
+            found.extend(record_of_key(&line, wanted));
         }
     }
     Ok(found)

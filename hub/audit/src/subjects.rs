@@ -580,6 +580,17 @@ mod tests {
         assert_eq!(cases(&audit, "bob"), want);
         assert_eq!(cases(&audit, "carol").len(), 40);
         assert!(cases(&audit, "dave").is_empty());
+        // `trace` reads the covered segments through the index, the open
+        // one line by line: the same records as a read of every line.
+        for who in ["alice", "carol", "dave"] {
+            let traced = crate::trace(dir.path(), SECRET, who).unwrap();
+            assert_eq!(
+                traced,
+                crate::scan(dir.path(), SECRET, who).unwrap(),
+                "{who}"
+            );
+        }
+        assert_eq!(crate::trace(dir.path(), SECRET, "alice").unwrap().len(), 20);
         drop(audit);
 
         // A run lost or torn is rebuilt from the segment's lines on open.
