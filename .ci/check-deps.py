@@ -41,7 +41,7 @@ ALLOWED = {
                     "tongban-audit", "tongban-lookup", "tongban-sync", "tongban-core",
                     "tongban-delivery", "tongban-services", "tongban-console", "tongban-server",
                     "tongban-datagen"},
-    "tongban-benches": {"tongban-policies", "tongban-datasets", "tongban-lookup"},
+    "tongban-benches": {"tongban-policies", "tongban-datasets", "tongban-lookup", "tongban-audit"},
 }
 ONLY_IN_SYNC = {"datafusion"}
 
