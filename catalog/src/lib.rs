@@ -21,6 +21,8 @@
 //! - [`subscriptions`]: subscriptions (a consumer's standing order for a
 //!   resource under a bulk need, with its delivery channel and cursor) and
 //!   the push outbox (deliveries); `sql::subscriptions` stores them.
+//! - [`objections`]: objections to records (异议核实与纠错): their lifecycle,
+//!   deadlines in working days, history; `sql::objections` stores them.
 //! - [`changes`]: the change counters and the [`changes::ChangeFeed`] that
 //!   tells a replica what changed (PostgreSQL `LISTEN/NOTIFY`, catch-up reads).
 //! - [`services`]: provider APIs called through the hub (接口共享): endpoints,
@@ -33,6 +35,7 @@ pub mod exchange;
 pub mod list_exchange;
 pub mod lists;
 pub mod model;
+pub mod objections;
 pub mod services;
 pub mod sql;
 pub mod store;

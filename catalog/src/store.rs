@@ -191,6 +191,29 @@ pub trait Store: Send + Sync + 'static {
     /// The change counters (see [`crate::changes`]).
     async fn changes(&self) -> Result<crate::changes::Changes>;
 
+    /// Stores a new objection, open, its deadline counted in working days
+    /// by the calendar.
+    async fn raise_objection(
+        &self,
+        raise: &crate::objections::Raise<'_>,
+    ) -> Result<crate::objections::ObjectionRecord>;
+    /// An objection with its history.
+    async fn get_objection(&self, id: i64) -> Result<crate::objections::ObjectionRecord>;
+    /// Objections by the query's filters, oldest first (without history).
+    async fn list_objections(
+        &self,
+        query: &crate::objections::ObjectionQuery,
+    ) -> Result<Vec<crate::objections::ObjectionRecord>>;
+    /// Takes a step on an objection, if its state allows (conflict if not,
+    /// forbidden if `actor` is not the provider for a provider's step).
+    async fn objection_step(
+        &self,
+        id: i64,
+        actor: &str,
+        step: &crate::objections::Step,
+        now: DateTime<Utc>,
+    ) -> Result<crate::objections::ObjectionRecord>;
+
     /// Records how far a replica's audit chain has come (never backwards).
     async fn record_audit_head(&self, head: &AuditHead) -> Result<()>;
     /// Every replica's recorded audit head, by replica.

@@ -11,13 +11,15 @@
 //! - `directory`: departments, resources and items, dataset versions;
 //! - `lists`, `subscriptions`, `sync`: the three lists and the calendar;
 //!   subscriptions and the push outbox; sync jobs and runs;
-//! - `services`: provider API definitions (interface sharing).
+//! - `services`: provider API definitions (interface sharing);
+//! - `objections`: objections to records and their history.
 //!
 //! Modules depend on `common` and `directory` only (and `subscriptions`
 //! on `lists`, for the need a subscription rests on): no circles.
 
 use crate::lists::*;
 use crate::model::*;
+use crate::objections::{ObjectionQuery, ObjectionRecord, Raise, Step};
 use crate::store::Store;
 use crate::subscriptions::*;
 use crate::sync::*;
@@ -34,6 +36,7 @@ use tongban_policies::calendar::Calendar;
 mod common;
 mod directory;
 mod lists;
+mod objections;
 mod services;
 mod subscriptions;
 mod sync;
@@ -111,6 +114,14 @@ const MIGRATIONS: &[(i64, &str, Migration)] = &[
         11,
         "data-use record",
         Same(include_str!("../../migrations/0011_data_use.sql")),
+    ),
+    (
+        12,
+        "objections",
+        Migration::Split {
+            sqlite: include_str!("../../migrations/0012_objections.sqlite.sql"),
+            postgres: include_str!("../../migrations/0012_objections.postgres.sql"),
+        },
     ),
 ];
 
@@ -881,6 +892,37 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn raise_objection(&self, raise: &Raise<'_>) -> Result<ObjectionRecord> {
+        let calendar = self.calendar().await?;
+        let mut tx = self.begin().await?;
+        let id = objections::raise(&mut tx, raise, &calendar).await?;
+        tx.commit().await?;
+        self.get_objection(id).await
+    }
+
+    async fn get_objection(&self, id: i64) -> Result<ObjectionRecord> {
+        let mut conn = self.pool.acquire().await?;
+        objections::find(&mut conn, id).await
+    }
+
+    async fn list_objections(&self, query: &ObjectionQuery) -> Result<Vec<ObjectionRecord>> {
+        let mut conn = self.pool.acquire().await?;
+        objections::list(&mut conn, query).await
+    }
+
+    async fn objection_step(
+        &self,
+        id: i64,
+        actor: &str,
+        step: &Step,
+        now: DateTime<Utc>,
+    ) -> Result<ObjectionRecord> {
+        let mut tx = self.begin().await?;
+        objections::step(&mut tx, id, actor, step, now).await?;
+        tx.commit().await?;
+        self.get_objection(id).await
     }
 
     async fn record_audit_checkpoint(&self, c: &AuditCheckpoint) -> Result<()> {

@@ -5,6 +5,7 @@
 
 mod changes;
 mod lists;
+mod objections;
 mod store;
 mod subscriptions;
 mod sync;

@@ -76,6 +76,7 @@ use crate::lists::{
     bad_applications_change_nothing, calendar_and_policy_input,
     lists_round_trip_and_bad_rows_change_nothing, need_workflow, negative_and_responsibility_lists,
 };
+use crate::objections::objection_lifecycle_across_a_holiday;
 use crate::subscriptions::subscriptions_and_outbox;
 use crate::sync::{job_locks, sync_jobs_and_runs};
 
@@ -98,6 +99,7 @@ both!(
     change_counters,
     change_feed,
     job_locks,
+    objection_lifecycle_across_a_holiday,
 );
 
 fn dept(code: &str, level: Level, parent: Option<&str>) -> Department {
