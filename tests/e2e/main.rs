@@ -18,6 +18,9 @@
 //!   the audit log says so;
 //! - [`lists_api`]: the three lists, the review workflow, `explain`;
 //! - [`lookup_api`]: lookup and verification with policy, masks and row filters;
+//! - [`objections`]: objections to records: marked on lookups and
+//!   verifications at once, a deadline across holidays, the provider's
+//!   answer, closed by a version that really changed the value;
 //! - [`python_clients`]: the official Delta Sharing and pyarrow Flight
 //!   clients read a subscription (a virtualenv from `tests/python/`);
 //! - [`replicas`]: two `tongban serve` processes on one PostgreSQL catalog
@@ -50,6 +53,7 @@ mod deploy_files;
 mod every_path;
 mod lists_api;
 mod lookup_api;
+mod objections;
 mod python_clients;
 mod replicas;
 mod services;

@@ -33,6 +33,8 @@ pub struct Parts {
     pub hash_key: Arc<str>,
     /// Where the embedded catalog, versions, audit log and shared files live.
     pub data_dir: PathBuf,
+    /// The disputed items of open objections, which answers mark.
+    pub disputes: crate::objections::Disputes,
 }
 
 impl std::ops::Deref for Hub {
@@ -66,6 +68,8 @@ impl Hub {
             Some(&config.replica()),
         )
         .map_err(crate::Error::AuditLog)?;
+        let disputes = crate::objections::Disputes::default();
+        disputes.reload(store.as_ref()).await?;
         Ok(Hub(Arc::new(Parts {
             store,
             identities,
@@ -74,6 +78,7 @@ impl Hub {
             datasets,
             hash_key,
             data_dir: config.data_dir.clone(),
+            disputes,
         })))
     }
 }

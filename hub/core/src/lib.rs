@@ -18,6 +18,9 @@
 //! - [`metrics`]: the pipeline's Prometheus counts (by consumer, resource,
 //!   mode, outcome, rule), recorded where the audit record is made;
 //! - [`sign`]: signed, expiring tokens (file URLs, console sessions);
+//! - [`objections`]: objections to records (异议核实与纠错): who may raise
+//!   them, the disputed marks answers carry, the provider's answers, the
+//!   check that a correction changed the value;
 //! - [`uses`]: the data-use record (数据使用记录): a subject's uses, from
 //!   the audit log's subject index, for the portal and the data office;
 //! - [`seal`]: licences' electronic seals (SM2 with SM3): what is signed,
@@ -36,6 +39,7 @@ pub mod config;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
+pub mod objections;
 pub mod policy;
 pub mod seal;
 pub mod sign;

@@ -136,7 +136,7 @@ pub fn normalise_subject(subject: &str) -> Result<String, Error> {
 }
 
 /// Whether the asker may read `subject`'s record.
-async fn may_read(hub: &Hub, asker: &Asker<'_>, subject: &str) -> Result<(), Error> {
+pub(crate) async fn may_read(hub: &Hub, asker: &Asker<'_>, subject: &str) -> Result<(), Error> {
     match asker.role {
         Role::DataOffice => Ok(()),
         Role::Department => Err(Error::Forbidden(format!(

@@ -17,6 +17,7 @@
 //! - [`services`]: interface sharing: services in the directory under
 //!   `/v1/services`, their health, and calls (`POST /v1/call/...`);
 //! - [`sharing`]: the Delta Sharing protocol under `/delta-sharing/`;
+//! - [`objections`]: `/v1/objections`, objections to records and their answers;
 //! - [`uses`]: `GET /v1/uses`, a subject's data-use record (数据使用记录);
 //! - [`flight`]: Arrow Flight `DoExchange` lookups, and ([`flight_get`])
 //!   `DoGet` of pull subscriptions, over TLS with the API's certificates
@@ -43,6 +44,7 @@ pub mod flight_get;
 pub mod flight_tls;
 pub mod lists;
 pub mod lookup;
+pub mod objections;
 pub mod ops;
 pub mod policy;
 pub mod problem;
@@ -151,6 +153,7 @@ impl std::ops::Deref for SharedState {
          (name = "lookup", description = "Real-time lookup and verification (实时查询核验)"),
          (name = "services", description = "Interface sharing (接口共享): provider APIs called through the hub"),
          (name = "subscriptions", description = "Subscriptions and their delivery (订阅与推送); Delta Sharing under /delta-sharing"),
+         (name = "objections", description = "Objections and corrections (异议核实与纠错)"),
          (name = "audit", description = "The data-use record (数据使用记录): who used a subject's data"),
          (name = "system", description = "Health and identity")),
     components(schemas(
@@ -341,6 +344,10 @@ pub fn router(
         .routes(routes!(services::health))
         .routes(routes!(services::call))
         .routes(routes!(uses::list))
+        .routes(routes!(objections::list, objections::raise))
+        .routes(routes!(objections::get))
+        .routes(routes!(objections::correcting))
+        .routes(routes!(objections::reject))
         .split_for_parts();
     // After the split: only now does the document hold every route.
     let mut doc = doc;

@@ -62,6 +62,10 @@ pub struct KeyResult {
     /// Arrow wrote, so an answer is encoded once, never parsed back.
     #[schema(value_type = Vec<Object>)]
     pub rows: Vec<Box<serde_json::value::RawValue>>,
+    /// Items of this record in the answer that an open objection disputes
+    /// (异议标注): the provider is checking them. Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disputed: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -254,13 +258,16 @@ pub async fn lookup(
         .collect::<ApiResult<Vec<_>>>()?;
     let grant = state.access.open(&ask, &req.items, &keys).await?;
     state.access.take_quota(&ask, &grant, &keys).await?;
-    let results = answer(
+    let mut results = answer(
         &index,
         &keys,
         req.by.as_deref(),
         grant.decision(),
         state.hash_key.as_bytes(),
     )?;
+    if req.by.is_none() {
+        mark(&state, &resource, &mut results, grant.decision());
+    }
     state.access.release(&ask, &grant, &keys).await?;
     Ok(axum::Json(LookupResponse {
         answered: Answered::new(&index, req.matter, req.case, &grant),
@@ -308,6 +315,7 @@ fn release(
             key: k.clone(),
             found: false,
             rows: Vec::new(),
+            disputed: Vec::new(),
         })
         .collect();
     if rows.is_empty() {
@@ -353,6 +361,26 @@ fn release(
         }
     }
     Ok(results)
+}
+
+/// Marks each found record's disputed items that the answer carries (the
+/// released items an open objection names). Keys are the records' own:
+/// answers by a secondary item (`by`) are not marked.
+fn mark(state: &AppState, resource: &str, results: &mut [KeyResult], decision: &Decision) {
+    let marks = state.disputes.current();
+    let Some(records) = marks.get(resource) else {
+        return;
+    };
+    for r in results.iter_mut().filter(|r| r.found) {
+        if let Some(items) = records.get(&r.key) {
+            r.disputed = decision
+                .items
+                .iter()
+                .filter(|d| d.release.is_some() && items.contains(&d.item))
+                .map(|d| d.item.clone())
+                .collect();
+        }
+    }
 }
 
 /// Which gathered rows the decision's row filters let through (the
@@ -403,6 +431,9 @@ pub struct VerifyResponse {
     /// The answer to `seal`, when asked and permitted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seal: Option<SealCheck>,
+    /// Items checked here that an open objection disputes (异议标注).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disputed: Vec<String>,
 }
 
 /// Whether a record's electronic seal is valid.
@@ -554,12 +585,23 @@ pub async fn verify(
         }
     }
     state.access.release(&ask, &grant, &keys).await?;
+    let disputed = match (found, state.disputes.items(&resource, &key)) {
+        (true, Some(marked)) => grant
+            .decision()
+            .items
+            .iter()
+            .filter(|d| d.release.is_some() && marked.contains(&d.item))
+            .map(|d| d.item.clone())
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(axum::Json(VerifyResponse {
         answered: Answered::new(&index, req.matter, req.case, &grant),
         found,
         matches,
         in_force,
         seal: seal_check,
+        disputed,
     }))
 }
 
@@ -888,7 +930,7 @@ impl StreamJob {
         keys: Vec<String>,
     ) -> (bytes::Bytes, bool) {
         let ask = self.ask();
-        let answered = match answer(
+        let mut answered = match answer(
             &self.index,
             &keys,
             self.by.as_deref(),
@@ -898,6 +940,14 @@ impl StreamJob {
             Ok(a) => a,
             Err(p) => return (error_line(&p.detail), false),
         };
+        if self.by.is_none() {
+            mark(
+                &self.state,
+                &self.index.resource,
+                &mut answered,
+                grant.decision(),
+            );
+        }
         if let Err(e) = self.state.access.release(&ask, grant, &keys).await {
             return (refusal_line(&e), false);
         }

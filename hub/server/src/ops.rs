@@ -193,7 +193,16 @@ pub async fn keep_current(state: AppState, feed: ChangeFeed, retry: Duration) {
                 .refresh(state.store.as_ref(), &state.datasets)
                 .await
             {
-                Ok(_) => indexes_pending = false,
+                Ok(swapped) => {
+                    indexes_pending = false;
+                    // A new version may carry a correction objected for.
+                    if swapped > 0
+                        && let Err(e) =
+                            tongban_core::objections::check_corrections(&state.base).await
+                    {
+                        tracing::warn!(error = %e, "could not check corrections against the new versions");
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "could not load every lookup index; retrying")
                 }
@@ -236,12 +245,20 @@ async fn reload(state: &AppState, topic: Topic) -> Result<(), String> {
             .reload(store)
             .await
             .map_err(|e| e.to_string()),
-        Topic::Lists => state
-            .access
-            .policies()
-            .reload(store)
-            .await
-            .map_err(|e| e.to_string()),
+        // Objections count as lists: their marks reload with them.
+        Topic::Lists => {
+            state
+                .access
+                .policies()
+                .reload(store)
+                .await
+                .map_err(|e| e.to_string())?;
+            state
+                .disputes
+                .reload(store)
+                .await
+                .map_err(|e| e.to_string())
+        }
         Topic::Directory => {
             // Items, share types and departments feed the decision and
             // the services' runtimes.

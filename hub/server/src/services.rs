@@ -240,10 +240,22 @@ pub async fn call(
     Json(req): Json<CallRequest>,
 ) -> ApiResult<Response> {
     let resource = format!("{class}/{seq}");
-    let answer = state
+    let mut answer = state
         .services
         .call(&state.access, &who.department, &resource, &endpoint, &req)
         .await?;
+    // The subject's disputed items, as on every answer (异议标注).
+    if let Some(subject) = req
+        .subject
+        .as_deref()
+        .map(|s| s.trim().to_ascii_uppercase())
+        && let Some(marked) = state.disputes.items(&resource, &subject)
+    {
+        answer.disputed = marked
+            .into_iter()
+            .filter(|i| answer.data.contains_key(i))
+            .collect();
+    }
     let headers = [
         ("x-tongban-request-hash", answer.request_hash.clone()),
         ("x-tongban-response-hash", answer.response_hash.clone()),

@@ -116,6 +116,11 @@ pub struct CallAnswer {
     /// SHA-256 (hex) of the provider's answer as received; also the
     /// `X-Tongban-Response-Hash` header.
     pub response_hash: String,
+    /// Released items of the call's subject that an open objection on
+    /// this service's resource disputes (set by the transport, which holds
+    /// the marks). Absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disputed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -386,6 +391,7 @@ impl Services {
             cached: evidence.cached,
             request_hash: sent.hash,
             response_hash: evidence.response_hash.unwrap_or_default(),
+            disputed: Vec::new(),
         })
     }
 
