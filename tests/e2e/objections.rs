@@ -5,7 +5,7 @@
 //! (still open), one that changes it (closed, the mark gone), the history
 //! and the audit log; who may do what; the portal for its user.
 
-use crate::common::{Hub, cells, expect_json, problem};
+use crate::common::{Hub, cells, expect_json, problem, tongban};
 use arrow::array::AsArray;
 use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
@@ -460,4 +460,32 @@ async fn an_objection_marks_ages_and_closes_through_a_corrected_version() {
             .any(|u| u["mode"] == "objection" && u["consumer"] == "sh-ywtb"),
         "{uses}"
     );
+
+    // The CLI lists them, and none is overdue.
+    let cli = |args: &[&str]| {
+        let out = tongban()
+            .arg("objection")
+            .args(args)
+            .arg("--data-dir")
+            .arg(hub.data_dir())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let all: Value = serde_json::from_str(&cli(&["list", "--json"])).unwrap();
+    let statuses: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["corrected", "rejected"]);
+    let table = cli(&["list", "--overdue"]);
+    assert_eq!(table.lines().count(), 1, "only the header: {table}");
+    assert!(cli(&["show", &id.to_string()]).contains("户籍档案核实有误"));
 }

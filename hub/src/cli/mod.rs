@@ -3,7 +3,7 @@
 //! # Layout
 //! - this file: the argument tree, `demo`, `serve` and `datagen`, the store
 //!   options every command shares (`StoreArgs`), and error printing;
-//! - `catalog`, `lists`, `service`, `sync`, `subscription`, `sharing`, `audit`,
+//! - `catalog`, `lists`, `objection`, `service`, `sync`, `subscription`, `sharing`, `audit`,
 //!   `tokens` (`token` and `cert`), `config`: each group's subcommands and
 //!   what they do.
 
@@ -11,6 +11,7 @@ mod audit;
 mod catalog;
 mod config;
 mod lists;
+mod objection;
 mod service;
 mod sharing;
 mod subscription;
@@ -109,6 +110,11 @@ enum Command {
     Sharing {
         #[command(subcommand)]
         command: sharing::SharingCommand,
+    },
+    /// Objections to records (异议核实与纠错): list (overdue ones) and show.
+    Objection {
+        #[command(subcommand)]
+        command: objection::ObjectionCommand,
     },
     /// Check and search the audit log.
     Audit {
@@ -329,6 +335,7 @@ async fn run(command: Command) -> Result<()> {
         Command::SealKey { command } => tokens::seal_key(command).await,
         Command::Config { command } => config::run(command),
         Command::Lists { command } => lists::run(command).await,
+        Command::Objection { command } => objection::run(command).await,
     }
 }
 
