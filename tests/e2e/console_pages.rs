@@ -447,3 +447,111 @@ async fn the_services_page_shows_health_and_switches_a_service_off() {
     assert_eq!(problem["code"], "provider_unavailable");
     assert_eq!(problem["notice"], "系统升级，预计 18:00 恢复");
 }
+
+/// The objections pages: the office's list with the open objection and its
+/// deadline; the provider answering it through the detail page's form (a
+/// rejection needs its reason); the consumer sees it closed, with history.
+#[tokio::test]
+async fn the_objections_pages_list_and_answer_an_objection() {
+    let hub = Hub::start(None).await;
+    let id = hub.citizen_ids(1).await.remove(0);
+    // The index must be loaded for the record to be found.
+    hub.post_when_ready(
+        "/v1/lookup/101/000001",
+        "acceptance",
+        &json!({"keys": [&id], "items": ["name"], "matter": "310000-JZZ-001", "case": "OBJ-1"}),
+    )
+    .await;
+    let r = hub
+        .post("/v1/objections", "acceptance")
+        .json(
+            &json!({"resource": "101/000001", "key": &id, "items": ["name"],
+                      "evidence": "户口簿姓名不同"}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let objection: serde_json::Value = r.json().await.unwrap();
+    let n = objection["id"].as_i64().unwrap();
+
+    let office = Console::sign_in(&hub, "data-office").await;
+    let listed = rows(
+        &office.page("/console/objections", false).await,
+        "objection-row",
+    );
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    has(
+        &listed[0],
+        &[
+            "待核实",
+            "人口基础信息 101/000001",
+            "姓名 name",
+            &id,
+            "上海市公安局 sh-gaj",
+        ],
+    );
+    let overdue = rows(
+        &office.page("/console/objections?overdue=1", false).await,
+        "objection-row",
+    );
+    assert!(overdue.is_empty(), "due in five working days");
+    // The office reads it but does not answer for the provider.
+    assert!(
+        !office
+            .page(&format!("/console/objections/{n}"), false)
+            .await
+            .contains("data-testid=\"reject\"")
+    );
+
+    let provider = Console::sign_in(&hub, "public-security").await;
+    let html = provider
+        .page(&format!("/console/objections/{n}"), false)
+        .await;
+    assert!(
+        html.contains("data-testid=\"reject\"") && html.contains("户口簿姓名不同"),
+        "{html}"
+    );
+    let csrf = html
+        .split(r#"name="csrf" value=""#)
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let post = |note: &'static str| {
+        provider
+            .client
+            .post(format!("{}/console/objections/{n}/reject", provider.url))
+            .header("cookie", &provider.cookie)
+            .form(&[("csrf", csrf.clone()), ("note", note.to_string())])
+            .send()
+    };
+    let refused = post("").await.unwrap();
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains("form-error"));
+    let r = post("与户籍档案一致").await.unwrap();
+    assert!(r.status().is_redirection(), "reject: {}", r.status());
+
+    let consumer = Console::sign_in(&hub, "acceptance").await;
+    let detail = text(
+        &consumer
+            .page(&format!("/console/objections/{n}"), true)
+            .await,
+    );
+    has(
+        &detail,
+        &["rejected", "与户籍档案一致", "raised", "accepted"],
+    );
+    let r = hub
+        .post_when_ready(
+            "/v1/lookup/101/000001",
+            "acceptance",
+            &json!({"keys": [&id], "items": ["name"], "matter": "310000-JZZ-001", "case": "OBJ-2"}),
+        )
+        .await;
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["results"][0].get("disputed").is_none(),
+        "the mark is gone: {body}"
+    );
+}

@@ -16,6 +16,7 @@
 //!   ([`charts`]), and sync runs;
 //! - [`audit`]: who looked a key up (trace);
 //! - [`uses`]: a subject's data-use record, as the portal shows it;
+//! - [`objections`]: objections to records, their deadlines, the provider's answers;
 //! - [`subscriptions`]: a department's subscriptions and their delivery;
 //! - [`services`]: interface sharing: services, their health, registration,
 //!   OpenAPI import and switches;
@@ -42,6 +43,7 @@ pub mod i18n;
 pub mod lists;
 pub mod names;
 pub mod needs;
+pub mod objections;
 pub mod services;
 pub mod stats;
 pub mod subscriptions;
@@ -175,6 +177,12 @@ pub fn routes() -> Router<AppState> {
         .route("/console/stats", get(stats::page))
         .route("/console/audit", get(audit::page))
         .route("/console/uses", get(uses::page))
+        .route("/console/objections", get(objections::list))
+        .route("/console/objections/{id}", get(objections::detail))
+        .route(
+            "/console/objections/{id}/{action}",
+            post(objections::answer),
+        )
         .route("/console/subscriptions", get(subscriptions::page))
         .route(
             "/console/services",
@@ -386,6 +394,7 @@ impl Frame {
                 "nav.responsibilities",
             ),
             ("compliance", "/console/compliance", "nav.compliance"),
+            ("objections", "/console/objections", "nav.objections"),
             ("stats", "/console/stats", "nav.stats"),
         ];
         if self.office {
