@@ -585,7 +585,7 @@ pub async fn verify(
         }
     }
     state.access.release(&ask, &grant, &keys).await?;
-    let disputed = match (found, state.disputes.items(&resource, &key)) {
+    let disputed = match (found, state.disputes.items(&resource, key)) {
         (true, Some(marked)) => grant
             .decision()
             .items
