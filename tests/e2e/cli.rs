@@ -443,7 +443,7 @@ fn catalog_export_and_import_round_trip() {
             .arg(&fresh),
     );
     assert!(
-        out.contains("departments 13 created") && out.contains("resources 5 created"),
+        out.contains("departments 14 created") && out.contains("resources 5 created"),
         "{out}"
     );
     let out = run_ok(
