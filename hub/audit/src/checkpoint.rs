@@ -11,9 +11,16 @@
 //! ```
 //!
 //! The key's name is the log's origin; its id is the first four bytes of
-//! SHA-256(name ‖ LF ‖ 0x01 ‖ public key), as `signed-note` defines for
-//! Ed25519. The verifier key is written `name+keyid+base64(0x01 ‖ key)`.
-//! Ed25519 comes from ring, the one crypto provider of the build.
+//! SHA-256(name ‖ LF ‖ type ‖ public key), as `signed-note` recommends.
+//! The verifier key is written `name+keyid+base64(type ‖ key)`.
+//!
+//! Two signature types ([`SigAlg`]): Ed25519 (type `0x01`, from ring, the
+//! one crypto provider of the build), the default; and, for the national
+//! algorithms (GB/T 39786), SM2 with SM3 (GB/T 32918, user ID
+//! `1234567812345678`, from RustCrypto's `sm2`), which `signed-note`
+//! assigns no byte: it is written, as the spec asks of such types, `0xff`
+//! followed by a longer identifier, `sm2-sm3@tongban`, and the 65-byte
+//! uncompressed SEC1 public key; signatures are r ‖ s, 64 bytes.
 
 use crate::merkle::{Hash, HashAlg};
 use base64::Engine;
@@ -23,6 +30,43 @@ use sha2::{Digest, Sha256};
 
 /// `signed-note`'s algorithm byte for Ed25519.
 const ED25519_ALG: u8 = 0x01;
+/// The type of SM2-SM3 signatures: `0xff` (a type the spec assigns no
+/// byte) and an identifier unlikely to collide.
+const SM2_TYPE: &[u8] = b"\xffsm2-sm3@tongban";
+/// The SM2 distinguishing identifier (GB/T 32918's default).
+const SM2_USER_ID: &str = "1234567812345678";
+
+/// How checkpoints are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SigAlg {
+    #[default]
+    Ed25519,
+    /// SM2 with SM3 (GB/T 32918), the national algorithm.
+    Sm2,
+}
+
+impl SigAlg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigAlg::Ed25519 => "ed25519",
+            SigAlg::Sm2 => "sm2",
+        }
+    }
+
+    /// The signature type as `signed-note` writes it before the key.
+    fn type_bytes(self) -> &'static [u8] {
+        match self {
+            SigAlg::Ed25519 => &[ED25519_ALG],
+            SigAlg::Sm2 => SM2_TYPE,
+        }
+    }
+}
+
+enum Keys {
+    Ed25519(Ed25519KeyPair),
+    Sm2(sm2::dsa::SigningKey),
+}
 /// The signature line's prefix: an em dash and a space.
 const SIG_PREFIX: &str = "\u{2014} ";
 
@@ -78,11 +122,11 @@ impl Checkpoint {
     }
 }
 
-fn key_id(name: &str, public: &[u8]) -> [u8; 4] {
+fn key_id(name: &str, alg: SigAlg, public: &[u8]) -> [u8; 4] {
     let mut h = Sha256::new();
     h.update(name.as_bytes());
     h.update(b"\n");
-    h.update([ED25519_ALG]);
+    h.update(alg.type_bytes());
     h.update(public);
     let d = h.finalize();
     [d[0], d[1], d[2], d[3]]
@@ -91,7 +135,8 @@ fn key_id(name: &str, public: &[u8]) -> [u8; 4] {
 /// Signs checkpoints of one log.
 pub struct Signer {
     name: String,
-    pair: Ed25519KeyPair,
+    keys: Keys,
+    public: Vec<u8>,
     id: [u8; 4],
 }
 
@@ -105,28 +150,67 @@ impl Signer {
     /// The signer named `name` (the log's origin) whose Ed25519 key is
     /// made from `seed` (the hub derives it from its secret).
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Signer {
-        let pair = Ed25519KeyPair::from_seed_unchecked(seed).expect("any 32 bytes are a seed");
-        let id = key_id(name, pair.public_key().as_ref());
+        Self::with_alg(name, SigAlg::Ed25519, seed)
+    }
+
+    /// The signer of `alg` named `name` whose key is made from `seed`.
+    pub fn with_alg(name: &str, alg: SigAlg, seed: &[u8; 32]) -> Signer {
+        let (keys, public) = match alg {
+            SigAlg::Ed25519 => {
+                let pair =
+                    Ed25519KeyPair::from_seed_unchecked(seed).expect("any 32 bytes are a seed");
+                let public = pair.public_key().as_ref().to_vec();
+                (Keys::Ed25519(pair), public)
+            }
+            SigAlg::Sm2 => {
+                // A scalar in [1, n-1]: a seed outside it (odds about
+                // 2^-32) is hashed again until one is.
+                let mut candidate = *seed;
+                let key = loop {
+                    if let Ok(k) = sm2::dsa::SigningKey::from_slice(SM2_USER_ID, &candidate) {
+                        break k;
+                    }
+                    candidate = Sha256::digest(candidate).into();
+                };
+                let public = key.verifying_key().to_sec1_bytes().to_vec();
+                (Keys::Sm2(key), public)
+            }
+        };
         Signer {
             name: name.to_string(),
-            pair,
-            id,
+            id: key_id(name, alg, &public),
+            keys,
+            public,
+        }
+    }
+
+    /// The signature type.
+    pub fn alg(&self) -> SigAlg {
+        match self.keys {
+            Keys::Ed25519(_) => SigAlg::Ed25519,
+            Keys::Sm2(_) => SigAlg::Sm2,
         }
     }
 
     /// The signed note of `checkpoint`.
     pub fn sign(&self, checkpoint: &Checkpoint) -> String {
         let body = checkpoint.body();
-        let sig = self.pair.sign(body.as_bytes());
         let mut blob = self.id.to_vec();
-        blob.extend_from_slice(sig.as_ref());
+        match &self.keys {
+            Keys::Ed25519(pair) => blob.extend_from_slice(pair.sign(body.as_bytes()).as_ref()),
+            Keys::Sm2(key) => {
+                use sm2::dsa::signature::Signer as _;
+                let sig: sm2::dsa::Signature = key.sign(body.as_bytes());
+                blob.extend_from_slice(&sig.to_bytes());
+            }
+        }
         format!("{body}\n{SIG_PREFIX}{} {}\n", self.name, B64.encode(blob))
     }
 
-    /// The verifier key to publish: `name+keyid+base64(0x01 ‖ key)`.
+    /// The verifier key to publish: `name+keyid+base64(type ‖ key)`.
     pub fn verifier_key(&self) -> String {
-        let mut key = vec![ED25519_ALG];
-        key.extend_from_slice(self.pair.public_key().as_ref());
+        let mut key = self.alg().type_bytes().to_vec();
+        key.extend_from_slice(&self.public);
         format!("{}+{}+{}", self.name, hex::encode(self.id), B64.encode(key))
     }
 }
@@ -136,6 +220,7 @@ impl Signer {
 pub struct Verifier {
     name: String,
     id: [u8; 4],
+    alg: SigAlg,
     public: Vec<u8>,
 }
 
@@ -149,18 +234,24 @@ impl Verifier {
         let key = B64
             .decode(key)
             .map_err(|_| "the key is not base64".to_string())?;
-        if key.len() != 33 || key[0] != ED25519_ALG {
-            return Err("not an Ed25519 verifier key".into());
-        }
-        let public = key[1..].to_vec();
+        let (alg, public) = if key.len() == 33 && key[0] == ED25519_ALG {
+            (SigAlg::Ed25519, key[1..].to_vec())
+        } else if let Some(point) = key.strip_prefix(SM2_TYPE) {
+            sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_USER_ID, point)
+                .map_err(|_| "not an SM2 public key".to_string())?;
+            (SigAlg::Sm2, point.to_vec())
+        } else {
+            return Err("not an Ed25519 or SM2 verifier key".into());
+        };
         let mut want = [0u8; 4];
         hex::decode_to_slice(id, &mut want).map_err(|_| "the key id is not 8 hex digits")?;
-        if key_id(name, &public) != want {
+        if key_id(name, alg, &public) != want {
             return Err("the key id does not match the name and key".into());
         }
         Ok(Verifier {
             name: name.to_string(),
             id: want,
+            alg,
             public,
         })
     }
@@ -187,9 +278,21 @@ impl Verifier {
             if blob.len() < 4 || blob[..4] != self.id {
                 continue;
             }
-            UnparsedPublicKey::new(&ED25519, &self.public)
-                .verify(body.as_bytes(), &blob[4..])
-                .map_err(|_| format!("the signature of {} does not verify", self.name))?;
+            let verified = match self.alg {
+                SigAlg::Ed25519 => UnparsedPublicKey::new(&ED25519, &self.public)
+                    .verify(body.as_bytes(), &blob[4..])
+                    .is_ok(),
+                SigAlg::Sm2 => {
+                    use sm2::dsa::signature::Verifier as _;
+                    let key = sm2::dsa::VerifyingKey::from_sec1_bytes(SM2_USER_ID, &self.public)
+                        .map_err(|_| "not an SM2 public key".to_string())?;
+                    sm2::dsa::Signature::from_slice(&blob[4..])
+                        .is_ok_and(|sig| key.verify(body.as_bytes(), &sig).is_ok())
+                }
+            };
+            if !verified {
+                return Err(format!("the signature of {} does not verify", self.name));
+            }
             let checkpoint = Checkpoint::parse_body(&body)?;
             if checkpoint.origin != self.name {
                 return Err(format!(
@@ -250,5 +353,41 @@ mod tests {
         let vkey = signer.verifier_key();
         let bad = vkey.replacen('+', "+0", 1);
         assert!(Verifier::parse(&bad).is_err());
+    }
+
+    /// SM2 with SM3, the national-algorithm option: the same note format,
+    /// another signature type; neither kind of key opens the other's note.
+    #[test]
+    fn an_sm2_checkpoint_opens_with_its_key_and_no_other() {
+        let signer = Signer::with_alg("tongban/audit/hub-a", SigAlg::Sm2, &[7; 32]);
+        assert_eq!(signer.alg(), SigAlg::Sm2);
+        let note = signer.sign(&checkpoint());
+        let vkey = signer.verifier_key();
+        let key = B64.decode(vkey.splitn(3, '+').nth(2).unwrap()).unwrap();
+        assert_eq!(key[0], 0xff);
+        assert!(key.starts_with(SM2_TYPE) && key.len() == SM2_TYPE.len() + 65);
+        let verifier = Verifier::parse(&vkey).unwrap();
+        assert_eq!(verifier.open(&note).unwrap(), checkpoint());
+        // Deterministic (RFC 6979 nonces): the same note twice.
+        assert_eq!(signer.sign(&checkpoint()), note);
+        let edited = note.replacen("1024", "1025", 1);
+        assert!(
+            verifier
+                .open(&edited)
+                .unwrap_err()
+                .contains("does not verify")
+        );
+        // The Ed25519 key of the same seed and name has another id.
+        let ed =
+            Verifier::parse(&Signer::from_seed("tongban/audit/hub-a", &[7; 32]).verifier_key())
+                .unwrap();
+        assert!(ed.open(&note).unwrap_err().contains("no signature"));
+        let other = Signer::with_alg("tongban/audit/hub-a", SigAlg::Sm2, &[8; 32]);
+        assert!(
+            Verifier::parse(&other.verifier_key())
+                .unwrap()
+                .open(&note)
+                .is_err()
+        );
     }
 }

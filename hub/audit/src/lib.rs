@@ -40,7 +40,7 @@ use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use merkle::{Frontier, HashAlg};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
@@ -215,7 +215,7 @@ struct Unsealed<'a> {
     event: &'a Event,
 }
 
-fn seal(seq: u64, prev: &str, replica: Option<&str>, event: &Event) -> String {
+fn seal(alg: HashAlg, seq: u64, prev: &str, replica: Option<&str>, event: &Event) -> String {
     let body = serde_json::to_vec(&Unsealed {
         seq,
         prev,
@@ -223,10 +223,7 @@ fn seal(seq: u64, prev: &str, replica: Option<&str>, event: &Event) -> String {
         event,
     })
     .expect("events serialise");
-    let mut h = Sha256::new();
-    h.update(prev.as_bytes());
-    h.update(&body);
-    to_hex(&h.finalize())
+    to_hex(&alg.digest(&[prev.as_bytes(), &body]))
 }
 
 /// Appends the sealed line of record `seq` (an event encoded as `body`,
@@ -234,6 +231,7 @@ fn seal(seq: u64, prev: &str, replica: Option<&str>, event: &Event) -> String {
 /// bytes are those of the [`Record`] serde writes, so [`seal`] (which
 /// `verify` uses) computes the same hash from the parsed line.
 fn seal_into(
+    alg: HashAlg,
     out: &mut Vec<u8>,
     seq: u64,
     prev: &str,
@@ -249,10 +247,7 @@ fn seal_into(
         write!(out, "\"replica\":\"{r}\",").expect("writing to memory");
     }
     out.extend_from_slice(&body[1..]);
-    let mut h = Sha256::new();
-    h.update(prev.as_bytes());
-    h.update(&out[start..]);
-    let hash = to_hex(&h.finalize());
+    let hash = to_hex(&alg.digest(&[prev.as_bytes(), &out[start..]]));
     out.pop(); // the closing brace: the hash goes last
     out.extend_from_slice(b",\"hash\":\"");
     out.extend_from_slice(hash.as_bytes());
@@ -260,21 +255,45 @@ fn seal_into(
     hash
 }
 
-/// The keyed hash under which a key is recorded.
+/// The keyed hash under which a key is recorded (HMAC-SHA256, the default).
 pub fn key_hash(secret: &[u8], key: &str) -> String {
-    keyed_hash(
-        &Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
-        key,
-    )
+    key_hash_with(HashAlg::Sha256, secret, key)
 }
 
-/// [`key_hash`] from an HMAC already keyed with the secret: cloning the keyed
-/// state saves the two key-block compressions of every fresh HMAC, which
-/// halves the cost per key of a streamed lookup's audit record.
-fn keyed_hash(keyed: &Hmac<Sha256>, key: &str) -> String {
-    let mut mac = keyed.clone();
-    mac.update(key.as_bytes());
-    to_hex(&mac.finalize().into_bytes()[..16])
+/// The keyed hash of a key in a log of `alg` (HMAC-SHA256 or HMAC-SM3).
+pub fn key_hash_with(alg: HashAlg, secret: &[u8], key: &str) -> String {
+    Keyed::new(alg, secret).hash(key)
+}
+
+/// An HMAC keyed with the secret once: cloning the keyed state saves the
+/// two key-block compressions of every fresh HMAC, which halves the cost
+/// per key of a streamed lookup's audit record.
+#[derive(Clone)]
+enum Keyed {
+    Sha256(Hmac<Sha256>),
+    Sm3(Hmac<sm3::Sm3>),
+}
+
+impl Keyed {
+    fn new(alg: HashAlg, secret: &[u8]) -> Keyed {
+        const ANY: &str = "HMAC takes any key length";
+        match alg {
+            HashAlg::Sha256 => Keyed::Sha256(Hmac::new_from_slice(secret).expect(ANY)),
+            HashAlg::Sm3 => Keyed::Sm3(Hmac::new_from_slice(secret).expect(ANY)),
+        }
+    }
+
+    fn hash(&self, key: &str) -> String {
+        fn run<M: Mac + Clone>(keyed: &M, key: &str) -> String {
+            let mut mac = keyed.clone();
+            mac.update(key.as_bytes());
+            to_hex(&mac.finalize().into_bytes()[..16])
+        }
+        match self {
+            Keyed::Sha256(m) => run(m, key),
+            Keyed::Sm3(m) => run(m, key),
+        }
+    }
 }
 
 /// Lower-case hex, by table: `hex::encode` goes char by char through an
@@ -409,8 +428,10 @@ impl Drop for Closer {
 #[derive(Clone)]
 pub struct Audit {
     shared: Arc<Closer>,
-    /// HMAC-SHA256 keyed with the hub's secret, cloned for each key hash.
-    keyed: Hmac<Sha256>,
+    /// The HMAC keyed with the hub's secret, cloned for each key hash.
+    keyed: Keyed,
+    /// The hash of the chain, the tree and key hashes.
+    alg: HashAlg,
     /// This replica's id, sealed into every record.
     replica: Option<Arc<str>>,
 }
@@ -767,6 +788,17 @@ impl Audit {
         {
             return Err(Error::ReplicaId(r.to_string()));
         }
+        // A log keeps the hash it was started with: a configuration that
+        // names another applies to a new log only.
+        if let Some(log) = log_alg(dir)?
+            && log != alg
+        {
+            return Err(Error::AlgMismatch {
+                dir: dir.to_path_buf(),
+                log,
+                configured: alg,
+            });
+        }
         let (writer, seq, prev, tree, live) = open_log(dir, alg)?;
         let (indexer, sealed) = std::sync::mpsc::channel();
         let shared = Arc::new(Shared {
@@ -804,7 +836,8 @@ impl Audit {
             .map_err(Error::Writer)?;
         Ok(Audit {
             shared: Arc::new(Closer(shared)),
-            keyed: Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes any key length"),
+            keyed: Keyed::new(alg, secret),
+            alg,
             replica: replica.map(Into::into),
         })
     }
@@ -827,9 +860,9 @@ impl Audit {
         (tree.size, tree.root())
     }
 
-    /// The hash of the log's tree.
+    /// The hash of the log's chain, tree and key hashes.
     pub fn alg(&self) -> HashAlg {
-        self.shared.0.tree.lock().expect("audit tree lock").alg
+        self.alg
     }
 
     /// Asks the writer to seal the current segment, if it holds anything,
@@ -845,7 +878,7 @@ impl Audit {
     }
 
     pub fn key_hash(&self, key: &str) -> String {
-        keyed_hash(&self.keyed, key)
+        self.keyed.hash(key)
     }
 
     /// Where the log is.
@@ -886,6 +919,7 @@ impl Audit {
             let seq = chain.seq + 1;
             let start = chain.pending.len();
             let hash = seal_into(
+                self.alg,
                 &mut chain.pending,
                 seq,
                 &chain.prev,
@@ -922,6 +956,9 @@ pub struct Broken {
 pub struct ChainCheck {
     seq: u64,
     prev: String,
+    /// The chain's hash, told by its first record (the one of the two
+    /// whose hash it carries) and held to from there on.
+    alg: Option<HashAlg>,
 }
 
 impl Default for ChainCheck {
@@ -929,8 +966,34 @@ impl Default for ChainCheck {
         ChainCheck {
             seq: 0,
             prev: GENESIS.to_string(),
+            alg: None,
         }
     }
+}
+
+/// The hash a record line was sealed with, if it is a record sealed with
+/// either (SHA-256 or SM3).
+pub fn alg_of_line(line: &str) -> Option<HashAlg> {
+    let r: Record = serde_json::from_str(line).ok()?;
+    [HashAlg::Sha256, HashAlg::Sm3]
+        .into_iter()
+        .find(|&alg| seal(alg, r.seq, &r.prev, r.replica.as_deref(), &r.event) == r.hash)
+}
+
+/// The hash of the log in `dir`, from its first record; `None` for an
+/// empty log (or one whose first record matches neither: verify says so).
+pub fn log_alg(dir: &Path) -> Result<Option<HashAlg>> {
+    for file in segments(dir)? {
+        let reader =
+            std::io::BufReader::new(std::fs::File::open(&file).map_err(Error::file(&file))?);
+        for line in reader.lines() {
+            let line = line.map_err(Error::file(&file))?;
+            if !line.trim().is_empty() {
+                return Ok(alg_of_line(&line));
+            }
+        }
+    }
+    Ok(None)
 }
 
 impl ChainCheck {
@@ -954,12 +1017,20 @@ impl ChainCheck {
                 r.seq, self.seq
             ));
         }
-        if seal(r.seq, &r.prev, r.replica.as_deref(), &r.event) != r.hash {
+        let sealed = |alg| seal(alg, r.seq, &r.prev, r.replica.as_deref(), &r.event) == r.hash;
+        let alg = match self.alg {
+            Some(alg) => sealed(alg).then_some(alg),
+            None => [HashAlg::Sha256, HashAlg::Sm3]
+                .into_iter()
+                .find(|&a| sealed(a)),
+        };
+        let Some(alg) = alg else {
             return Err(format!(
                 "record {} does not match its hash: it was edited",
                 r.seq
             ));
-        }
+        };
+        self.alg = Some(alg);
         (self.seq, self.prev) = (r.seq, r.hash.clone());
         Ok(Some(r))
     }
@@ -967,6 +1038,11 @@ impl ChainCheck {
     /// The last record checked: sequence number and hash.
     pub fn head(&self) -> (u64, &str) {
         (self.seq, &self.prev)
+    }
+
+    /// The chain's hash, once a record was checked.
+    pub fn alg(&self) -> Option<HashAlg> {
+        self.alg
     }
 }
 
@@ -1011,7 +1087,7 @@ pub fn record_of_key(line: &str, wanted: &str) -> Option<Record> {
 /// for the segments its runs cover, by reading the lines of the others
 /// (the segment being written, a log from before the index).
 pub fn trace(dir: &Path, secret: &[u8], key: &str) -> Result<Vec<Record>> {
-    let wanted = key_hash(secret, key);
+    let wanted = key_hash_with(log_alg(dir)?.unwrap_or_default(), secret, key);
     let runs: Vec<subjects::Run> = subjects::runs(dir)?
         .into_iter()
         .filter(subjects::run_is_sound)
@@ -1040,7 +1116,8 @@ pub fn trace(dir: &Path, secret: &[u8], key: &str) -> Result<Vec<Record>> {
 /// [`trace`] by reading every line of the log, index or not: what the
 /// subject index saves (`benches/data_use` measures both).
 pub fn scan(dir: &Path, secret: &[u8], key: &str) -> Result<Vec<Record>> {
-    scan_files(&segments(dir)?, &key_hash(secret, key))
+    let alg = log_alg(dir)?.unwrap_or_default();
+    scan_files(&segments(dir)?, &key_hash_with(alg, secret, key))
 }
 
 fn scan_files(files: &[PathBuf], wanted: &str) -> Result<Vec<Record>> {
@@ -1110,14 +1187,20 @@ mod tests {
             "EventRef encodes as Event"
         );
         let mut out = b"earlier line\n".to_vec();
-        let hash = seal_into(&mut out, 7, GENESIS, Some("hub-a"), &body);
+        let hash = seal_into(HashAlg::Sha256, &mut out, 7, GENESIS, Some("hub-a"), &body);
         let line = std::str::from_utf8(&out[13..]).unwrap();
         assert!(line.ends_with('\n'));
         let r: Record = serde_json::from_str(line.trim_end()).unwrap();
         assert_eq!((r.seq, r.prev.as_str(), &r.event), (7, GENESIS, &e));
         assert_eq!(r.hash, hash);
         assert_eq!(
-            seal(r.seq, &r.prev, r.replica.as_deref(), &r.event),
+            seal(
+                HashAlg::Sha256,
+                r.seq,
+                &r.prev,
+                r.replica.as_deref(),
+                &r.event
+            ),
             hash,
             "verify computes the same hash"
         );
@@ -1240,6 +1323,62 @@ mod tests {
         .unwrap();
         let audit = Audit::open(dir.path(), b"secret", Some("hub-a")).unwrap();
         assert_eq!(settled(&audit).await, root_of(dir.path()));
+    }
+
+    /// The national-algorithm option: a log started with SM3 seals its
+    /// chain, builds its tree and hashes its keys with SM3 (HMAC-SM3);
+    /// verify tells the hash from the first record and still catches an
+    /// edit; a configuration naming SHA-256 refuses to go on with it.
+    #[tokio::test]
+    async fn a_log_started_with_sm3_is_sm3_throughout() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit = Audit::open_with(dir.path(), b"secret", Some("hub-a"), HashAlg::Sm3).unwrap();
+        for n in 0..6 {
+            // Keys are hashed by the log's own keyed hash, as the pipeline does.
+            let mut e = event(n);
+            e.keys = vec![audit.key_hash(&format!("key-{n}"))];
+            audit.record(e).await.unwrap();
+        }
+        assert_eq!(log_alg(dir.path()).unwrap(), Some(HashAlg::Sm3));
+        assert_eq!(verify(dir.path()).unwrap(), Ok(6));
+        let leaves: Vec<merkle::Hash> = all_lines(dir.path())
+            .iter()
+            .map(|l| HashAlg::Sm3.leaf(l))
+            .collect();
+        assert_eq!(
+            settled(&audit).await,
+            (6, merkle::root(HashAlg::Sm3, &leaves))
+        );
+        let sm3_key = key_hash_with(HashAlg::Sm3, b"secret", "key-4");
+        assert_ne!(sm3_key, key_hash(b"secret", "key-4"));
+        assert_eq!(audit.key_hash("key-4"), sm3_key);
+        let lines = std::fs::read_to_string(segment_path(dir.path(), 1)).unwrap();
+        assert!(lines.contains(&sm3_key) && !lines.contains(&key_hash(b"secret", "key-4")));
+        // A record sealed with SM3 is not one sealed with SHA-256.
+        let first = lines.lines().next().unwrap();
+        assert_eq!(alg_of_line(first), Some(HashAlg::Sm3));
+        assert_eq!(trace(dir.path(), b"secret", "key-4").unwrap().len(), 1);
+        drop(audit);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        match Audit::open(dir.path(), b"secret", Some("hub-a")) {
+            Err(Error::AlgMismatch {
+                log, configured, ..
+            }) => {
+                assert_eq!((log, configured), (HashAlg::Sm3, HashAlg::Sha256));
+            }
+            other => panic!(
+                "a SHA-256 hub must not go on with an SM3 log: {:?}",
+                other.map(|_| ())
+            ),
+        }
+        rewrite(dir.path(), |lines| {
+            lines[2] = lines[2].replace("case-2", "case-9")
+        });
+        let broken = verify(dir.path()).unwrap().unwrap_err();
+        assert!(
+            broken.problem.contains("record 3 does not match its hash"),
+            "{broken:?}"
+        );
     }
 
     /// Sealing leaves the new segment empty until the next record: a log
@@ -1374,6 +1513,13 @@ pub enum Error {
     /// stopped): whatever it was for must not be released.
     #[error("audit record not written: {0}")]
     NotRecorded(String),
+    /// The configured hash is not the one the log was started with.
+    #[error("{}: the audit log is sealed with {}; audit_hash = \"{}\" applies to a new log only (set it back, or start the new log in another data directory)", dir.display(), log.as_str(), configured.as_str())]
+    AlgMismatch {
+        dir: PathBuf,
+        log: HashAlg,
+        configured: HashAlg,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

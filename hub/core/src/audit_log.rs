@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tongban_audit::checkpoint::{Checkpoint, Signer, Verifier};
+use tongban_audit::checkpoint::{Checkpoint, SigAlg, Signer, Verifier};
 use tongban_audit::merkle::{self, Frontier, Hash, HashAlg};
 use tongban_audit::{Audit, ChainCheck, Record};
 use tongban_catalog::{AuditCheckpoint, AuditHead, Store};
@@ -54,13 +54,49 @@ pub enum ShipError {
 }
 
 /// The key a hub signs its logs' checkpoints with, made from its secret
-/// (replicas sharing the secret sign alike; each log has its own name).
-pub fn signer(secret: &[u8], replica: &str) -> Signer {
+/// (replicas sharing the secret sign alike; each log has its own name),
+/// of the configured signature type.
+pub fn signer(secret: &[u8], replica: &str, alg: SigAlg) -> Signer {
     use hmac::Mac;
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
     mac.update(b"tongban audit checkpoint key v1");
     let seed: [u8; 32] = mac.finalize().into_bytes().into();
-    Signer::from_seed(&Checkpoint::origin_of(Some(replica)), &seed)
+    Signer::with_alg(&Checkpoint::origin_of(Some(replica)), alg, &seed)
+}
+
+/// The hub's verifier keys of a replica's log, one per signature type: a
+/// note signed by either is the hub's (the type may have been changed
+/// between checkpoints).
+fn own_verifiers(secret: &[u8], replica: &str) -> Vec<Verifier> {
+    [SigAlg::Ed25519, SigAlg::Sm2]
+        .into_iter()
+        .map(|alg| {
+            Verifier::parse(&signer(secret, replica, alg).verifier_key())
+                .expect("our own keys parse")
+        })
+        .collect()
+}
+
+/// Opens `note` with the first of `verifiers` that signed it.
+fn open_with_any(verifiers: &[Verifier], note: &str) -> Result<Checkpoint, String> {
+    let mut first_error = None;
+    for v in verifiers {
+        match v.open(note) {
+            Ok(c) => return Ok(c),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| "no key to check it with".into()))
+}
+
+/// The hash of a log from its first line (SHA-256 for none).
+fn alg_of(lines: &[String]) -> HashAlg {
+    lines
+        .first()
+        .and_then(|l| tongban_audit::alg_of_line(l))
+        .unwrap_or_default()
 }
 
 /// Ships one replica's sealed segments, records its head, and takes
@@ -91,6 +127,7 @@ impl Shipper {
         datasets: Option<DatasetStore>,
         store: Arc<dyn Store>,
         secret: &[u8],
+        sig: SigAlg,
         checkpoint_every: std::time::Duration,
     ) -> Shipper {
         Shipper {
@@ -102,7 +139,7 @@ impl Shipper {
             shipped: BTreeSet::new(),
             shipped_seq: 0,
             recorded: None,
-            signer: signer(secret, replica),
+            signer: signer(secret, replica, sig),
             checkpoint_every,
             checkpointed: None,
         }
@@ -327,14 +364,13 @@ async fn expected_checkpoints(
 ) -> Result<BTreeMap<String, Vec<Expected>>, ShipError> {
     let mut by_replica: BTreeMap<String, Vec<Expected>> = BTreeMap::new();
     for row in store.audit_checkpoints(None).await? {
-        let verifier = Verifier::parse(&signer(against.secret, &row.replica).verifier_key())
-            .expect("our own keys parse");
-        let checkpoint = verifier.open(&row.note).map_err(|e| {
-            ShipError::Checkpoint(format!(
-                "{}: the catalog's checkpoint of size {} is not this hub's: {e}",
-                row.replica, row.size
-            ))
-        })?;
+        let checkpoint = open_with_any(&own_verifiers(against.secret, &row.replica), &row.note)
+            .map_err(|e| {
+                ShipError::Checkpoint(format!(
+                    "{}: the catalog's checkpoint of size {} is not this hub's: {e}",
+                    row.replica, row.size
+                ))
+            })?;
         if checkpoint.size != row.size as u64 || hex::encode(checkpoint.root) != row.root {
             return Err(ShipError::Checkpoint(format!(
                 "{}: the catalog's checkpoint of size {} does not say what its note says",
@@ -358,14 +394,14 @@ async fn expected_checkpoints(
                 "the checkpoint is not of a Tongban audit log (its origin)".into(),
             )
         })?;
-        let key = match against.key {
-            Some(k) => k.to_string(),
-            None => signer(against.secret, &replica).verifier_key(),
+        let verifiers = match against.key {
+            Some(k) => vec![
+                Verifier::parse(k)
+                    .map_err(|e| ShipError::Checkpoint(format!("the verifier key: {e}")))?,
+            ],
+            None => own_verifiers(against.secret, &replica),
         };
-        let verifier = Verifier::parse(&key)
-            .map_err(|e| ShipError::Checkpoint(format!("the verifier key: {e}")))?;
-        let checkpoint = verifier
-            .open(note)
+        let checkpoint = open_with_any(&verifiers, note)
             .map_err(|e| ShipError::Checkpoint(format!("the checkpoint given: {e}")))?;
         by_replica.entry(replica).or_default().push(Expected {
             source: "the checkpoint given".into(),
@@ -442,7 +478,8 @@ async fn verify_one(
     };
     // The tree, grown record by record, is compared with each checkpoint
     // as it reaches the checkpoint's size.
-    let mut tree = Frontier::new(HashAlg::Sha256);
+    // The tree takes the chain's hash, which its first record tells.
+    let mut tree: Option<Frontier> = None;
     let mut pending = checkpoints.iter().peekable();
     let names: BTreeSet<&String> = segments
         .shipped
@@ -489,6 +526,8 @@ async fn verify_one(
                     if head.as_ref().is_some_and(|h| h.seq as u64 == r.seq) {
                         at_head = Some(r.hash.clone());
                     }
+                    let tree =
+                        tree.get_or_insert_with(|| Frontier::new(check.alg().unwrap_or_default()));
                     tree.push(line.as_bytes());
                     while let Some(e) = pending.next_if(|e| e.checkpoint.size == tree.size) {
                         if tree.root() != e.checkpoint.root {
@@ -511,15 +550,16 @@ async fn verify_one(
         }
         report.records = check.head().0;
     }
+    let size = tree.as_ref().map_or(0, |t| t.size);
     if let Some(e) = checkpoints.last()
-        && e.checkpoint.size > tree.size
+        && e.checkpoint.size > size
     {
         report.problem = Some(format!(
             "the log ends at record {}, but {} covers {} records: records {}–{} were cut off",
-            tree.size,
+            size,
             e.source,
             e.checkpoint.size,
-            tree.size + 1,
+            size + 1,
             e.checkpoint.size
         ));
         return Ok(report);
@@ -553,11 +593,16 @@ pub async fn trace_all(
     secret: &[u8],
     key: &str,
 ) -> Result<Vec<Record>, ShipError> {
-    let wanted = tongban_audit::key_hash(secret, key);
+    // Either hash: each replica's log keeps the one it was started with.
+    let wanted =
+        [HashAlg::Sha256, HashAlg::Sm3].map(|alg| tongban_audit::key_hash_with(alg, secret, key));
     let mut found: BTreeMap<(String, u64), Record> = BTreeMap::new();
     let mut keep = |text: &str, replica: &str| {
         for line in text.lines() {
-            if let Some(r) = tongban_audit::record_of_key(line, &wanted) {
+            if let Some(r) = wanted
+                .iter()
+                .find_map(|w| tongban_audit::record_of_key(line, w))
+            {
                 let id = r.replica.clone().unwrap_or_else(|| replica.to_string());
                 found.insert((id, r.seq), r);
             }
@@ -636,6 +681,7 @@ pub async fn take_checkpoint(
     local_dir: Option<&Path>,
     default_replica: &str,
     secret: &[u8],
+    sig: SigAlg,
     replica: &str,
 ) -> Result<AuditCheckpoint, ShipError> {
     let lines = replica_lines(replica, datasets, local_dir, default_replica).await?;
@@ -644,11 +690,16 @@ pub async fn take_checkpoint(
             "{replica}: no audit records here to take a checkpoint of"
         )));
     }
-    let mut tree = Frontier::new(HashAlg::Sha256);
+    let mut tree = Frontier::new(alg_of(&lines));
     for l in &lines {
         tree.push(l.as_bytes());
     }
-    let c = signed(&signer(secret, replica), replica, tree.size, tree.root());
+    let c = signed(
+        &signer(secret, replica, sig),
+        replica,
+        tree.size,
+        tree.root(),
+    );
     store.record_audit_checkpoint(&c).await?;
     Ok(c)
 }
@@ -696,6 +747,7 @@ pub async fn prove(
     local_dir: Option<&Path>,
     default_replica: &str,
     secret: &[u8],
+    sig: SigAlg,
     replica: &str,
     seq: u64,
     size: Option<u64>,
@@ -722,11 +774,12 @@ pub async fn prove(
             "{replica}: a tree of {size} records cannot prove record {seq} from a log of {have}"
         )));
     }
+    let alg = alg_of(&lines);
     let leaves: Vec<Hash> = lines[..size as usize]
         .iter()
-        .map(|l| HashAlg::Sha256.leaf(l.as_bytes()))
+        .map(|l| alg.leaf(l.as_bytes()))
         .collect();
-    let root = merkle::root(HashAlg::Sha256, &leaves);
+    let root = merkle::root(alg, &leaves);
     let note = match chosen {
         Some(c) if c.root == hex::encode(root) => c.note.clone(),
         Some(c) => {
@@ -737,7 +790,7 @@ pub async fn prove(
             )));
         }
         None => {
-            let c = signed(&signer(secret, replica), replica, size, root);
+            let c = signed(&signer(secret, replica, sig), replica, size, root);
             store.record_audit_checkpoint(&c).await?;
             c.note
         }
@@ -752,8 +805,8 @@ pub async fn prove(
         }
         Some(f) => Some(ConsistencyProof {
             from: f,
-            from_root: hex::encode(merkle::root(HashAlg::Sha256, &leaves[..f as usize])),
-            path: merkle::consistency_proof(HashAlg::Sha256, &leaves, f as usize)
+            from_root: hex::encode(merkle::root(alg, &leaves[..f as usize])),
+            path: merkle::consistency_proof(alg, &leaves, f as usize)
                 .iter()
                 .map(hex::encode)
                 .collect(),
@@ -766,7 +819,7 @@ pub async fn prove(
         leaf_hash: hex::encode(leaves[index]),
         leaf_index: index as u64,
         tree_size: size,
-        inclusion_path: merkle::inclusion_proof(HashAlg::Sha256, &leaves, index)
+        inclusion_path: merkle::inclusion_proof(alg, &leaves, index)
             .iter()
             .map(hex::encode)
             .collect(),

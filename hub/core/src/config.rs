@@ -78,6 +78,16 @@ pub struct Config {
     /// taken and kept in the catalog, in seconds (when records were added).
     #[serde(default = "default_audit_checkpoint_interval_s")]
     pub audit_checkpoint_interval_s: u64,
+    /// The hash of the audit chain, its Merkle tree and its key hashes:
+    /// `sha256` (the default) or `sm3` (GB/T 32905, the national
+    /// algorithm; key hashes are then HMAC-SM3). A log keeps the hash it
+    /// was started with: this applies to a new log.
+    #[serde(default)]
+    pub audit_hash: tongban_audit::merkle::HashAlg,
+    /// How checkpoints are signed: `ed25519` (the default) or `sm2` (SM2
+    /// with SM3, GB/T 32918). Verification accepts either of the hub's keys.
+    #[serde(default)]
+    pub audit_signature: tongban_audit::checkpoint::SigAlg,
 }
 
 fn default_audit_ship_interval_s() -> u64 {
@@ -240,6 +250,8 @@ impl Default for Config {
             log_format: LogFormat::Text,
             audit_ship_interval_s: default_audit_ship_interval_s(),
             audit_checkpoint_interval_s: default_audit_checkpoint_interval_s(),
+            audit_hash: Default::default(),
+            audit_signature: Default::default(),
         }
     }
 }

@@ -62,10 +62,11 @@ impl Hub {
         let indexes = Indexes::new(config.secondary_keys.clone().into_iter().collect());
         let datasets = DatasetStore::open(config.object_store.as_ref(), &config.data_dir)?;
         let hash_key: Arc<str> = config.mask_hash_key()?.into();
-        let audit = tongban_audit::Audit::open(
+        let audit = tongban_audit::Audit::open_with(
             &config.data_dir.join("audit"),
             hash_key.as_bytes(),
             Some(&config.replica()),
+            config.audit_hash,
         )
         .map_err(crate::Error::AuditLog)?;
         let disputes = crate::objections::Disputes::default();

@@ -445,6 +445,8 @@ pub struct Server {
     audit_ship: Option<std::time::Duration>,
     /// How often a signed checkpoint of the audit log is taken.
     audit_checkpoint: std::time::Duration,
+    /// How checkpoints are signed (`audit_signature`).
+    audit_signature: tongban_audit::checkpoint::SigAlg,
 }
 
 impl Server {
@@ -548,6 +550,7 @@ impl Server {
                 .is_some()
                 .then(|| std::time::Duration::from_secs(config.audit_ship_interval_s)),
             audit_checkpoint: std::time::Duration::from_secs(config.audit_checkpoint_interval_s),
+            audit_signature: config.audit_signature,
         })
     }
 
@@ -672,6 +675,7 @@ impl Server {
                 self.audit_ship.map(|_| self.state.datasets.clone()),
                 self.state.store.clone(),
                 self.state.hash_key.as_bytes(),
+                self.audit_signature,
                 self.audit_checkpoint,
             );
             let every = self.audit_ship;

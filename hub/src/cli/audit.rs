@@ -139,13 +139,16 @@ pub(super) async fn run(command: AuditCommand) -> Result<()> {
                 Some(&config.data_dir.join("audit")),
                 &config.replica(),
                 secret.as_bytes(),
+                config.audit_signature,
                 &replica,
             )
             .await?;
+            let alg = tongban_audit::log_alg(&config.data_dir.join("audit"))?.unwrap_or_default();
             eprintln!(
-                "{replica}: checkpoint of {} records ({}), kept in the catalog",
+                "{replica}: checkpoint of {} records ({}, signed with {}), kept in the catalog",
                 c.size,
-                tongban_audit::checkpoint::describe(tongban_audit::merkle::HashAlg::Sha256)
+                tongban_audit::checkpoint::describe(alg),
+                config.audit_signature.as_str()
             );
             print!("{}", c.note);
             Ok(())
@@ -167,6 +170,7 @@ pub(super) async fn run(command: AuditCommand) -> Result<()> {
                 Some(&config.data_dir.join("audit")),
                 &config.replica(),
                 secret.as_bytes(),
+                config.audit_signature,
                 &replica,
                 seq,
                 size,
@@ -185,7 +189,12 @@ pub(super) async fn run(command: AuditCommand) -> Result<()> {
             let replica = replica.unwrap_or_else(|| config.replica());
             println!(
                 "{}",
-                tongban_core::audit_log::signer(secret.as_bytes(), &replica).verifier_key()
+                tongban_core::audit_log::signer(
+                    secret.as_bytes(),
+                    &replica,
+                    config.audit_signature
+                )
+                .verifier_key()
             );
             Ok(())
         }
