@@ -275,3 +275,125 @@ async fn checkpoints_prove_records_and_catch_a_cut_off_or_rewritten_log() {
         );
     }
 }
+
+/// The national-algorithm option (GB/T 39786): a hub configured with
+/// `audit_hash = "sm3"` and `audit_signature = "sm2"` seals its chain, its
+/// tree and its key hashes with SM3 and signs its checkpoints with SM2;
+/// `audit verify`, `prove` and `checkpoint` work on it as on the default,
+/// and a cut-off tail is still caught against an SM2-signed checkpoint.
+#[tokio::test]
+async fn an_sm3_log_with_sm2_checkpoints_verifies_and_catches_a_cut_off() {
+    use tongban_audit::checkpoint::{SigAlg, Verifier};
+    use tongban_audit::merkle::HashAlg;
+    let keep = tempfile::tempdir().unwrap();
+    let mut hub = Hub::start_with(None, |c| {
+        c.audit_hash = HashAlg::Sm3;
+        c.audit_signature = SigAlg::Sm2;
+    })
+    .await;
+    let dir = hub.data_dir().to_path_buf();
+    let keys = hub.citizen_ids(6).await;
+    lookups(&hub, &keys, "SM-1").await;
+    hub.stop().await;
+
+    let segment = dir.join("audit/audit-000001.jsonl");
+    let original = std::fs::read_to_string(&segment).unwrap();
+    let n = original.lines().count();
+    assert!(n >= 6);
+    assert_eq!(
+        tongban_audit::log_alg(&dir.join("audit")).unwrap(),
+        Some(HashAlg::Sm3)
+    );
+    // Keys are HMAC-SM3 of the hub's secret.
+    let sm3 = tongban_audit::key_hash_with(HashAlg::Sm3, hub.mask_key().as_bytes(), &keys[0]);
+    assert!(
+        original.contains(&sm3)
+            && !original.contains(&tongban_audit::key_hash(
+                hub.mask_key().as_bytes(),
+                &keys[0]
+            ))
+    );
+
+    // The checkpoint the hub took on stop is signed with SM2.
+    let config = keep.path().join("sm.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "data_dir = {:?}\naudit_hash = \"sm3\"\naudit_signature = \"sm2\"\n",
+            dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let with_config = |args: &[&str]| {
+        tongban()
+            .arg("audit")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let vkey = String::from_utf8(with_config(&["key"]).stdout).unwrap();
+    let verifier = Verifier::parse(vkey.trim()).unwrap();
+    let out = with_config(&["checkpoint"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("RFC 9162 tree, SM3, signed with sm2"),
+        "{}",
+        text(&out)
+    );
+    let note = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(verifier.open(&note).unwrap().size, n as u64);
+    let saved = keep.path().join("sm2.note");
+    std::fs::write(&saved, &note).unwrap();
+
+    // A proof over the SM3 tree.
+    let out = with_config(&["prove", "--seq", "2"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let proof: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let record = proof["record"].as_str().unwrap();
+    assert_eq!(
+        proof["leaf_hash"],
+        hex::encode(HashAlg::Sm3.leaf(record.as_bytes()))
+    );
+
+    // Verified with the default configuration too (the hash is told from
+    // the chain, either of the hub's keys is accepted).
+    let out = audit(
+        &dir,
+        &[
+            "verify",
+            "--checkpoint",
+            saved.to_str().unwrap(),
+            "--key",
+            vkey.trim(),
+        ],
+    );
+    assert!(
+        out.status.success() && text(&out).contains(&format!("audit log intact: {n} records")),
+        "{}",
+        text(&out)
+    );
+    let out = audit(&dir, &["verify"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Cut off two records: the SM2-signed checkpoint names the gap.
+    let lines: Vec<&str> = original.lines().collect();
+    std::fs::write(&segment, lines[..n - 2].join("\n") + "\n").unwrap();
+    let out = audit(
+        &dir,
+        &[
+            "verify",
+            "--checkpoint",
+            saved.to_str().unwrap(),
+            "--key",
+            vkey.trim(),
+        ],
+    );
+    assert!(
+        !out.status.success()
+            && text(&out).contains(&format!("records {}–{n} were cut off", n - 1)),
+        "{}",
+        text(&out)
+    );
+}
