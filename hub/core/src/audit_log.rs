@@ -126,8 +126,7 @@ impl Shipper {
         replica: &str,
         datasets: Option<DatasetStore>,
         store: Arc<dyn Store>,
-        secret: &[u8],
-        sig: SigAlg,
+        signer: Signer,
         checkpoint_every: std::time::Duration,
     ) -> Shipper {
         Shipper {
@@ -139,7 +138,7 @@ impl Shipper {
             shipped: BTreeSet::new(),
             shipped_seq: 0,
             recorded: None,
-            signer: signer(secret, replica, sig),
+            signer,
             checkpoint_every,
             checkpointed: None,
         }

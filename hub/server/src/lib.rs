@@ -674,8 +674,11 @@ impl Server {
                 &self.state.replica,
                 self.audit_ship.map(|_| self.state.datasets.clone()),
                 self.state.store.clone(),
-                self.state.hash_key.as_bytes(),
-                self.audit_signature,
+                tongban_core::audit_log::signer(
+                    self.state.hash_key.as_bytes(),
+                    &self.state.replica,
+                    self.audit_signature,
+                ),
                 self.audit_checkpoint,
             );
             let every = self.audit_ship;
