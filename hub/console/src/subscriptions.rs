@@ -63,7 +63,8 @@ pub async fn page(State(state): State<AppState>, s: Session) -> Response {
             .iter()
             .min_by_key(|d| d.version)
             .and_then(|d| d.last_error.clone());
-        let (released, filters) = match plan::plan(&state.access, &sub, Utc::now()) {
+        let (released, filters) = match plan::plan(&state.access, &state.disputes, &sub, Utc::now())
+        {
             Ok(p) => (
                 Ok(p.projection
                     .iter()

@@ -32,7 +32,16 @@ use tongban_catalog::objections::{
 };
 use tongban_policies::NeedStatus;
 
-type Marks = HashMap<String, HashMap<String, Vec<String>>>;
+/// The disputed records of one resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResourceMarks {
+    /// The resource's key item (its records' keys are its values).
+    pub key_item: String,
+    /// Key → disputed items.
+    pub records: HashMap<String, Vec<String>>,
+}
+
+type Marks = HashMap<String, ResourceMarks>;
 
 /// The disputed items of open objections: resource → key → items.
 #[derive(Clone, Default)]
@@ -47,7 +56,7 @@ impl Disputes {
     /// The disputed items of one record, if any.
     pub fn items(&self, resource: &str, key: &str) -> Option<Vec<String>> {
         let marks = self.current();
-        marks.get(resource)?.get(key).cloned()
+        marks.get(resource)?.records.get(key).cloned()
     }
 
     /// Reads the open objections from the catalog.
@@ -60,9 +69,24 @@ impl Disputes {
             .await?;
         let mut marks: Marks = HashMap::new();
         for o in open {
+            if !marks.contains_key(&o.resource) {
+                // Objections are raised only on resources with one key item.
+                let key_item = match store.get_resource(&o.resource).await {
+                    Ok(r) => r.spec.key_items.first().cloned().unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                marks.insert(
+                    o.resource.clone(),
+                    ResourceMarks {
+                        key_item,
+                        records: HashMap::new(),
+                    },
+                );
+            }
             let items = marks
-                .entry(o.resource)
-                .or_default()
+                .get_mut(&o.resource)
+                .expect("inserted above")
+                .records
                 .entry(o.key)
                 .or_default();
             for i in o.items {

@@ -2,7 +2,7 @@
 //! then projected and masked with the `policies` enforcement helpers — the
 //! same code every other data path uses. Nothing is held beyond one batch.
 
-use super::plan::Plan;
+use super::plan::{DISPUTED, Disputed, Plan};
 use crate::Result;
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
@@ -64,6 +64,13 @@ pub fn released_schema(spec: &ResourceSpec, plan: &Plan, part: Part) -> Result<S
             false,
         ));
     }
+    if plan.disputed.is_some() {
+        fields.push(arrow::datatypes::Field::new(
+            DISPUTED,
+            arrow::datatypes::DataType::Utf8,
+            true,
+        ));
+    }
     Ok(Arc::new(Schema::new(fields)))
 }
 
@@ -81,13 +88,62 @@ pub async fn released(
         .into_iter()
         .map(|(c, r)| (c.to_string(), r))
         .collect();
+    let disputed = plan.disputed.clone();
     Ok(input
         .map(move |batch| {
             let batch = batch?;
-            apply_batch(&batch, &filters, &cols, hash_key.as_bytes())
+            apply_marked(
+                &batch,
+                &filters,
+                &cols,
+                hash_key.as_bytes(),
+                disputed.as_ref(),
+            )
         })
         .filter(|b| std::future::ready(!matches!(b, Ok(b) if b.num_rows() == 0)))
         .boxed())
+}
+
+/// [`apply_batch`], then the `_disputed` column when the plan marks
+/// records: each row's disputed items, from its key before masking.
+fn apply_marked(
+    batch: &RecordBatch,
+    filters: &[tongban_policies::RowFilter],
+    cols: &[(String, Reveal)],
+    hash_key: &[u8],
+    disputed: Option<&Disputed>,
+) -> Result<RecordBatch> {
+    let Some(d) = disputed else {
+        return apply_batch(batch, filters, cols, hash_key);
+    };
+    let kept = enforce::filter_rows(batch, filters)?;
+    let released = apply_batch(&kept, &[], cols, hash_key)?;
+    let keys = kept
+        .column_by_name(&d.key_item)
+        .and_then(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).ok());
+    let marks: arrow::array::StringArray = (0..kept.num_rows())
+        .map(|i| {
+            let keys = keys.as_ref()?;
+            let keys = arrow::array::AsArray::as_string::<i32>(keys.as_ref());
+            if arrow::array::Array::is_null(keys, i) {
+                return None;
+            }
+            d.records.get(keys.value(i)).map(String::as_str)
+        })
+        .collect();
+    let mut fields: Vec<arrow::datatypes::FieldRef> =
+        released.schema().fields().iter().cloned().collect();
+    fields.push(Arc::new(arrow::datatypes::Field::new(
+        DISPUTED,
+        arrow::datatypes::DataType::Utf8,
+        true,
+    )));
+    let mut columns = released.columns().to_vec();
+    columns.push(Arc::new(marks));
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Row filters, then projection and masks, on one batch.

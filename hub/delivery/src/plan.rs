@@ -11,6 +11,7 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use tongban_catalog::subscriptions::{Subscription, SubscriptionStatus};
+use tongban_core::objections::Disputes;
 use tongban_core::{Access, Ask};
 use tongban_policies::{Decision, Reveal, RowFilter, Rule};
 
@@ -23,11 +24,26 @@ pub struct Plan {
     pub projection: Vec<(String, Reveal)>,
     /// Rows kept: every filter holds.
     pub row_filters: Vec<RowFilter>,
-    /// A digest of the projection and filters: files written under one plan
-    /// are reused only by plans with the same fingerprint, so a changed
-    /// mask or filter never serves an old file.
+    /// A digest of the projection and filters (and the disputed marks):
+    /// files written under one plan are reused only by plans with the same
+    /// fingerprint, so a changed mask, filter or mark never serves an old
+    /// file.
     pub fingerprint: String,
+    /// Records of the resource whose released items an open objection
+    /// disputes: their rows carry the `_disputed` column (异议标注).
+    pub disputed: Option<Disputed>,
 }
+
+/// The disputed records a delivery marks: key item, and key → the
+/// disputed released items, comma-joined (what `_disputed` holds).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Disputed {
+    pub key_item: String,
+    pub records: std::collections::BTreeMap<String, String>,
+}
+
+/// The column that carries a row's disputed items in a delivery.
+pub const DISPUTED: &str = "_disputed";
 
 /// Why nothing may be delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,8 +89,14 @@ impl Plan {
     }
 }
 
-/// Decides what a delivery of `sub` at `now` may release.
-pub fn plan(access: &Access, sub: &Subscription, now: DateTime<Utc>) -> Result<Plan, Refused> {
+/// Decides what a delivery of `sub` at `now` may release, with the
+/// disputed marks of open objections on its resource.
+pub fn plan(
+    access: &Access,
+    disputes: &Disputes,
+    sub: &Subscription,
+    now: DateTime<Utc>,
+) -> Result<Plan, Refused> {
     if sub.status != SubscriptionStatus::Active {
         return Err(Refused {
             rule: format!("subscription_{}", sub.status),
@@ -140,9 +162,30 @@ pub fn plan(access: &Access, sub: &Subscription, now: DateTime<Utc>) -> Result<P
         });
     }
     let row_filters = decision.row_filters.clone();
+    let disputed = disputes.current().get(&sub.spec.resource).and_then(|m| {
+        let records: std::collections::BTreeMap<String, String> = m
+            .records
+            .iter()
+            .filter_map(|(key, items)| {
+                let released: Vec<&str> = projection
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .filter(|c| items.iter().any(|i| i == c))
+                    .collect();
+                (!released.is_empty()).then(|| (key.clone(), released.join(",")))
+            })
+            .collect();
+        (!records.is_empty() && !m.key_item.is_empty()).then(|| Disputed {
+            key_item: m.key_item.clone(),
+            records,
+        })
+    });
     let fingerprint = {
         let mut h = Sha256::new();
         h.update(serde_json::to_vec(&(&projection, &row_filters)).expect("plans serialise"));
+        if let Some(d) = &disputed {
+            h.update(serde_json::to_vec(d).expect("marks serialise"));
+        }
         hex::encode(&h.finalize()[..8])
     };
     Ok(Plan {
@@ -151,5 +194,6 @@ pub fn plan(access: &Access, sub: &Subscription, now: DateTime<Utc>) -> Result<P
         projection,
         row_filters,
         fingerprint,
+        disputed,
     })
 }

@@ -148,8 +148,13 @@ async fn attempt(state: &AppState, client: &reqwest::Client, d: Delivery) {
             return;
         }
     };
-    let plan = match plan::plan(&state.access, &sub, now) {
-        Ok(p) => p,
+    let plan = match plan::plan(&state.access, &state.disputes, &sub, now) {
+        // A push target's columns are fixed (a PostgreSQL table, a
+        // consumer's parser): pushes carry no `_disputed` column.
+        Ok(p) => plan::Plan {
+            disputed: None,
+            ..p
+        },
         Err(refused) => {
             // A lapsed need stops the subscription, abandoning what waits.
             let _ = super::refuse(state, &sub, Some(d.version), &refused, started).await;

@@ -78,7 +78,7 @@ pub async fn do_get(
         ))
     })?
     .clone();
-    let plan = match plan::plan(&state.access, &sub, chrono::Utc::now()) {
+    let plan = match plan::plan(&state.access, &state.disputes, &sub, chrono::Utc::now()) {
         Ok(p) => p,
         Err(refused) => {
             tongban_delivery::refuse(&state.base, &sub, Some(version.version), &refused, started)
@@ -132,7 +132,7 @@ pub async fn list(state: &AppState, who: &Identity) -> Result<Vec<FlightInfo>, S
         if sub.spec.channel.is_push() || sub.status != SubscriptionStatus::Active {
             continue;
         }
-        let Ok(plan) = plan::plan(&state.access, &sub, chrono::Utc::now()) else {
+        let Ok(plan) = plan::plan(&state.access, &state.disputes, &sub, chrono::Utc::now()) else {
             continue;
         };
         let resource = state

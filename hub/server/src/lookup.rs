@@ -368,7 +368,7 @@ fn release(
 /// answers by a secondary item (`by`) are not marked.
 fn mark(state: &AppState, resource: &str, results: &mut [KeyResult], decision: &Decision) {
     let marks = state.disputes.current();
-    let Some(records) = marks.get(resource) else {
+    let Some(records) = marks.get(resource).map(|m| &m.records) else {
         return;
     };
     for r in results.iter_mut().filter(|r| r.found) {

@@ -443,7 +443,7 @@ async fn table_version(
 /// The plan of a table's subscription now; a refusal is audited and
 /// answered 403 with the rule.
 async fn plan_for(state: &AppState, t: &Table, started: std::time::Instant) -> Result<Plan> {
-    match plan::plan(&state.access, &t.sub, Utc::now()) {
+    match plan::plan(&state.access, &state.disputes, &t.sub, Utc::now()) {
         Ok(p) => Ok(p),
         Err(refused) => {
             tongban_delivery::refuse(&state.base, &t.sub, None, &refused, started)
@@ -888,7 +888,7 @@ async fn file(
         })?;
     let sub = state.store.get_subscription(grant.subscription).await?;
     // A file leaves only if the pipeline decides the same way now.
-    let current = plan::plan(&state.access, &sub, now)
+    let current = plan::plan(&state.access, &state.disputes, &sub, now)
         .map_err(|refused| SharingError(Problem::from(tongban_core::Error::from(refused))))?;
     if current.fingerprint != grant.fingerprint {
         return Err(SharingError(Problem::forbidden(

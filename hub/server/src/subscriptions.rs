@@ -176,7 +176,7 @@ pub async fn get(
         .filter(|d| d.attempts > 0)
         .max_by_key(|d| d.version)
         .cloned();
-    let plan = match plan::plan(&state.access, &sub, Utc::now()) {
+    let plan = match plan::plan(&state.access, &state.disputes, &sub, Utc::now()) {
         Ok(p) => PlanView {
             permitted: true,
             rule: p.decision.rule.to_string(),
