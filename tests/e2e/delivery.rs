@@ -1073,3 +1073,104 @@ async fn postgres_push_replaces_the_table_with_the_permitted_rows() {
         "replaced, not appended"
     );
 }
+
+/// Shared files carry the disputed mark (异议标注): once an objection is
+/// open on a resident's name, the residents table's files are written
+/// anew with a `_disputed` column — `name` on that resident's row, empty on
+/// the others — and the metadata's schema says so; once it is closed, the
+/// files are as before.
+#[tokio::test]
+async fn shared_files_mark_the_rows_an_objection_disputes() {
+    let hub = sharing_hub().await;
+    let (_, batches) = hub.read_newest("101/000001").await;
+    let resident = batches
+        .iter()
+        .flat_map(rows)
+        .find(|r| r.street.starts_with("310104"))
+        .expect("a Xuhui resident");
+    let masked = Mask::CitizenId.apply(&resident.citizen_id, hub.mask_key().as_bytes());
+    let (_, before) = shared_marks(&hub).await;
+    assert!(
+        before.iter().all(|(_, d, col)| d.is_none() && !col),
+        "no column before"
+    );
+
+    let raised = expect_json(
+        hub.post("/v1/objections", "data-office")
+            .json(&json!({"resource": "101/000001", "key": resident.citizen_id, "items": ["name", "phone"],
+                          "evidence": "街道核查：姓名有误"}))
+            .send()
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    let (q, after) = shared_marks(&hub).await;
+    let schema = q
+        .iter()
+        .find_map(|l| l.get("metaData"))
+        .and_then(|m| m["schemaString"].as_str())
+        .unwrap()
+        .to_string();
+    assert!(
+        schema.contains("_disputed"),
+        "the metadata names the column: {schema}"
+    );
+    let marked: Vec<_> = after.iter().filter(|(_, d, _)| d.is_some()).collect();
+    assert_eq!(marked.len(), 1, "one row marked: {marked:?}");
+    assert_eq!(marked[0].0, masked);
+    assert_eq!(
+        marked[0].1.as_deref(),
+        Some("name"),
+        "only the released items are marked"
+    );
+    assert!(
+        after.iter().all(|(_, _, col)| *col),
+        "every file has the column"
+    );
+    assert_eq!(after.len(), before.len(), "the same rows");
+
+    // Rejected: the mark goes, and so does the column.
+    let id = raised["id"].as_i64().unwrap();
+    expect_json(
+        hub.post(&format!("/v1/objections/{id}/reject"), "public-security")
+            .json(&json!({"note": "与户籍档案一致"}))
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let (_, closed) = shared_marks(&hub).await;
+    assert!(closed.iter().all(|(_, d, col)| d.is_none() && !col));
+}
+
+/// Everything the residents files hold: (masked citizen ID, `_disputed`,
+/// whether the file has the column) per row, with the query's lines.
+async fn shared_marks(hub: &Hub) -> (Vec<Value>, Vec<(String, Option<String>, bool)>) {
+    let q = query(hub, json!({})).await;
+    let mut out = Vec::new();
+    for f in files(&q) {
+        let bytes = hub
+            .client
+            .get(f["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        for b in read_parquet(bytes) {
+            let has_column = b.column_by_name("_disputed").is_some();
+            let disputed = if has_column {
+                cells(&b, "_disputed")
+            } else {
+                vec![None; b.num_rows()]
+            };
+            for (id, d) in cells(&b, "citizen_id").into_iter().zip(disputed) {
+                out.push((id.unwrap(), d, has_column));
+            }
+        }
+    }
+    (q, out)
+}
