@@ -417,6 +417,22 @@ async fn an_objection_marks_ages_and_closes_through_a_corrected_version() {
     )
     .await;
     assert!(other_user.as_array().unwrap().is_empty());
+    // One by id: the portal sees it for its user, not for another.
+    let path = format!("/v1/objections/{id2}");
+    let mine_by_id = hub
+        .get(&path, "portal")
+        .header("X-Tongban-UserId", b.as_str());
+    expect_json(mine_by_id.send().await.unwrap(), 200).await;
+    let theirs = hub
+        .get(&path, "portal")
+        .header("X-Tongban-UserId", a.as_str());
+    problem(theirs.send().await.unwrap(), 404, "not_found").await;
+    problem(
+        hub.get(&path, "portal").send().await.unwrap(),
+        404,
+        "not_found",
+    )
+    .await;
     problem(
         hub.post(&format!("/v1/objections/{id2}/reject"), "public-security")
             .json(&json!({"note": " "}))

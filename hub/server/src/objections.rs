@@ -136,6 +136,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     Caller(who): Caller,
+    headers: HeaderMap,
     Path(id): Path<i64>,
 ) -> Result<axum::Json<ObjectionRecord>, Problem> {
     let o = state.store.get_objection(id).await?;
@@ -144,7 +145,14 @@ pub async fn get(
         role: who.role,
         user: None,
     };
-    if !objections::may_see(&asker, &o) {
+    // The portal sees only what it raised for the user it names.
+    let for_user = match who.role {
+        Role::Portal => user(&headers)?.is_some_and(|u| {
+            o.raised_for.as_deref() == Some(state.access.audit().key_hash(u.trim()).as_str())
+        }),
+        _ => true,
+    };
+    if !objections::may_see(&asker, &o) || !for_user {
         return Err(Problem::not_found(format!("no objection {id}")));
     }
     Ok(axum::Json(o))
