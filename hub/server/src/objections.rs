@@ -80,10 +80,9 @@ pub async fn raise(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// `open`, `correcting`, `corrected`, `rejected`.
+    /// `open`, `correcting`, `corrected`, `rejected` (empty: any).
     #[serde(default)]
-    #[param(value_type = Option<String>)]
-    pub status: Option<ObjectionStatus>,
+    pub status: Option<String>,
     #[serde(default)]
     pub resource: Option<String>,
     /// Only those past their deadline and not answered by a correction or a rejection.
@@ -97,7 +96,9 @@ pub struct ListParams {
 /// must answer; the portal those it raised for its user.
 #[utoipa::path(get, path = "/v1/objections", tag = "objections",
     params(ListParams),
-    responses((status = 200, description = "Oldest first", body = Vec<ObjectionRecord>)),
+    responses((status = 200, description = "Oldest first", body = Vec<ObjectionRecord>),
+              (status = 400, description = "A status that is none of the four", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "The portal without its user", body = Problem, content_type = "application/problem+json")),
     security(("token" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -105,10 +106,17 @@ pub async fn list(
     headers: HeaderMap,
     Query(p): Query<ListParams>,
 ) -> Result<axum::Json<Vec<ObjectionRecord>>, Problem> {
+    let status = match p.status.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(s) => Some(s.parse::<ObjectionStatus>().map_err(|e| {
+            Problem::new(tongban_core::Code::InvalidQuery, format!("status: {e}"))
+                .with_field("status")
+        })?),
+    };
     let query = ObjectionQuery {
         party: (who.role != Role::DataOffice).then(|| who.department.clone()),
-        resource: p.resource,
-        status: p.status,
+        resource: p.resource.filter(|r| !r.trim().is_empty()),
+        status,
         overdue_at: p.overdue.then(Utc::now),
         marking: false,
     };

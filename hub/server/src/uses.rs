@@ -118,7 +118,8 @@ fn bound(field: &'static str, text: &str, end: bool) -> Result<DateTime<Utc>, Pr
     params(UsesParams,
         ("X-Tongban-UserId" = Option<String>, Header, description = "Portal only: the citizen ID of the user the portal authenticated")),
     responses((status = 200, description = "The subject's uses, newest first", body = UsesPage),
-              (status = 400, description = "A subject or period that cannot be read", body = Problem, content_type = "application/problem+json"),
+              (status = 400, description = "A period or page that cannot be read", body = Problem, content_type = "application/problem+json"),
+              (status = 422, description = "A subject (or portal user) that is no citizen ID or credit code", body = Problem, content_type = "application/problem+json"),
               (status = 403, description = "A department, or a portal user asking for another subject", body = Problem, content_type = "application/problem+json")),
     security(("token" = [])))]
 pub async fn list(
@@ -137,12 +138,17 @@ pub async fn list(
         })?),
         None => None,
     };
-    let from = p
-        .from
-        .as_deref()
-        .map(|t| bound("from", t, false))
+    // An empty value (as HTML forms send) counts as absent.
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    let from = given(&p.from)
+        .map(|t| bound("from", &t, false))
         .transpose()?;
-    let to = p.to.as_deref().map(|t| bound("to", t, true)).transpose()?;
+    let to = given(&p.to).map(|t| bound("to", &t, true)).transpose()?;
     let page_size = p.page_size.unwrap_or(50);
     if !(1..=uses::MAX_PAGE).contains(&page_size) {
         return Err(Problem::new(
