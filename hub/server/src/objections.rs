@@ -82,6 +82,7 @@ pub async fn raise(
 pub struct ListParams {
     /// `open`, `correcting`, `corrected`, `rejected` (empty: any).
     #[serde(default)]
+    #[param(pattern = "^(open|correcting|corrected|rejected)?$")]
     pub status: Option<String>,
     #[serde(default)]
     pub resource: Option<String>,
