@@ -5,7 +5,6 @@ use crate::common::{
 };
 use arrow::array::{AsArray, RecordBatch};
 use serde_json::{Value, json};
-use tongban_catalog::Store;
 
 /// A few rows of a demo dataset, read straight from its Parquet file, as
 /// text (a null as empty).
@@ -312,17 +311,52 @@ async fn licence_seals_are_verified_and_tampered_licences_fail() {
         json!({"valid": true, "issuer": "sh-scjgj", "algorithm": "SM2-SM3"})
     );
 
-    // Another department's key registered as the issuer's: not valid.
-    let register = |issuer: &str| tongban_catalog::SealKeyRecord {
-        department: "sh-scjgj".into(),
-        algorithm: "SM2-SM3".into(),
-        public_key: tongban_datagen::generate::issuer_seal_key(issuer).public_key(),
-        registered_at: chrono::Utc::now(),
+    // Another department's key registered as the issuer's (over the API,
+    // by the data office): not valid.
+    let register = |issuer: &str| {
+        let key = tongban_datagen::generate::issuer_seal_key(issuer).public_key();
+        hub.put("/v1/catalog/departments/sh-scjgj/seal-key", "data-office")
+            .json(&json!({ "public_key": key }))
+            .send()
     };
-    hub.store
-        .register_seal_key(&register("sh-gaj"))
+    let registered = ok(register("sh-gaj").await.unwrap()).await;
+    assert_eq!(registered["department"], "sh-scjgj");
+    assert_eq!(registered["algorithm"], "SM2-SM3");
+    // Only the data office registers; a key that is no SM2 point is refused.
+    let by_department = hub
+        .put("/v1/catalog/departments/sh-scjgj/seal-key", "acceptance")
+        .json(&json!({"public_key": registered["public_key"]}))
+        .send()
         .await
         .unwrap();
+    assert_eq!(by_department.status(), 403);
+    let bad = hub
+        .put("/v1/catalog/departments/sh-scjgj/seal-key", "data-office")
+        .json(&json!({"public_key": "04abcd"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let unknown = hub
+        .put("/v1/catalog/departments/no-such/seal-key", "data-office")
+        .json(&json!({"public_key": registered["public_key"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    let keys = ok(hub
+        .get("/v1/catalog/seal-keys", "acceptance")
+        .send()
+        .await
+        .unwrap())
+    .await;
+    assert!(
+        keys.as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["department"] == "sh-scjgj" && k["public_key"] == registered["public_key"]),
+        "{keys}"
+    );
     let r = ok(hub
         .post("/v1/verify/104/000001", "acceptance")
         .json(&ask)
@@ -338,10 +372,7 @@ async fn licence_seals_are_verified_and_tampered_licences_fail() {
             .contains("does not match"),
         "{r}"
     );
-    hub.store
-        .register_seal_key(&register("sh-scjgj"))
-        .await
-        .unwrap();
+    ok(register("sh-scjgj").await.unwrap()).await;
 
     // A new version in which this licence's holder name was altered.
     let (_, batches) = hub.read_newest("104/000001").await;

@@ -235,3 +235,63 @@ pub async fn get_department(
 ) -> ApiResult<axum::Json<Department>> {
     Ok(axum::Json(state.store.get_department(&code).await?))
 }
+
+/// What a department's seal key is registered with.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SealKeySpec {
+    /// Hex of the uncompressed SEC1 point of the department's SM2 public
+    /// key (`04` ‖ x ‖ y, 130 hex digits).
+    #[schema(
+        example = "0409f9df311e5421a150dd7d161e4bc5c672179fad1833fc076bb08ff356f35020ccea490ce26775a52dc6ea718cc1aa600aed05fbf35e084a6632f6072da9ad13"
+    )]
+    pub public_key: String,
+}
+
+/// Register a department's seal key
+///
+/// The SM2 public key the department seals its e-licences with (SM2 over
+/// SM3, GB/T 38540); licence verification (`"seal": true`) checks seals
+/// against it. Replaces an earlier key. Data office only.
+#[utoipa::path(put, path = "/v1/catalog/departments/{code}/seal-key", tag = "catalog",
+    params(("code" = String, Path, description = "Department code, e.g. sh-scjgj")),
+    request_body = SealKeySpec,
+    responses(
+        (status = 200, description = "Registered", body = tongban_catalog::SealKeyRecord),
+        (status = 404, description = "No such department", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an SM2 public key", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("token" = [])))]
+pub async fn register_seal_key(
+    State(state): State<AppState>,
+    _office: DataOffice,
+    Path(code): Path<String>,
+    Json(spec): Json<SealKeySpec>,
+) -> ApiResult<axum::Json<tongban_catalog::SealKeyRecord>> {
+    state.store.get_department(&code).await?;
+    tongban_core::seal::check_public_key(&spec.public_key).map_err(|e| {
+        Problem::new(tongban_core::Code::InvalidInput, format!("public_key: {e}"))
+            .with_field("public_key")
+    })?;
+    let record = tongban_catalog::SealKeyRecord {
+        department: code,
+        algorithm: tongban_core::seal::ALGORITHM.to_string(),
+        public_key: spec.public_key.trim().to_ascii_lowercase(),
+        registered_at: chrono::Utc::now(),
+    };
+    state.store.register_seal_key(&record).await?;
+    Ok(axum::Json(record))
+}
+
+/// The registered seal keys
+///
+/// Every department's SM2 seal key, as licence verification uses them.
+#[utoipa::path(get, path = "/v1/catalog/seal-keys", tag = "catalog",
+    responses((status = 200, description = "By department", body = Vec<tongban_catalog::SealKeyRecord>)),
+    security(("token" = [])))]
+pub async fn seal_keys(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<axum::Json<Vec<tongban_catalog::SealKeyRecord>>> {
+    Ok(axum::Json(state.store.seal_keys().await?))
+}

@@ -311,6 +311,8 @@ pub fn router(
             catalog::create_department
         ))
         .routes(routes!(catalog::get_department))
+        .routes(routes!(catalog::register_seal_key))
+        .routes(routes!(catalog::seal_keys))
         .routes(routes!(lists::list_needs, lists::apply_need))
         .routes(routes!(lists::get_need))
         .routes(routes!(lists::approve_need))
