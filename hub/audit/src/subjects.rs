@@ -363,6 +363,7 @@ pub fn read_record(dir: &Path, e: &Entry) -> Result<Option<Record>> {
 /// a sound run: indexes those that are not from their lines. Returns how
 /// many segments it indexed.
 pub fn ensure_runs(dir: &Path, segments: &[PathBuf]) -> Result<usize> {
+    remove_stale_temporaries(dir);
     let Some((_, sealed)) = segments.split_last() else {
         return Ok(0);
     };
@@ -397,6 +398,29 @@ pub fn ensure_runs(dir: &Path, segments: &[PathBuf]) -> Result<usize> {
         tracing::info!(segments = built, "indexed sealed audit segments by subject");
     }
     Ok(built)
+}
+
+/// Removes runs left half-written by a process that stopped (temporary
+/// names older than ten minutes: a younger one may be another indexer's
+/// of this process, about to be renamed).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let stale = std::time::Duration::from_secs(600);
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > stale);
+        if name.starts_with("subjects-") && name.ends_with(".tmp") && old {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Merges eight consecutive runs of one span into one, oldest first, as
@@ -593,8 +617,20 @@ mod tests {
         assert_eq!(crate::trace(dir.path(), SECRET, "alice").unwrap().len(), 20);
         drop(audit);
 
-        // A run lost or torn is rebuilt from the segment's lines on open.
+        // A run lost or torn is rebuilt from the segment's lines on open,
+        // and a temporary a stopped process left behind is removed.
         std::fs::remove_file(dir.path().join("subjects-000017-000017.idx")).unwrap();
+        let left = dir.path().join("subjects-000017-000017.idx.1-0.tmp");
+        let fresh = dir.path().join("subjects-000018-000018.idx.1-1.tmp");
+        std::fs::write(&left, b"half a run").unwrap();
+        std::fs::write(&fresh, b"being written").unwrap();
+        let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&left)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
         let torn = dir.path().join("subjects-000001-000008.idx");
         let len = std::fs::metadata(&torn).unwrap().len();
         std::fs::OpenOptions::new()
@@ -604,6 +640,10 @@ mod tests {
             .set_len(len - 5)
             .unwrap();
         let audit = Audit::open(dir.path(), SECRET, Some("hub-a")).unwrap();
+        assert!(
+            !left.exists() && fresh.exists(),
+            "only the stale temporary goes"
+        );
         assert_eq!(cases(&audit, "alice"), want);
         rt.block_on(audit.record(event(60, &["alice"]))).unwrap();
         want.insert(0, "case-60".into());
