@@ -50,8 +50,9 @@ pub struct Query<'a> {
 }
 
 /// One use of the subject's data.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Use {
+    #[schema(value_type = String, format = DateTime)]
     pub time: DateTime<Utc>,
     /// The consumer department's code and name.
     pub consumer: String,
@@ -66,12 +67,14 @@ pub struct Use {
     pub mode: String,
     /// The items released (a verification: the items checked).
     pub items: Vec<String>,
+    /// `released`, `denied`, `quota_exceeded`, `failed`, `provider_failed`.
+    #[schema(value_type = String, example = "released")]
     pub outcome: Outcome,
     /// The audit record, for an inclusion proof (`tongban audit prove`).
     pub record: RecordRef,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RecordRef {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replica: Option<String>,
@@ -79,8 +82,10 @@ pub struct RecordRef {
 }
 
 /// One page of uses, newest first.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Page {
+    /// The subject, normalised (upper case, check digit verified).
+    pub subject: String,
     pub uses: Vec<Use>,
     /// Pass as `before` for the next page; none on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -332,7 +337,11 @@ pub async fn uses(hub: &Hub, asker: &Asker<'_>, q: &Query<'_>) -> Result<Page, E
         })
         .await
         .map_err(crate::Error::AuditUnavailable)?;
-    Ok(Page { uses, next })
+    Ok(Page {
+        subject,
+        uses,
+        next,
+    })
 }
 
 /// How a data-use query is recorded: not a resource of the directory.

@@ -8,9 +8,9 @@ use super::problem::Problem;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tongban_core::uses::{self, Asker};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 /// The header in which the portal names the user its login authenticated
 /// (as X-Road's `X-Road-UserId`).
@@ -35,41 +35,6 @@ pub struct UsesParams {
     #[serde(default)]
     #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<usize>,
-}
-
-/// One use of the subject's data.
-#[derive(Serialize, ToSchema)]
-pub struct UseOut {
-    #[schema(value_type = String, format = DateTime)]
-    pub time: DateTime<Utc>,
-    /// The consumer department's code and name.
-    pub consumer: String,
-    pub consumer_name: String,
-    pub resource: String,
-    pub resource_name: String,
-    /// The matter (事项) code, and its name when the need names it.
-    pub matter: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub matter_name: Option<String>,
-    /// `lookup`, `verify`, `stream`, `call`, `batch`, `subscribe`, `data_use`.
-    pub mode: String,
-    /// Items released (a verification: the items checked).
-    pub items: Vec<String>,
-    /// `released`, `denied`, `quota_exceeded`, `failed`, `provider_failed`.
-    pub outcome: String,
-    /// The audit record (replica and sequence number), for an inclusion proof.
-    #[schema(value_type = Object, example = json!({"replica": "hub-a", "seq": 1042}))]
-    pub record: uses::RecordRef,
-}
-
-/// A page of uses, newest first.
-#[derive(Serialize, ToSchema)]
-pub struct UsesPage {
-    pub subject: String,
-    pub uses: Vec<UseOut>,
-    /// Pass as `before` for the next page; absent on the last.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next: Option<u64>,
 }
 
 /// A time bound from a date (the day's start, or for an end its last
@@ -117,7 +82,7 @@ fn bound(field: &'static str, text: &str, end: bool) -> Result<DateTime<Utc>, Pr
 #[utoipa::path(get, path = "/v1/uses", tag = "audit",
     params(UsesParams,
         ("X-Tongban-UserId" = Option<String>, Header, description = "Portal only: the citizen ID of the user the portal authenticated")),
-    responses((status = 200, description = "The subject's uses, newest first", body = UsesPage),
+    responses((status = 200, description = "The subject's uses, newest first", body = uses::Page),
               (status = 400, description = "A period or page that cannot be read", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "A subject (or portal user) that is no citizen ID or credit code", body = Problem, content_type = "application/problem+json"),
               (status = 403, description = "A department, or a portal user asking for another subject", body = Problem, content_type = "application/problem+json")),
@@ -127,7 +92,7 @@ pub async fn list(
     Caller(who): Caller,
     headers: HeaderMap,
     Query(p): Query<UsesParams>,
-) -> Result<axum::Json<UsesPage>, Problem> {
+) -> Result<axum::Json<uses::Page>, Problem> {
     let user = match headers.get(USER_HEADER) {
         Some(v) => Some(v.to_str().map_err(|_| {
             Problem::new(
@@ -179,25 +144,5 @@ pub async fn list(
                 p
             }
         })?;
-    Ok(axum::Json(UsesPage {
-        subject: uses::normalise_subject(&p.subject).unwrap_or(p.subject),
-        uses: page
-            .uses
-            .into_iter()
-            .map(|u| UseOut {
-                time: u.time,
-                consumer: u.consumer,
-                consumer_name: u.consumer_name,
-                resource: u.resource,
-                resource_name: u.resource_name,
-                matter: u.matter,
-                matter_name: u.matter_name,
-                mode: u.mode,
-                items: u.items,
-                outcome: u.outcome.to_string(),
-                record: u.record,
-            })
-            .collect(),
-        next: page.next,
-    }))
+    Ok(axum::Json(page))
 }
