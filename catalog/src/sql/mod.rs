@@ -118,9 +118,14 @@ const MIGRATIONS: &[(i64, &str, Migration)] = &[
     (
         12,
         "objections",
+        Same(include_str!("../../migrations/0012_objections.sql")),
+    ),
+    (
+        13,
+        "objections in the change feed",
         Migration::Split {
-            sqlite: include_str!("../../migrations/0012_objections.sqlite.sql"),
-            postgres: include_str!("../../migrations/0012_objections.postgres.sql"),
+            sqlite: include_str!("../../migrations/0013_objections_changes.sqlite.sql"),
+            postgres: include_str!("../../migrations/0013_objections_changes.postgres.sql"),
         },
     ),
 ];
