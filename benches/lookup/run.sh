@@ -8,10 +8,17 @@
 #      Redis) from the hub's own Parquet file (prepare.py, pyarrow);
 #   4. wrk, fixed concurrency, single-key lookups cycling through the keys;
 #   5. p99 at a fixed $RATE requests/s (lookup-rate, open loop);
-#   6. streaming: $STREAM_KEYS keys in one NDJSON request, keys/s;
-#   7. redis-benchmark GET at the same concurrency, on the same rows' values;
-#   8. pgbench selects on the same rows in PostgreSQL (database `test`);
-#   9. prints a summary with the ratios and PASS / FALL SHORT per target.
+#   6. streaming: $STREAM_KEYS keys in one NDJSON request, keys/s; and the
+#      same keys through Arrow Flight DoExchange with pyarrow (flight.py);
+#   7. the pinned run (PINNED=1, the default on 2 or more cores): the hub on
+#      CPU 0, the load generator on CPU 1 (taskset), wrk and the fixed rate
+#      again; every server's CPU per request is CPU 0's busy time over the
+#      requests (/proc/stat), the same measure for every server;
+#   8. redis-benchmark GET at the same concurrency, on the same rows' values,
+#      shared and pinned (redis-server moved to CPU 0 and back);
+#   9. pgbench selects on the same rows in PostgreSQL (database `test`),
+#      shared and pinned (every postgres process moved to CPU 0 and back);
+#  10. prints a summary with the ratios and PASS / FALL SHORT per target.
 #
 # Usage: benches/lookup/run.sh            (from anywhere; settings below by
 #        environment, e.g. SCALE=0.1 DURATION=10 benches/lookup/run.sh)
@@ -30,6 +37,7 @@ RATE=${RATE:-20000}               # fixed-rate run: requests/s
 RATE_DURATION=${RATE_DURATION:-10}
 RATE_CONNECTIONS=${RATE_CONNECTIONS:-$CONNECTIONS}
 NKEYS=${NKEYS:-100000}            # keys extracted from the Parquet file
+PINNED=${PINNED:-$( (( $(nproc) >= 2 )) && echo 1 || echo 0)} # also the pinned run
 STREAM_KEYS=${STREAM_KEYS:-1000000}
 PG_URL=${PG_URL:-postgresql://postgres@127.0.0.1:5432/test}
 REDIS_DB=${REDIS_DB:-15}          # redis-benchmark --dbnum: keeps off db 0
@@ -48,6 +56,11 @@ RES=101/000001
 
 # CPU seconds (user + system) a process has used so far
 cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+# Busy (non-idle) seconds of CPU $1 so far, from /proc/stat
+cpu_busy_s() { awk -v c="cpu$1" -v hz="$(getconf CLK_TCK)" '$1==c { print ($2+$3+$4+$7+$8) / hz }' /proc/stat; }
+# Moves every thread of the processes $2.. to CPUs $1 (taskset -a)
+pin() { local cpus=$1; shift; for p in "$@"; do taskset -apc "$cpus" "$p" >/dev/null 2>&1 || true; done; }
+ALL_CPUS=0-$(( $(nproc) - 1 ))
 per_req_us() { awk -v a="$1" -v b="$2" -v n="$3" 'BEGIN{ if (n>0) printf "%.1f", (b-a)*1e6/n; else print "n/a" }'; }
 log() { printf '\n== %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
@@ -92,6 +105,8 @@ WORK=$(mktemp -d "$WORK_PARENT/tongban-lookup-bench.XXXXXX")
 HUB_PID=
 cleanup() {
     set +e
+    # The pinned runs move Redis and PostgreSQL to CPU 0: back to every CPU.
+    pin "$ALL_CPUS" $(pgrep -x redis-server) $(pgrep -x postgres)
     if [[ -n $HUB_PID ]] && kill -0 "$HUB_PID" 2>/dev/null; then
         kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null
     fi
@@ -211,6 +226,49 @@ echo "stream: $S_LINES lines ($S_FOUND found, $S_ERRORS errors, $S_BYTES bytes) 
 [[ $S_LINES == "$STREAM_KEYS" ]] || echo "WARNING: $S_LINES answer lines for $STREAM_KEYS keys" >&2
 rm -f "$WORK/stream.ndjson" "$WORK/stream.out"
 
+log "Flight DoExchange: $STREAM_KEYS keys in batches of 65536 (pyarrow)"
+sleep 2
+FLIGHT_URL="grpc://$HOST:$((PORT + 1))"
+timeout 300 "$VENV/bin/python" "$HERE/flight.py" "$FLIGHT_URL" "$TOKEN" "$WORK/keys.txt" "$STREAM_KEYS" \
+    | tee "$WORK/flight.out" >&2 || die "the Flight exchange failed"
+FL_KPS=$(awk '$1=="keys_per_s"{print $2}' "$WORK/flight.out")
+FL_FOUND=$(awk '$1=="found"{print $2}' "$WORK/flight.out")
+FL_ERR=$(awk '$1=="errors"{print $2}' "$WORK/flight.out")
+FL_S=$(awk '$1=="seconds"{print $2}' "$WORK/flight.out")
+
+# ---------------------------------------------------------------- pinned
+# The hub on CPU 0, the generator on CPU 1: the ratio then measures the
+# servers, not how the scheduler shares two cores between server and load.
+P_RPS=n/a; P_CPU_US=n/a; P_CPU0_US=n/a; P_P99=n/a; PR_ACH=n/a; PR_P99=n/a; PR_OK=n/a
+if [[ $PINNED == 1 ]]; then
+    log "pinned: the hub's threads on CPU 0, wrk -t1 -c$CONNECTIONS on CPU 1, ${DURATION} s"
+    pin 0 "$HUB_PID"
+    sleep 2
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d3s -s "$HERE/lookup.lua" "$BASE" -- "$WORK/keys.txt" "$TOKEN" >/dev/null
+    HUB_CPU0=$(cpu_s "$HUB_PID"); C0=$(cpu_busy_s 0)
+    taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --timeout 5s --latency \
+        -s "$HERE/lookup.lua" "$BASE" -- "$WORK/keys.txt" "$TOKEN" | tee "$WORK/wrk-pinned.out" >&2
+    HUB_CPU1=$(cpu_s "$HUB_PID"); C1=$(cpu_busy_s 0)
+    P_RPS=$(awk '/^Requests\/sec:/{print $2}' "$WORK/wrk-pinned.out")
+    P_REQS=$(awk '$1=="requests"{print $2}' "$WORK/wrk-pinned.out")
+    P_NON200=$(awk '$1=="non200"{print $2}' "$WORK/wrk-pinned.out")
+    P_P99=$(awk '$1=="latency_us" && $2=="p99" {printf "%.2f", $3/1000}' "$WORK/wrk-pinned.out")
+    P_CPU_US=$(per_req_us "$HUB_CPU0" "$HUB_CPU1" "$P_REQS")
+    P_CPU0_US=$(per_req_us "$C0" "$C1" "$P_REQS")
+    echo "pinned hub: $P_CPU_US us of hub CPU, $P_CPU0_US us of CPU 0 per request" >&2
+    log "pinned: lookup-rate on CPU 1, $RATE requests/s for $RATE_DURATION s"
+    sleep 2
+    timeout $((RATE_DURATION + 60)) taskset -c 1 "$RATEGEN" --url "$BASE/v1/lookup/$RES" --token "$TOKEN" \
+        --keys "$WORK/keys.txt" --rate "$RATE" --duration "$RATE_DURATION" --warmup 2 \
+        --connections "$RATE_CONNECTIONS" | tee "$WORK/rate-pinned.out" >&2
+    PR_ACH=$(awk '$1=="achieved_rate"{print $2}' "$WORK/rate-pinned.out")
+    PR_P99=$(awk '$1=="p99_us"{printf "%.3f", $2/1000}' "$WORK/rate-pinned.out")
+    PR_OK=$(awk -v a="$PR_ACH" -v r="$RATE" -v e="$(awk '$1=="errors"{print $2}' "$WORK/rate-pinned.out")" \
+        -v n="$(awk '$1=="non200"{print $2}' "$WORK/rate-pinned.out")" \
+        'BEGIN{print (a>=0.98*r && e==0 && n==0) ? "held" : "NOT held"}')
+    [[ ${P_NON200:-0} == 0 ]] || echo "WARNING: $P_NON200 non-200 answers in the pinned run" >&2
+fi
+
 log "stopping the hub"
 kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null || true
 HUB_PID=
@@ -233,6 +291,20 @@ REDIS_P50=$(sed -n 's/.*p50=\([0-9.]*\) msec.*/\1/p' "$WORK/redis.out")
 REDIS_CPU1=$(cpu_s "$REDIS_PID" 2>/dev/null || echo 0)
 REDIS_CPU_US=$(per_req_us "$REDIS_CPU0" "$REDIS_CPU1" "$REDIS_N")
 echo "redis-server CPU: $REDIS_CPU_US us per GET" >&2
+PR_REDIS_RPS=n/a; PR_REDIS_CPU0_US=n/a
+if [[ $PINNED == 1 ]]; then
+    log "pinned: redis-server on CPU 0, redis-benchmark on CPU 1"
+    pin 0 "$REDIS_PID"
+    sleep 1
+    C0=$(cpu_busy_s 0)
+    timeout $((DURATION * 4 + 60)) taskset -c 1 redis-benchmark -h $HOST --dbnum "$REDIS_DB" -t get -r "$KEYS" \
+        -c "$CONNECTIONS" -n "$REDIS_N" -q | tr '\r' '\n' | grep '^GET:' | tail -n 1 | tee "$WORK/redis-pinned.out" >&2
+    C1=$(cpu_busy_s 0)
+    pin "$ALL_CPUS" "$REDIS_PID"
+    PR_REDIS_RPS=$(awk '/^GET:/{print $2}' "$WORK/redis-pinned.out")
+    PR_REDIS_CPU0_US=$(per_req_us "$C0" "$C1" "$REDIS_N")
+    echo "pinned redis-server: $PR_REDIS_CPU0_US us of CPU 0 per GET" >&2
+fi
 
 # ---------------------------------------------------------------- PostgreSQL
 log "PostgreSQL: loading $ROWS rows into tongban_bench_people"
@@ -264,6 +336,33 @@ log "pgbench -M prepared -c $CONNECTIONS -j $THREADS -T $DURATION, by citizen_id
 PG_ID_TPS=$(pgb pg_select_id.sql pg_id.out)
 # the ratio is taken against the faster variant: the one harder to beat
 PG_BEST=$(awk -v a="$PG_N_TPS" -v b="$PG_ID_TPS" 'BEGIN{print (a>b)?a:b}')
+PR_PG_N_TPS=n/a; PR_PG_ID_TPS=n/a; PR_PG_BEST=n/a; PR_PG_CPU0_US=n/a
+if [[ $PINNED == 1 ]]; then
+    log "pinned: every postgres process on CPU 0, pgbench on CPU 1 (by n, then by citizen_id)"
+    # Backends fork from the postmaster, so they start on CPU 0 too.
+    pin 0 $(pgrep -x postgres)
+    pgbp() { # pgbench, pinned; prints TPS and CPU 0's busy us per transaction
+        taskset -c 1 pgbench -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T 3 -D rows="$ROWS" -D keys="$KEYS" \
+            -f "$HERE/$1" "$PG_URL" >/dev/null 2>&1
+        local c0 c1 tps n
+        c0=$(cpu_busy_s 0)
+        taskset -c 1 pgbench -n -M prepared -c "$CONNECTIONS" -j "$THREADS" -T "$DURATION" -D rows="$ROWS" -D keys="$KEYS" \
+            -f "$HERE/$1" "$PG_URL" >"$WORK/$2" 2>&1 || { cat "$WORK/$2" >&2; die "pgbench failed"; }
+        c1=$(cpu_busy_s 0)
+        grep -E 'latency average|tps =' "$WORK/$2" >&2
+        tps=$(awk '/^tps =/{print $3}' "$WORK/$2")
+        n=$(awk '/number of transactions actually processed/{print $NF}' "$WORK/$2")
+        echo "$tps $(per_req_us "$c0" "$c1" "$n")"
+    }
+    read -r PR_PG_N_TPS PG_N_CPU0 < <(pgbp pg_select_n.sql pg_n_pinned.out)
+    read -r PR_PG_ID_TPS PG_ID_CPU0 < <(pgbp pg_select_id.sql pg_id_pinned.out)
+    pin "$ALL_CPUS" $(pgrep -x postgres)
+    if awk -v a="$PR_PG_N_TPS" -v b="$PR_PG_ID_TPS" 'BEGIN{exit !(a>b)}'; then
+        PR_PG_BEST=$PR_PG_N_TPS; PR_PG_CPU0_US=$PG_N_CPU0
+    else
+        PR_PG_BEST=$PR_PG_ID_TPS; PR_PG_CPU0_US=$PG_ID_CPU0
+    fi
+fi
 
 # ---------------------------------------------------------------- summary
 if [[ -n ${TB_COMMIT:-} ]]; then COMMIT=$TB_COMMIT
@@ -271,13 +370,17 @@ elif COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null); then
     git -C "$ROOT" diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT + uncommitted changes"
 else COMMIT="unknown (not a git checkout; set TB_COMMIT)"; fi
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b>0) printf "%.2f", a/b; else print "n/a" }'; }
-verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN{ ok = (op==">=") ? (v>=t) : (v<t); print ok ? "PASS" : "FALL SHORT" }'; }
+verdict() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN{ if (v !~ /^[0-9.]+$/) { print "n/a"; exit } ok = (op==">=") ? (v>=t) : (v<t); print ok ? "PASS" : "FALL SHORT" }'; }
 R_REDIS=$(ratio "$TB_RPS" "$REDIS_RPS")
 R_PG=$(ratio "$TB_RPS" "$PG_BEST")
 R_PG_N=$(ratio "$TB_RPS" "$PG_N_TPS")
 R_PG_ID=$(ratio "$TB_RPS" "$PG_ID_TPS")
 RATE_OK=$(awk -v a="$R_ACH" -v r="$RATE" -v e="$R_ERR" -v n="$R_NON200" 'BEGIN{print (a>=0.98*r && e==0 && n==0) ? "held" : "NOT held"}')
 P99_VERDICT=$(verdict "$R_P99" "<" 1)
+R_CPU=$(ratio "$TB_CPU_US" "$REDIS_CPU_US")
+PR_R_REDIS=$(ratio "$P_RPS" "$PR_REDIS_RPS")
+PR_R_PG=$(ratio "$P_RPS" "$PR_PG_BEST")
+PR_R_CPU=$(ratio "$P_CPU0_US" "$PR_REDIS_CPU0_US")
 [[ $RATE_OK == held ]] || P99_VERDICT="FALL SHORT"
 
 cat <<EOF
@@ -287,7 +390,7 @@ machine     $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -n 1))
 date        $(date -u +%Y-%m-%dT%H:%MZ)
 commit      $COMMIT
 data        scale $SCALE: $ROWS citizens; $KEYS sampled keys; hub data in $WORK_PARENT
-note        server and load generators share the same $(nproc) cores
+note        shared: server and load generators share the same $(nproc) cores; pinned: see below
 
 Tongban lookups (wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, 1 key, 3 items, policy+mask+audit)
   requests/s            $TB_RPS   ($TB_REQS requests, non-200: $TB_NON200; socket errors: $TB_SOCKERR)
@@ -303,11 +406,23 @@ Fixed rate (lookup-rate, open loop, $RATE_CONNECTIONS connections, ${RATE_DURATI
   latency ms            p50 $R_P50  p99 $R_P99  p99.9 $R_P999  max $R_MAX
   floor (GET /health)   p50 $F_P50  p99 $F_P99  (same generator and rate; non-200 $F_NON200)
 Streaming (one request, $STREAM_KEYS keys, items name,gender)
-  keys/s                $S_KPS   ($S_LINES lines, $S_FOUND found, $S_ERRORS errors, ${S_TIME} s)
+  NDJSON keys/s         $S_KPS   ($S_LINES lines, $S_FOUND found, $S_ERRORS errors, ${S_TIME} s)
+  Flight keys/s         $FL_KPS   (DoExchange from pyarrow, batches of 65536; $FL_FOUND found, $FL_ERR errors, ${FL_S} s)
+Pinned (hub, redis-server, postgres on CPU 0; wrk, redis-benchmark, pgbench, lookup-rate on CPU 1)
+  Tongban lookups/s     $P_RPS   (p99 $P_P99 ms; hub CPU $P_CPU_US us, CPU 0 $P_CPU0_US us per request)
+  Redis GET/s           $PR_REDIS_RPS   (CPU 0 $PR_REDIS_CPU0_US us per GET)
+  pgbench best tps      $PR_PG_BEST   (by n $PR_PG_N_TPS, by citizen_id $PR_PG_ID_TPS; CPU 0 $PR_PG_CPU0_US us per select)
+  fixed $RATE/s         achieved $PR_ACH ($PR_OK), p99 $PR_P99 ms
 
 target                                   measured                 verdict
+hub CPU / Redis CPU (shared) <= 1.0x     $(printf '%-24s' "${R_CPU}x ($TB_CPU_US / $REDIS_CPU_US us)") $(verdict "$R_CPU" "<" 1.0001)
+CPU 0 per request (pinned) <= 1.0x       $(printf '%-24s' "${PR_R_CPU}x ($P_CPU0_US / $PR_REDIS_CPU0_US us)") $(verdict "$PR_R_CPU" "<" 1.0001)
 Tongban / Redis GET        >= 1.0x       $(printf '%-24s' "${R_REDIS}x") $(verdict "$R_REDIS" ">=" 1.0)
+  pinned                   >= 1.0x       $(printf '%-24s' "${PR_R_REDIS}x") $(verdict "$PR_R_REDIS" ">=" 1.0)
 Tongban / pgbench (best)   >= 10x        $(printf '%-24s' "${R_PG}x (n ${R_PG_N}x, id ${R_PG_ID}x)") $(verdict "$R_PG" ">=" 10)
+  pinned                   >= 10x        $(printf '%-24s' "${PR_R_PG}x") $(verdict "$PR_R_PG" ">=" 10)
 p99 at $RATE req/s        < 1 ms        $(printf '%-24s' "$R_P99 ms ($RATE_OK)") $P99_VERDICT
-streaming                  >= 1M keys/s  $(printf '%-24s' "$S_KPS") $(verdict "$S_KPS" ">=" 1000000)
+  pinned                   < 1 ms        $(printf '%-24s' "$PR_P99 ms ($PR_OK)") $( [[ $PR_OK == held ]] && verdict "$PR_P99" "<" 1 || echo "FALL SHORT")
+NDJSON streaming           >= 1M keys/s  $(printf '%-24s' "$S_KPS") $(verdict "$S_KPS" ">=" 1000000)
+Flight DoExchange          >= 2M keys/s  $(printf '%-24s' "$FL_KPS") $(verdict "$FL_KPS" ">=" 2000000)
 EOF
