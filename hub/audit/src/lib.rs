@@ -6,7 +6,13 @@
 //! Layout: `DATA_DIR/audit/audit-NNNNNN.jsonl`, one JSON record per line,
 //! segments of at most [`SEGMENT_BYTES`] (or fewer: [`Audit::seal_segment`]
 //! starts the next one early, so that sealed segments can be shipped to the
-//! object store). Each record carries `seq` (1, 2, … across segments), the
+//! object store). The segment being written is preallocated: its file is
+//! [`SEGMENT_BYTES`] long from the start (a sparse tail of zeros), so that a
+//! commit's `fdatasync` need not journal a new file size each time. Its
+//! records end at the first zero byte, where every reader stops
+//! ([`written`], [`read_segment`]); a segment is cut to its records when it
+//! is sealed and when the log closes, so stopped logs and sealed segments
+//! are plain JSON Lines. Each record carries `seq` (1, 2, … across segments), the
 //! `prev` record's hash, the `replica` whose chain it is, and its own
 //! `hash`: SHA-256 of `prev` and the record's JSON without `hash`. Keys are
 //! never written: only their keyed hash (HMAC-SHA256 with the hub's
@@ -41,7 +47,7 @@ use hmac::{Hmac, Mac};
 use merkle::{Frontier, HashAlg};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -334,6 +340,41 @@ fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("audit-{n:06}.jsonl"))
 }
 
+/// The records of a segment's bytes: up to its first zero byte (the
+/// preallocated tail of the segment being written).
+pub fn written(bytes: &[u8]) -> &[u8] {
+    let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+    &bytes[..end]
+}
+
+/// The records of the segment file at `path` ([`written`]), as text.
+pub fn read_segment(path: &Path) -> std::io::Result<String> {
+    let mut bytes = std::fs::read(path)?;
+    bytes.truncate(written(&bytes).len());
+    String::from_utf8(bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error()))
+}
+
+/// Opens the segment at `path` for writing at `size` (its records' end)
+/// and preallocates it: anything past `size` (a torn write a crash left)
+/// is cut off, then the file is extended with zeros to [`SEGMENT_BYTES`].
+/// The extension is sparse (no data written): overwriting a hole costs the
+/// `fdatasync` of the block it allocates, once per block, where an append
+/// costs a journaled size change on every commit.
+fn open_segment(path: &Path, size: u64) -> std::io::Result<std::fs::File> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)?;
+    file.set_len(size)?;
+    if size < SEGMENT_BYTES {
+        file.set_len(SEGMENT_BYTES)?;
+    }
+    Ok(file)
+}
+
 /// One group commit: the records appended while the writer was busy with
 /// the previous one. Every request in it waits on the same batch, so a
 /// request costs no channel and no allocation of its own.
@@ -498,10 +539,7 @@ fn recover_tree(files: &[PathBuf], last_text: &str, head: u64, alg: HashAlg) -> 
     );
     let mut tree = Frontier::new(alg);
     for f in &files[..files.len() - 1] {
-        replay(
-            &mut tree,
-            &std::fs::read_to_string(f).map_err(Error::file(f))?,
-        );
+        replay(&mut tree, &read_segment(f).map_err(Error::file(f))?);
     }
     replay(&mut tree, last_text);
     Ok(tree)
@@ -517,7 +555,7 @@ fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier, 
     let mut last_text = String::new();
     let segment = match files.last() {
         Some(last) => {
-            last_text = std::fs::read_to_string(last).map_err(Error::file(last))?;
+            last_text = read_segment(last).map_err(Error::file(last))?;
             // The head is the newest line: in the last segment, or, when a
             // segment was just started (sealing leaves it empty), in the
             // newest one before it that holds any.
@@ -526,7 +564,7 @@ fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier, 
                 let text = if i + 1 == files.len() {
                     &last_text
                 } else {
-                    earlier = std::fs::read_to_string(file).map_err(Error::file(file))?;
+                    earlier = read_segment(file).map_err(Error::file(file))?;
                     &earlier
                 };
                 if let Some(line) = text.lines().rev().find(|l| !l.trim().is_empty()) {
@@ -551,12 +589,8 @@ fn open_log(dir: &Path, alg: HashAlg) -> Result<(Writer, u64, String, Frontier, 
         sealing: Vec::new(),
     };
     let path = segment_path(dir, segment);
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(Error::file(&path))?;
-    let size = file.metadata().map_err(Error::file(&path))?.len();
+    let size = last_text.len() as u64;
+    let file = open_segment(&path, size).map_err(Error::file(&path))?;
     let writer = Writer {
         dir: dir.to_path_buf(),
         segment,
@@ -576,12 +610,13 @@ impl Writer {
         if self.size >= SEGMENT_BYTES {
             self.next_segment(shared)?;
         }
+        use std::os::unix::fs::FileExt;
         let written = if torn {
             self.file
-                .write_all(&lines[..lines.len() / 2])
+                .write_all_at(&lines[..lines.len() / 2], self.size)
                 .and_then(|()| Err(std::io::Error::other("injected failure: no space left")))
         } else {
-            self.file.write_all(lines).and_then(|()| {
+            self.file.write_all_at(lines, self.size).and_then(|()| {
                 let started = std::time::Instant::now();
                 let synced = self.file.sync_data();
                 metrics::histogram!("tongban_audit_fdatasync_seconds")
@@ -595,7 +630,11 @@ impl Writer {
                 Ok(())
             }
             Err(e) => {
-                let _ = self.file.set_len(self.size);
+                // Zeros again from the durable end: cut, then extend.
+                let _ = self
+                    .file
+                    .set_len(self.size)
+                    .and_then(|()| self.file.set_len(self.size.max(SEGMENT_BYTES)));
                 Err(e)
             }
         }
@@ -603,6 +642,15 @@ impl Writer {
 }
 
 impl Writer {
+    /// Cuts the segment's preallocated tail: the file holds its records
+    /// only. Readers stop at the first zero byte anyway, so a cut that a
+    /// crash undoes loses nothing.
+    fn cut(&self) {
+        if let Err(e) = self.file.set_len(self.size) {
+            tracing::warn!(error = %e, segment = self.segment, "could not cut an audit segment to its records");
+        }
+    }
+
     /// Seals the current segment (it is never written again) and opens the
     /// next; an empty one is kept. The tree so far is saved as the next
     /// segment's start (a cache: opening rebuilds it if it is missing);
@@ -622,10 +670,10 @@ impl Writer {
             tracing::warn!(error = %e, "could not save the audit tree; the next open rebuilds it");
         }
         let path = segment_path(&self.dir, self.segment + 1);
-        self.file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let next = open_segment(&path, 0)?;
+        // Sealed: its records only, plain JSON Lines for whoever reads it.
+        self.cut();
+        self.file = next;
         self.segment += 1;
         self.size = 0;
         let sealed = {
@@ -668,6 +716,7 @@ fn write_loop(shared: Arc<Shared>, mut writer: Writer, seq: u64, prev: String) {
             }
             if chain.pending.is_empty() {
                 if chain.closed {
+                    writer.cut();
                     return; // closed, nothing left
                 }
                 continue;
@@ -991,13 +1040,9 @@ pub fn alg_of_line(line: &str) -> Option<HashAlg> {
 /// empty log (or one whose first record matches neither: verify says so).
 pub fn log_alg(dir: &Path) -> Result<Option<HashAlg>> {
     for file in segments(dir)? {
-        let reader =
-            std::io::BufReader::new(std::fs::File::open(&file).map_err(Error::file(&file))?);
-        for line in reader.lines() {
-            let line = line.map_err(Error::file(&file))?;
-            if !line.trim().is_empty() {
-                return Ok(alg_of_line(&line));
-            }
+        let text = read_segment(&file).map_err(Error::file(&file))?;
+        if let Some(line) = text.lines().find(|l| !l.trim().is_empty()) {
+            return Ok(alg_of_line(line));
         }
     }
     Ok(None)
@@ -1057,11 +1102,9 @@ impl ChainCheck {
 pub fn verify(dir: &Path) -> Result<Result<u64, Broken>> {
     let mut check = ChainCheck::default();
     for file in segments(dir)? {
-        let reader =
-            std::io::BufReader::new(std::fs::File::open(&file).map_err(Error::file(&file))?);
-        for (i, line) in reader.lines().enumerate() {
-            let line = line.map_err(Error::file(&file))?;
-            if let Err(problem) = check.line(&line) {
+        let text = read_segment(&file).map_err(Error::file(&file))?;
+        for (i, line) in text.lines().enumerate() {
+            if let Err(problem) = check.line(line) {
                 return Ok(Err(Broken {
                     file: file.clone(),
                     line: i + 1,
@@ -1130,10 +1173,9 @@ pub fn scan(dir: &Path, secret: &[u8], key: &str) -> Result<Vec<Record>> {
 fn scan_files(files: &[PathBuf], wanted: &str) -> Result<Vec<Record>> {
     let mut found = Vec::new();
     for file in files {
-        let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(Error::file(file))?);
-        for line in reader.lines() {
-            let line = line.map_err(Error::file(file))?;
-            found.extend(record_of_key(&line, wanted));
+        let text = read_segment(file).map_err(Error::file(file))?;
+        for line in text.lines() {
+            found.extend(record_of_key(line, wanted));
         }
     }
     Ok(found)
@@ -1250,7 +1292,7 @@ mod tests {
         assert_eq!(audit.record(event(99)).await.unwrap(), 4);
         drop(audit);
         assert_eq!(verify(dir.path()).unwrap(), Ok(4));
-        let cases: Vec<String> = std::fs::read_to_string(segment_path(dir.path(), 1))
+        let cases: Vec<String> = read_segment(&segment_path(dir.path(), 1))
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str::<Record>(l).unwrap().event.case)
@@ -1264,7 +1306,7 @@ mod tests {
             .unwrap()
             .iter()
             .flat_map(|f| {
-                std::fs::read_to_string(f)
+                read_segment(f)
                     .unwrap()
                     .lines()
                     .map(|l| l.as_bytes().to_vec())
@@ -1359,7 +1401,7 @@ mod tests {
         let sm3_key = key_hash_with(HashAlg::Sm3, b"secret", "key-4");
         assert_ne!(sm3_key, key_hash(b"secret", "key-4"));
         assert_eq!(audit.key_hash("key-4"), sm3_key);
-        let lines = std::fs::read_to_string(segment_path(dir.path(), 1)).unwrap();
+        let lines = read_segment(&segment_path(dir.path(), 1)).unwrap();
         assert!(lines.contains(&sm3_key) && !lines.contains(&key_hash(b"secret", "key-4")));
         // A record sealed with SM3 is not one sealed with SHA-256.
         let first = lines.lines().next().unwrap();
@@ -1416,6 +1458,62 @@ mod tests {
         assert_eq!(nice, Some(19));
     }
 
+    /// The segment being written is preallocated (zeros to its full size)
+    /// and every reader stops at its records' end; a closed log leaves
+    /// plain JSON Lines, and what a crash left past the records (a torn
+    /// batch after a hole) is dropped when the log reopens.
+    #[tokio::test]
+    async fn the_open_segment_is_preallocated_and_readers_stop_at_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment_path(dir.path(), 1);
+        let audit = Audit::open(dir.path(), b"secret", None).unwrap();
+        for n in 0..3 {
+            let mut e = event(n);
+            e.keys = vec![audit.key_hash(&format!("key-{n}"))];
+            audit.record(e).await.unwrap();
+        }
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), SEGMENT_BYTES);
+        let text = read_segment(&path).unwrap();
+        assert_eq!(text.lines().count(), 3);
+        assert_eq!(verify(dir.path()).unwrap(), Ok(3));
+        assert_eq!(log_alg(dir.path()).unwrap(), Some(HashAlg::Sha256));
+        assert_eq!(trace(dir.path(), b"secret", "key-1").unwrap().len(), 1);
+        assert_eq!(scan(dir.path(), b"secret", "key-2").unwrap().len(), 1);
+        drop(audit);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "cut on close"
+        );
+
+        // A crash: a hole, then bytes of a batch that was never answered.
+        let mut crashed = text.clone().into_bytes();
+        crashed.extend_from_slice(&[0; 100]);
+        crashed.extend_from_slice(b"{\"seq\":9,\"torn\n");
+        std::fs::write(&path, &crashed).unwrap();
+        let audit = Audit::open(dir.path(), b"secret", None).unwrap();
+        audit.record(event(3)).await.unwrap();
+        assert_eq!(verify(dir.path()).unwrap(), Ok(4));
+        drop(audit);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let after = std::fs::read_to_string(&path).unwrap();
+        assert!(after.starts_with(&text) && !after.contains("torn") && !after.contains('\0'));
+        assert_eq!(after.lines().count(), 4);
+        // Sealed segments are cut to their records as well.
+        let audit = Audit::open(dir.path(), b"secret", None).unwrap();
+        audit.seal_segment();
+        audit.record(event(4)).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), after);
+        assert_eq!(
+            std::fs::metadata(segment_path(dir.path(), 2))
+                .unwrap()
+                .len(),
+            SEGMENT_BYTES
+        );
+        assert_eq!(verify(dir.path()).unwrap(), Ok(5));
+    }
+
     /// Sealing leaves the new segment empty until the next record: a log
     /// closed then must reopen at its head, not start a second chain.
     #[tokio::test]
@@ -1448,7 +1546,7 @@ mod tests {
 
     fn rewrite(dir: &Path, f: impl Fn(&mut Vec<String>)) {
         let path = segment_path(dir, 1);
-        let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        let mut lines: Vec<String> = read_segment(&path)
             .unwrap()
             .lines()
             .map(String::from)
@@ -1494,7 +1592,7 @@ mod tests {
             "the key hash is keyed"
         );
 
-        let original = std::fs::read_to_string(segment_path(dir.path(), 1)).unwrap();
+        let original = read_segment(&segment_path(dir.path(), 1)).unwrap();
         let restore = || std::fs::write(segment_path(dir.path(), 1), &original).unwrap();
         rewrite(dir.path(), |l| l[9] = l[9].replace("sh-zwfw", "sh-gaj"));
         let b = verify(dir.path()).unwrap().unwrap_err();

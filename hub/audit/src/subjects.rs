@@ -389,7 +389,7 @@ pub fn ensure_runs(dir: &Path, segments: &[PathBuf]) -> Result<usize> {
         if covered.iter().any(|&(a, b)| a <= n && n <= b) {
             continue;
         }
-        let text = std::fs::read_to_string(path).map_err(Error::file(path))?;
+        let text = crate::read_segment(path).map_err(Error::file(path))?;
         let mut entries = entries_of_text(n, &text);
         write_run(dir, n, n, &mut entries)?;
         built += 1;

@@ -175,10 +175,13 @@ impl Shipper {
                 if self.shipped.contains(&name) {
                     continue;
                 }
-                let bytes = std::fs::read(file).map_err(|source| ShipError::File {
+                let mut bytes = std::fs::read(file).map_err(|source| ShipError::File {
                     path: file.clone(),
                     source,
                 })?;
+                // A sealed segment is cut to its records; one a crash left
+                // uncut is shipped without its zeros.
+                bytes.truncate(tongban_audit::written(&bytes).len());
                 let path = format!("{}/{name}", shipped_prefix(&self.replica));
                 let last = last_seq(&bytes);
                 match datasets.put_new(&path, bytes.clone().into()).await? {
@@ -307,7 +310,7 @@ async fn shipped_segments(
 /// The replica a local log belongs to: its records say.
 fn local_replica(files: &[PathBuf]) -> Option<String> {
     let first = files.first()?;
-    let text = std::fs::read_to_string(first).ok()?;
+    let text = tongban_audit::read_segment(first).ok()?;
     let line = text.lines().find(|l| !l.trim().is_empty())?;
     serde_json::from_str::<Record>(line).ok()?.replica
 }
@@ -490,10 +493,14 @@ async fn verify_one(
     let mut at_head: Option<String> = None;
     for name in names {
         let local = match segments.local.get(name) {
-            Some(p) => Some(std::fs::read(p).map_err(|source| ShipError::File {
-                path: p.clone(),
-                source,
-            })?),
+            Some(p) => Some(
+                tongban_audit::read_segment(p)
+                    .map_err(|source| ShipError::File {
+                        path: p.clone(),
+                        source,
+                    })?
+                    .into_bytes(),
+            ),
             None => None,
         };
         let remote = match (segments.shipped.get(name), datasets) {
@@ -609,7 +616,7 @@ pub async fn trace_all(
     };
     if let Some(dir) = local_dir {
         for file in tongban_audit::segment_files(dir)? {
-            let text = std::fs::read_to_string(&file).map_err(|source| ShipError::File {
+            let text = tongban_audit::read_segment(&file).map_err(|source| ShipError::File {
                 path: file.clone(),
                 source,
             })?;
@@ -643,7 +650,7 @@ async fn replica_lines(
     if local_name.as_deref() == Some(replica) {
         for f in &local_files {
             texts.push(
-                std::fs::read_to_string(f).map_err(|source| ShipError::File {
+                tongban_audit::read_segment(f).map_err(|source| ShipError::File {
                     path: f.clone(),
                     source,
                 })?,
