@@ -21,13 +21,15 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use serde::Serialize;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{LazyLock, OnceLock};
 use std::time::{Duration, Instant};
 use tongban_catalog::changes::{ChangeFeed, Topic};
 use tongban_core::Code;
+use tongban_core::metrics::Handles;
 use utoipa::ToSchema;
 
 /// The process's Prometheus recorder, installed on first use. One per
@@ -54,6 +56,7 @@ pub fn prometheus() -> &'static PrometheusHandle {
         // Another recorder (a test's) may be installed already: then the
         // metrics go there and this handle renders nothing, which is fine.
         let _ = metrics::set_global_recorder(recorder);
+        tongban_core::metrics::recorder_installed();
         handle
     })
 }
@@ -153,19 +156,23 @@ pub fn render() -> Response {
 /// codes in paths would make a series per value), method and status, and
 /// its latency by route.
 pub async fn http_metrics(req: Request<axum::body::Body>, next: Next) -> Response {
+    static HANDLES: LazyLock<Handles<(Histogram, Counter)>> = LazyLock::new(Handles::new);
     let started = Instant::now();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
-    let method = req.method().as_str().to_string();
+    // Shared, not copied: a matched path is an `Arc<str>`.
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let response = next.run(req).await;
-    let status = response.status().as_u16().to_string();
-    metrics::histogram!("tongban_http_request_duration_seconds", "route" => route.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("tongban_http_requests_total",
-        "route" => route, "method" => method, "status" => status)
-    .increment(1);
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let status = response.status();
+    let (duration, requests) = HANDLES.get(&[route, method.as_str(), status.as_str()], || {
+        (
+            metrics::histogram!("tongban_http_request_duration_seconds", "route" => route.to_string()),
+            metrics::counter!("tongban_http_requests_total",
+                "route" => route.to_string(), "method" => method.to_string(), "status" => status.as_str().to_string()),
+        )
+    });
+    duration.record(started.elapsed().as_secs_f64());
+    requests.increment(1);
     response
 }
 
