@@ -40,6 +40,7 @@
 
 pub mod checkpoint;
 pub mod merkle;
+pub mod rfc3339;
 pub mod subjects;
 
 use chrono::{DateTime, Utc};
@@ -161,6 +162,7 @@ pub struct CallEvidence {
 /// exactly as the `Event` with the same values.
 #[derive(Debug, Clone, Serialize)]
 pub struct EventRef<'a> {
+    #[serde(serialize_with = "rfc3339::serialize")]
     pub time: DateTime<Utc>,
     pub consumer: &'a str,
     pub resource: &'a str,

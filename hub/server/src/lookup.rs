@@ -84,6 +84,7 @@ pub struct Answered {
     pub version: i64,
     /// When that version was published.
     #[schema(value_type = String, format = DateTime)]
+    #[serde(serialize_with = "tongban_audit::rfc3339::serialize")]
     pub as_of: DateTime<Utc>,
     /// Whether the version is within the provider's refresh promise
     /// (responsibility list); null when the resource has none.
