@@ -36,6 +36,7 @@ pub struct DemoArgs {
     pub listen: String,
     pub scale: f64,
     pub seed: u64,
+    pub http_runtime: tongban_core::config::HttpRuntime,
 }
 
 pub async fn run(args: DemoArgs) -> Result<()> {
@@ -58,6 +59,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         // The demo serves plain HTTP and gRPC (loopback by default); the
         // server warns about Flight in clear.
         flight_plaintext: true,
+        http_runtime: args.http_runtime,
         ..Config::default()
     };
     config.validate()?;

@@ -28,6 +28,14 @@ pub struct Config {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// How the plain-HTTP API's connections are served: `shared` (the
+    /// default: one work-stealing runtime for everything) or `per_core`
+    /// (one single-threaded runtime per core, each accepting on its own
+    /// `SO_REUSEPORT` socket, so a connection's requests never move between
+    /// threads). docs/benchmarks.md measures both (issue 17). With `[tls]`
+    /// the API is served on the shared runtime either way.
+    #[serde(default)]
+    pub http_runtime: HttpRuntime,
     /// Items indexed for lookups besides each resource's key, by resource
     /// code, e.g. `"104/000001" = ["holder_id"]` (licences by holder).
     #[serde(default)]
@@ -231,6 +239,27 @@ fn default_max_body_bytes() -> usize {
     2 * 1024 * 1024
 }
 
+/// [`Config::http_runtime`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpRuntime {
+    #[default]
+    Shared,
+    PerCore,
+}
+
+impl std::str::FromStr for HttpRuntime {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shared" => Ok(HttpRuntime::Shared),
+            "per_core" | "per-core" => Ok(HttpRuntime::PerCore),
+            other => Err(format!("'{other}': expected shared or per_core")),
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -238,6 +267,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             store_url: None,
             max_body_bytes: default_max_body_bytes(),
+            http_runtime: HttpRuntime::default(),
             secondary_keys: Default::default(),
             mask_hash_key: None,
             flight_listen: None,

@@ -432,6 +432,9 @@ fn point_flattened_at_fields(v: &mut serde_json::Value, spec: &str, fields: &str
 /// A bound, not yet serving, hub.
 pub struct Server {
     listener: TcpListener,
+    /// `per_core`: the API is served by one single-threaded runtime per
+    /// core, each on its own `SO_REUSEPORT` socket ([`serve_per_core`]).
+    per_core: bool,
     app: Router,
     state: AppState,
     /// Set: serve HTTPS, passing client certificates on to requests.
@@ -473,13 +476,20 @@ impl Server {
             tongban_catalog::changes::ChangeFeed::start(store.clone(), Default::default()).await?;
         let hub = tongban_core::Hub::open(config, store).await?;
         let addr = config.listen_addr()?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| Error::Listen {
-                what: "the API",
-                addr: addr.to_string(),
-                source,
-            })?;
+        // Per core: every runtime's socket shares the port (SO_REUSEPORT,
+        // set before the first bind), the kernel spreading connections.
+        let per_core = config.http_runtime == tongban_core::config::HttpRuntime::PerCore
+            && config.tls.is_none();
+        let listener = if per_core {
+            reuseport_listener(addr)
+        } else {
+            TcpListener::bind(addr).await
+        }
+        .map_err(|source| Error::Listen {
+            what: "the API",
+            addr: addr.to_string(),
+            source,
+        })?;
         let bound = listener.local_addr().map_err(|source| Error::Listen {
             what: "the API",
             addr: addr.to_string(),
@@ -541,6 +551,7 @@ impl Server {
         };
         Ok(Server {
             listener,
+            per_core,
             app,
             state,
             tls,
@@ -729,6 +740,7 @@ impl Server {
             })
         });
         let served = match self.tls {
+            None if self.per_core => serve_per_core(self.listener, self.app, shutdown).await,
             None => {
                 axum::serve(self.listener, self.app)
                     .with_graceful_shutdown(shutdown)
@@ -780,6 +792,72 @@ impl Server {
         }
         served.map_err(Error::Serve)
     }
+}
+
+/// A listener on `addr` with `SO_REUSEPORT`: others may bind the same
+/// port, and the kernel spreads new connections over them.
+fn reuseport_listener(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Serves the API on one single-threaded runtime per core (`per_core`):
+/// each thread accepts on its own `SO_REUSEPORT` socket and keeps its
+/// connections, so a request is read, answered and woken on one thread,
+/// never stolen by another. Background work stays on the shared runtime.
+/// Returns once every runtime has finished its connections after
+/// `shutdown`.
+async fn serve_per_core(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut listeners = vec![listener.into_std()?];
+    for _ in 1..cores {
+        listeners.push(reuseport_listener(addr)?.into_std()?);
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut finished = Vec::new();
+    for (i, listener) in listeners.into_iter().enumerate() {
+        let (app, mut stopped) = (app.clone(), stopped.clone());
+        let (done, finish) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("http-{i}"))
+            .spawn(move || {
+                let served = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .and_then(|runtime| {
+                        runtime.block_on(async move {
+                            axum::serve(TcpListener::from_std(listener)?, app)
+                                .with_graceful_shutdown(async move {
+                                    let _ = stopped.wait_for(|s| *s).await;
+                                })
+                                .await
+                        })
+                    });
+                let _ = done.send(served);
+            })?;
+        finished.push(finish);
+    }
+    tracing::info!(%addr, runtimes = cores, "the API is served by one runtime per core");
+    shutdown.await;
+    let _ = stop.send(true);
+    for finish in finished {
+        finish
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("an API runtime stopped")))?;
+    }
+    Ok(())
 }
 
 /// Accepts TLS connections and serves each with hyper, adding the client

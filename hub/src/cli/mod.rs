@@ -52,6 +52,11 @@ enum Command {
         scale: f64,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// How the API's connections are served: `shared` or `per_core`
+        /// (one single-threaded runtime per core; `http_runtime` in the
+        /// configuration file).
+        #[arg(long, default_value = "shared")]
+        http_runtime: tongban_core::config::HttpRuntime,
     },
     /// Run the demo's three department systems (人社局, 税务局, 公积金中心) on
     /// their own ports, on the people and companies of a demo data directory.
@@ -241,12 +246,14 @@ async fn run(command: Command) -> Result<()> {
             listen,
             scale,
             seed,
+            http_runtime,
         } => {
             demo::run(demo::DemoArgs {
                 data_dir,
                 listen,
                 scale,
                 seed,
+                http_runtime,
             })
             .await
         }
