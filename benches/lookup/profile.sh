@@ -30,6 +30,7 @@ PROFILE_SECONDS=${PROFILE_SECONDS:-20}
 NATIVE_SECONDS=${NATIVE_SECONDS:-10}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/bench-target}
 KEEP=${KEEP:-0}
+HUB_ARGS=${HUB_ARGS:-}            # more arguments for `tongban demo`
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 HOST=127.0.0.1
@@ -60,7 +61,8 @@ trap cleanup EXIT
 records() { cat "$WORK"/data/audit/audit-*.jsonl 2>/dev/null | tr -d '\0' | wc -l; }
 
 start_hub() { # start_hub [wrapper...]: starts the demo on the data dir, waits for a 200 lookup
-    "$@" "$TONGBAN" demo --data-dir "$WORK/data" --listen "$HOST:$PORT" --scale "$SCALE" \
+    # shellcheck disable=SC2086 # HUB_ARGS is a list of words
+    "$@" "$TONGBAN" demo --data-dir "$WORK/data" --listen "$HOST:$PORT" --scale "$SCALE" $HUB_ARGS \
         >>"$WORK/hub.out" 2>>"$WORK/hub.log" &
     HUB_PID=$!
     local t0

@@ -45,6 +45,8 @@ VENV=${VENV:-/var/tmp/bench-venv} # Python venv with pyarrow (made if missing)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/bench-target}
 KEEP=${KEEP:-0}
 WORK_PARENT=${WORK_PARENT:-/var/tmp} # the hub's data dir (and its audit log) goes here
+# HUB_ARGS: more arguments for `tongban demo`, e.g. "--http-runtime per-core"
+HUB_ARGS=${HUB_ARGS:-}
 # TB_COMMIT: the commit to print, when the tree is not a git checkout
 # TONGBAN_BIN: benchmark this tongban binary instead of building the tree's
 
@@ -124,7 +126,8 @@ fi
 
 # ---------------------------------------------------------------- hub
 log "starting tongban demo (scale $SCALE) on $HOST:$PORT, data in $WORK/data"
-"$TONGBAN" demo --data-dir "$WORK/data" --listen "$HOST:$PORT" --scale "$SCALE" \
+# shellcheck disable=SC2086 # HUB_ARGS is a list of words
+"$TONGBAN" demo --data-dir "$WORK/data" --listen "$HOST:$PORT" --scale "$SCALE" $HUB_ARGS \
     >"$WORK/hub.out" 2>"$WORK/hub.log" &
 HUB_PID=$!
 t0=$(date +%s)
@@ -272,7 +275,6 @@ fi
 log "stopping the hub"
 kill "$HUB_PID"; wait "$HUB_PID" 2>/dev/null || true
 HUB_PID=
-AUDIT_BYTES=$(du -sb "$WORK/data" 2>/dev/null | awk '{print $1}')
 
 # ---------------------------------------------------------------- Redis
 log "Redis: $KEYS keys key:%012d in db $REDIS_DB hold the same rows' JSON values"
@@ -388,7 +390,7 @@ cat <<EOF
 ================ Tongban lookup benchmark ================
 machine     $(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -n 1)), $(free -g | awk '/^Mem:/{print $2}') GiB, $(uname -sr)
 date        $(date -u +%Y-%m-%dT%H:%MZ)
-commit      $COMMIT
+commit      $COMMIT${HUB_ARGS:+ (demo $HUB_ARGS)}
 data        scale $SCALE: $ROWS citizens; $KEYS sampled keys; hub data in $WORK_PARENT
 note        shared: server and load generators share the same $(nproc) cores; pinned: see below
 
