@@ -27,8 +27,11 @@ pub fn recorder_installed() {
 /// instructions in the profile (docs/benchmarks.md, issue 17). Here a
 /// call costs a hash of the labels, a read lock and a comparison.
 pub struct Handles<H> {
-    by_hash: RwLock<HashMap<u64, Vec<(Box<[Box<str>]>, H)>>>,
+    by_hash: RwLock<HashMap<u64, Vec<Kept<H>>>>,
 }
+
+/// One set of label values and its handles.
+type Kept<H> = (Box<[Box<str>]>, H);
 
 impl<H: Clone> Handles<H> {
     pub fn new() -> Handles<H> {

@@ -95,34 +95,48 @@ impl Exchange {
     }
 }
 
-/// Answers one batch of keys through the access pipeline: check digits,
-/// quota, the grant's row filters, projection and masks, then the audit
-/// record before the batch leaves.
-async fn answer_batch(exchange: &Exchange, batch: &RecordBatch) -> Result<RecordBatch, Status> {
+/// Batches of one exchange answered at once (each on its own task, so an
+/// exchange uses every core); answers leave in input order.
+const IN_FLIGHT: usize = 4;
+
+/// A batch admitted in input order: its keys checked, the grant it is
+/// released under (the lists checked again), its quota taken.
+struct Admitted {
+    /// The input keys, for the answer's `key` column where one is bad.
+    input: StringArray,
+    /// The keys that passed their check digits, normalised.
+    good: Vec<String>,
+    /// Per input key: its place in `good`, or why it is not a key.
+    checked: Vec<Result<usize, String>>,
+    grant: Arc<Grant>,
+}
+
+/// Stages 2–4 of the pipeline for one batch, in input order: check
+/// digits, the lists checked again (an exchange held open never outlives
+/// a change that refuses it), the quota.
+async fn admit(exchange: &Exchange, batch: &RecordBatch) -> Result<Admitted, Status> {
     let Exchange { state, index, .. } = exchange;
     let ask = &exchange.ask();
-    let keys = batch
+    let input = batch
         .column_by_name("key")
         .and_then(|c| c.as_any().downcast_ref::<StringArray>())
-        .ok_or_else(|| Status::invalid_argument("input batches need a Utf8 column 'key'"))?;
+        .ok_or_else(|| Status::invalid_argument("input batches need a Utf8 column 'key'"))?
+        .clone();
     let key_item = index.key_items.join("+");
-    let mut normalised: Vec<Option<String>> = Vec::with_capacity(keys.len());
-    let mut errors: Vec<Option<String>> = Vec::with_capacity(keys.len());
-    for i in 0..keys.len() {
-        let raw = if keys.is_null(i) { "" } else { keys.value(i) };
-        match tongban_lookup::keys::normalise(&key_item, raw.to_string()) {
-            Ok(k) => {
-                normalised.push(Some(k));
-                errors.push(None);
-            }
-            Err(e) => {
-                normalised.push(None);
-                errors.push(Some(format!("key: {e}")));
-            }
-        }
+    let mut good: Vec<String> = Vec::with_capacity(input.len());
+    let mut checked: Vec<Result<usize, String>> = Vec::with_capacity(input.len());
+    for i in 0..input.len() {
+        let raw = if input.is_null(i) { "" } else { input.value(i) };
+        checked.push(
+            match tongban_lookup::keys::normalise(&key_item, raw.to_string()) {
+                Ok(k) => {
+                    good.push(k);
+                    Ok(good.len() - 1)
+                }
+                Err(e) => Err(format!("key: {e}")),
+            },
+        );
     }
-    let good: Vec<String> = normalised.iter().flatten().cloned().collect();
-    // An exchange held open is checked against the lists at every batch.
     let current = exchange.grant.lock().expect("grant lock").clone();
     let grant = match state
         .access
@@ -137,30 +151,51 @@ async fn answer_batch(exchange: &Exchange, batch: &RecordBatch) -> Result<Record
         }
         None => current,
     };
-    let grant = grant.as_ref();
-    let decision = grant.decision();
     state
         .access
-        .take_quota(ask, grant, &good)
+        .take_quota(ask, &grant, &good)
         .await
         .map_err(status)?;
+    Ok(Admitted {
+        input,
+        good,
+        checked,
+        grant,
+    })
+}
+
+/// Stages 5 and 6 for an admitted batch: the grant's row filters,
+/// projection and masks, then the audit record before the batch leaves.
+/// Only the columns the answer releases (and the filters read) are
+/// copied: a population row has 15 items, an answer often two.
+async fn answer(exchange: &Exchange, admitted: Admitted) -> Result<RecordBatch, Status> {
+    let Exchange { state, index, .. } = exchange;
+    let ask = &exchange.ask();
+    let Admitted {
+        input,
+        good,
+        checked,
+        grant,
+    } = admitted;
+    let decision = grant.decision();
+    let internal = |e: &dyn std::fmt::Display| Status::internal(e.to_string());
     // Rows of the keys found, then the row filters, then one take with
     // nulls for the keys absent or hidden.
-    let found: Vec<Option<u32>> = normalised
+    let found: Vec<Option<u32>> = checked
         .iter()
-        .map(|k| k.as_deref().and_then(|k| index.row(k)))
+        .map(|c| c.as_ref().ok().and_then(|&g| index.row(&good[g])))
         .collect();
     let present: Vec<u32> = found.iter().flatten().copied().collect();
     let visible = if present.is_empty() || decision.row_filters.is_empty() {
         None
     } else {
         let gathered = index
-            .take(&present)
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Some(
-            enforce::visible_rows(&gathered, &decision.row_filters)
-                .map_err(|e| Status::internal(e.to_string()))?,
-        )
+            .take_columns(
+                &present,
+                decision.row_filters.iter().map(|f| f.item.as_str()),
+            )
+            .map_err(|e| internal(&e))?;
+        Some(enforce::visible_rows(&gathered, &decision.row_filters).map_err(|e| internal(&e))?)
     };
     let mut seen = 0;
     let indices: Vec<Option<u32>> = found
@@ -172,23 +207,31 @@ async fn answer_batch(exchange: &Exchange, batch: &RecordBatch) -> Result<Record
             keep.then_some(row)
         })
         .collect();
-    // Absent keys take null rows: every column must admit nulls.
-    let nullable = Schema::new(
-        index
-            .batch
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| f.as_ref().clone().with_nullable(true))
-            .collect::<Vec<_>>(),
-    );
-    let source = RecordBatch::try_new(Arc::new(nullable), index.batch.columns().to_vec())
-        .map_err(|e| Status::internal(e.to_string()))?;
+    // The released columns only; absent keys take null rows, so every
+    // column must admit nulls.
+    let projection = decision.projection();
+    let schema = index.batch.schema();
+    let mut source_fields = Vec::with_capacity(projection.len());
+    let mut source_columns = Vec::with_capacity(projection.len());
+    for (item, _) in &projection {
+        if let Ok(i) = schema.index_of(item)
+            && !source_fields.iter().any(|f: &Field| f.name() == item)
+        {
+            source_fields.push(schema.field(i).clone().with_nullable(true));
+            source_columns.push(index.batch.column(i).clone());
+        }
+    }
+    let source = RecordBatch::try_new_with_options(
+        Arc::new(Schema::new(source_fields)),
+        source_columns,
+        &arrow::record_batch::RecordBatchOptions::new()
+            .with_row_count(Some(index.batch.num_rows())),
+    )
+    .map_err(|e| internal(&e))?;
     let taken = arrow::compute::take_record_batch(&source, &UInt32Array::from(indices.clone()))
-        .map_err(|e| Status::internal(e.to_string()))?;
-    let released =
-        enforce::project_and_mask(&taken, &decision.projection(), state.hash_key.as_bytes())
-            .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(|e| internal(&e))?;
+    let released = enforce::project_and_mask(&taken, &projection, state.hash_key.as_bytes())
+        .map_err(|e| internal(&e))?;
     let mut fields = vec![
         Arc::new(Field::new("key", DataType::Utf8, false)),
         Arc::new(Field::new("found", DataType::Boolean, false)),
@@ -196,15 +239,17 @@ async fn answer_batch(exchange: &Exchange, batch: &RecordBatch) -> Result<Record
     ];
     let mut columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
-            normalised
-                .iter()
-                .zip(0..keys.len())
-                .map(|(k, i)| k.clone().unwrap_or_else(|| keys.value(i).to_string())),
+            checked.iter().enumerate().map(|(i, c)| match c {
+                Ok(g) => good[*g].as_str(),
+                Err(_) => input.value(i),
+            }),
         )),
         Arc::new(BooleanArray::from(
             indices.iter().map(Option::is_some).collect::<Vec<_>>(),
         )),
-        Arc::new(StringArray::from(errors)),
+        Arc::new(StringArray::from_iter(
+            checked.iter().map(|c| c.as_ref().err().map(String::as_str)),
+        )),
     ];
     for (f, c) in released.schema().fields().iter().zip(released.columns()) {
         fields.push(f.clone());
@@ -212,11 +257,10 @@ async fn answer_batch(exchange: &Exchange, batch: &RecordBatch) -> Result<Record
     }
     state
         .access
-        .release(ask, grant, &good)
+        .release(ask, &grant, &good)
         .await
         .map_err(status)?;
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(|e| Status::internal(e.to_string()))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| internal(&e))
 }
 
 #[tonic::async_trait]
@@ -284,11 +328,38 @@ impl FlightService for Lookups {
             command,
             grant: std::sync::Mutex::new(Arc::new(grant)),
         });
+        // Admitted one by one in input order (quota, lists), then answered
+        // on tasks, IN_FLIGHT at once, and sent on in input order. The
+        // first failure is sent after the answers before it, and ends the
+        // exchange.
         let answers = batches
-            .map_err(|e| Status::invalid_argument(format!("input: {e}")))
-            .and_then(move |batch| {
+            .then(move |batch| {
                 let exchange = exchange.clone();
-                async move { answer_batch(&exchange, &batch).await }
+                async move {
+                    let admitted = match batch {
+                        Ok(batch) => admit(&exchange, &batch).await,
+                        Err(e) => Err(Status::invalid_argument(format!("input: {e}"))),
+                    };
+                    let answered: futures::future::BoxFuture<'static, Result<RecordBatch, Status>> =
+                        match admitted {
+                            Ok(admitted) => {
+                                let task =
+                                    tokio::spawn(async move { answer(&exchange, admitted).await });
+                                Box::pin(async move {
+                                    task.await
+                                        .map_err(|e| Status::internal(format!("batch task: {e}")))?
+                                })
+                            }
+                            Err(e) => Box::pin(futures::future::ready(Err(e))),
+                        };
+                    answered
+                }
+            })
+            .buffered(IN_FLIGHT)
+            .scan(false, |failed, answer| {
+                let next = (!*failed).then_some(answer);
+                *failed = next.as_ref().is_some_and(Result::is_err);
+                futures::future::ready(next)
             })
             .map_err(|s| FlightError::Tonic(Box::new(s)));
         let encoded = FlightDataEncoderBuilder::new()

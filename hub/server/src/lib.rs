@@ -127,6 +127,10 @@ pub struct SharedState {
     pub readiness: ops::Readiness,
     /// This replica's name (`replica_id`).
     pub replica: String,
+    /// The shared (work-stealing) runtime: bulk work — a stream's chunks —
+    /// goes there, on every core, even when the request itself is served
+    /// by a single-threaded per-core runtime.
+    pub bulk: tokio::runtime::Handle,
 }
 
 impl std::ops::Deref for SharedState {
@@ -513,6 +517,7 @@ impl Server {
             services,
             readiness: Default::default(),
             replica: config.replica(),
+            bulk: tokio::runtime::Handle::current(),
         }));
         let app = router(state.clone(), console, config.max_body_bytes);
         let tls = config

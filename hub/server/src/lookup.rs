@@ -784,7 +784,8 @@ pub async fn stream(
         case: p.case,
         by: p.by,
     });
-    tokio::spawn(async move {
+    let bulk = job.state.bulk.clone();
+    bulk.spawn(async move {
         // The grant of the chunks to come: renewed when the lists change.
         let mut grant = Arc::new(grant);
         let mut input = body.into_data_stream();
@@ -919,7 +920,10 @@ impl StreamJob {
             return false;
         }
         let (job, grant) = (self.clone(), grant.clone());
-        let task = tokio::spawn(async move { job.answer(&grant, lines, keys).await });
+        let task = self
+            .state
+            .bulk
+            .spawn(async move { job.answer(&grant, lines, keys).await });
         tx.send(Chunk::Answering(task)).await.is_ok()
     }
 
