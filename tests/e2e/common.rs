@@ -378,7 +378,7 @@ impl Hub {
         segments.sort();
         segments
             .iter()
-            .flat_map(|p| ndjson_lines(&std::fs::read_to_string(p).unwrap()))
+            .flat_map(|p| ndjson_lines(&tongban_audit::read_segment(p).unwrap()))
             .collect()
     }
 
