@@ -141,6 +141,10 @@ pub struct DeliveryConfig {
     #[serde(default = "default_url_ttl_s")]
     pub url_ttl_s: u64,
     /// Rows per shared Parquet file (Delta Sharing files, pagination unit).
+    /// Clients pay per file (a `HEAD`, a footer read, their own setup), so
+    /// the default is large: 1,048,576 rows (about 13 MiB for the
+    /// population's twelve bulk items); the writer still flushes a row
+    /// group every 131,072 rows, so its memory does not grow with it.
     #[serde(default = "default_file_rows")]
     pub file_rows: usize,
     /// How often the push outbox is polled, in milliseconds.
@@ -163,7 +167,7 @@ fn default_url_ttl_s() -> u64 {
     900
 }
 fn default_file_rows() -> usize {
-    128 * 1024
+    1024 * 1024
 }
 fn default_tick_ms() -> u64 {
     1000

@@ -41,6 +41,10 @@ use tongban_datasets::{DatasetStore, Put};
 /// Where shared files live under the dataset store's root.
 const SHARING: &str = "sharing";
 
+/// Rows per row group of a shared file: the writer holds one row group in
+/// memory, so a large `delivery.file_rows` does not make it hold a file.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+
 /// One shared file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SharedFile {
@@ -233,6 +237,7 @@ impl Open {
     fn new(store: &Arc<dyn ObjectStore>, name: String, schema: SchemaRef) -> Result<Open> {
         let props = WriterProperties::builder()
             .set_compression(Compression::SNAPPY)
+            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
             .build();
         let sink = BufWriter::new(store.clone(), object_path(&name));
         let writer = AsyncArrowWriter::try_new(sink, schema.clone(), Some(props))?;
