@@ -95,6 +95,16 @@ impl<'a> Rows<'a> {
         serde_json::value::to_raw_value(&Row { rows: self, row })
             .expect("rows of supported types serialise")
     }
+
+    /// Appends row `row`'s JSON object (the bytes of [`Rows::object`]) to
+    /// `out`: a stream writes its answer lines with no value per row.
+    pub fn write_object(&self, row: usize, out: &mut Vec<u8>) {
+        serde::Serialize::serialize(
+            &Row { rows: self, row },
+            &mut serde_json::Serializer::new(out),
+        )
+        .expect("rows of supported types serialise into memory")
+    }
 }
 
 struct Row<'r, 'a> {
@@ -269,6 +279,15 @@ mod tests {
                 .collect();
             // Arrow writes `{}` for a row with nothing in it.
             assert_eq!(ours, by_arrow(&batch, projection, key), "{projection:?}");
+            let mut written = Vec::new();
+            for r in 0..batch.num_rows() {
+                rows.write_object(r, &mut written);
+                written.push(b'\n');
+            }
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                ours.iter().map(|o| format!("{o}\n")).collect::<String>()
+            );
         }
     }
 

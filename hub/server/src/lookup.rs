@@ -935,44 +935,128 @@ impl StreamJob {
         keys: Vec<String>,
     ) -> (bytes::Bytes, bool) {
         let ask = self.ask();
-        let mut answered = match answer(
-            &self.index,
-            &keys,
-            self.by.as_deref(),
-            grant.decision(),
-            self.state.hash_key.as_bytes(),
+        let decision = grant.decision();
+        let projection = decision.projection();
+        let hash_key = self.state.hash_key.as_bytes();
+        let out = match tongban_lookup::answer::Rows::new(
+            &self.index.batch,
+            &projection,
+            &decision.row_filters,
+            hash_key,
         ) {
-            Ok(a) => a,
-            Err(p) => return (error_line(&p.detail), false),
+            Some(rows) => self.write_lines(&rows, decision, &lines, &keys),
+            None => {
+                let mut answered =
+                    match answer(&self.index, &keys, self.by.as_deref(), decision, hash_key) {
+                        Ok(a) => a,
+                        Err(p) => return (error_line(&p.detail), false),
+                    };
+                if self.by.is_none() {
+                    mark(&self.state, &self.index.resource, &mut answered, decision);
+                }
+                let mut out = Vec::with_capacity(lines.len() * 128);
+                let mut answers = answered.into_iter();
+                for line in &lines {
+                    match line {
+                        Line::Key(_) => serde_json::to_writer(
+                            &mut out,
+                            &answers.next().expect("one answer per key"),
+                        )
+                        .expect("answers serialise"),
+                        Line::Bad(n, e) => bad_line(&mut out, *n, e),
+                    }
+                    out.push(b'\n');
+                }
+                out
+            }
         };
-        if self.by.is_none() {
-            mark(
-                &self.state,
-                &self.index.resource,
-                &mut answered,
-                grant.decision(),
-            );
-        }
         if let Err(e) = self.state.access.release(&ask, grant, &keys).await {
             return (refusal_line(&e), false);
         }
-        let mut out = Vec::with_capacity(lines.len() * 128);
-        let mut answers = answered.into_iter();
-        for line in &lines {
-            match line {
-                Line::Key(_) => {
-                    serde_json::to_writer(&mut out, &answers.next().expect("one answer per key"))
-                        .expect("answers serialise")
-                }
-                Line::Bad(n, e) => {
-                    serde_json::to_writer(&mut out, &serde_json::json!({"line": n, "error": e}))
-                        .expect("errors serialise")
-                }
-            }
-            out.push(b'\n');
-        }
         (out.into(), true)
     }
+
+    /// The usual chunk's answer lines, written in one pass from the
+    /// index's columns: the bytes `answer`, `mark` and serde write, with no
+    /// value per key or row in between.
+    fn write_lines(
+        &self,
+        rows: &tongban_lookup::answer::Rows<'_>,
+        decision: &Decision,
+        lines: &[Line],
+        keys: &[String],
+    ) -> Vec<u8> {
+        // Answers by a secondary item are not marked (see `mark`).
+        let marks = self.by.is_none().then(|| self.state.disputes.current());
+        let marked = marks
+            .as_ref()
+            .and_then(|m| m.get(&self.index.resource))
+            .map(|m| &m.records);
+        let mut out = Vec::with_capacity(lines.len() * 160);
+        let mut keys = keys.iter();
+        let mut found: Vec<u32> = Vec::new();
+        for line in lines {
+            let Line::Bad(n, e) = line else {
+                let key = keys.next().expect("one key per key line");
+                found.clear();
+                match self.by.as_deref() {
+                    Some(by) => found.extend(self.index.rows_by(by, key).unwrap_or_default()),
+                    None => found.extend(self.index.row(key)),
+                }
+                found.retain(|&r| rows.visible(r as usize));
+                let disputed = match marked.and_then(|m| m.get(key.as_str())) {
+                    Some(items) if !found.is_empty() => decision
+                        .items
+                        .iter()
+                        .filter(|d| d.release.is_some() && items.contains(&d.item))
+                        .map(|d| d.item.as_str())
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                write_answer_line(&mut out, key, &found, rows, &disputed);
+                continue;
+            };
+            bad_line(&mut out, *n, e);
+            out.push(b'\n');
+        }
+        out
+    }
+}
+
+/// `{"error": …, "line": n}`: a stream's input line that is not a key.
+fn bad_line(out: &mut Vec<u8>, n: usize, e: &str) {
+    serde_json::to_writer(out, &serde_json::json!({"line": n, "error": e}))
+        .expect("errors serialise");
+}
+
+/// One answer line (newline included) of a key whose visible rows are
+/// `found`: the bytes serde writes for its [`KeyResult`].
+fn write_answer_line(
+    out: &mut Vec<u8>,
+    key: &str,
+    found: &[u32],
+    rows: &tongban_lookup::answer::Rows<'_>,
+    disputed: &[&str],
+) {
+    out.extend_from_slice(b"{\"key\":");
+    serde_json::to_writer(&mut *out, key).expect("keys serialise");
+    out.extend_from_slice(if found.is_empty() {
+        b",\"found\":false,\"rows\":["
+    } else {
+        b",\"found\":true,\"rows\":["
+    });
+    for (n, &row) in found.iter().enumerate() {
+        if n > 0 {
+            out.push(b',');
+        }
+        rows.write_object(row as usize, out);
+    }
+    out.push(b']');
+    if !disputed.is_empty() {
+        out.extend_from_slice(b",\"disputed\":");
+        serde_json::to_writer(&mut *out, disputed).expect("items serialise");
+    }
+    out.extend_from_slice(b"}\n");
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -1053,4 +1137,47 @@ pub async fn locate(
         answered: Answered::new(&index, req.matter, req.case, &grant),
         results,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int32Array, StringArray};
+    use tongban_policies::Reveal;
+
+    #[test]
+    fn answer_lines_are_the_bytes_serde_writes() {
+        let batch = RecordBatch::try_from_iter(vec![
+            (
+                "name",
+                Arc::new(StringArray::from(vec![Some("欧阳\"小\"明"), None])) as ArrayRef,
+            ),
+            ("age", Arc::new(Int32Array::from(vec![Some(30), Some(7)]))),
+        ])
+        .unwrap();
+        let projection = [("name", Reveal::Clear), ("age", Reveal::Clear)];
+        let rows = tongban_lookup::answer::Rows::new(&batch, &projection, &[], b"k").unwrap();
+        let cases: [(&str, &[u32], &[&str]); 4] = [
+            ("11010519491231002X", &[0], &[]),
+            ("310104199001011234", &[], &[]),
+            ("k\"\\ey", &[1, 0], &["name"]),
+            ("a", &[1], &["name", "age"]),
+        ];
+        for (key, found, disputed) in cases {
+            let mut ours = Vec::new();
+            write_answer_line(&mut ours, key, found, &rows, disputed);
+            let theirs = KeyResult {
+                key: key.to_string(),
+                found: !found.is_empty(),
+                rows: found.iter().map(|&r| rows.object(r as usize)).collect(),
+                disputed: disputed.iter().map(|d| d.to_string()).collect(),
+            };
+            let mut theirs = serde_json::to_vec(&theirs).unwrap();
+            theirs.push(b'\n');
+            assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                String::from_utf8(theirs).unwrap()
+            );
+        }
+    }
 }
