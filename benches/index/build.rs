@@ -27,6 +27,34 @@ fn rss() -> usize {
         .map_or(0, |kb| kb * 1024)
 }
 
+/// The folder of `version` of `resource` under the data dir: writers name
+/// it `v{version}-<suffix>` (the catalog records which); a data dir fresh
+/// from `tongban datagen` holds one per version.
+fn version_location(
+    data_dir: &std::path::Path,
+    resource: &str,
+    version: i64,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let plain = DatasetStore::location(resource, version);
+    let (folder, name) = plain.split_once('/').expect("resource-dashed/vN");
+    let dir = data_dir.join("datasets").join(folder);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let entry = entry?.file_name().to_string_lossy().into_owned();
+        let tagged = entry.strip_prefix(name).is_some_and(|rest| {
+            rest.is_empty() || (rest.starts_with('-') && !rest.ends_with("-changes"))
+        });
+        if tagged {
+            found.push(format!("{folder}/{entry}"));
+        }
+    }
+    match found.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(format!("no folder of version {version} in {}", dir.display()).into()),
+        many => Err(format!("several folders of version {version}: {many:?}; keep one").into()),
+    }
+}
+
 fn mib(bytes: usize) -> String {
     format!("{:.1}", bytes as f64 / (1 << 20) as f64)
 }
@@ -43,10 +71,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = DatasetStore::local(std::path::Path::new(data_dir))?;
     let rss_start = rss();
 
+    let location = version_location(std::path::Path::new(data_dir), resource, version)?;
     let started = Instant::now();
-    let batches = store
-        .read_version(&DatasetStore::location(resource, version))
-        .await?;
+    let batches = store.read_version(&location).await?;
     let read_s = started.elapsed().as_secs_f64();
     let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
     let arrow_bytes: usize = batches.iter().map(|b| b.get_array_memory_size()).sum();
