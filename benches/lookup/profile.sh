@@ -12,7 +12,10 @@
 #   2. system calls per lookup, by `strace -c -f` of the hub (natively)
 #      during a wrk run;
 #   3. context switches per lookup, voluntary and involuntary, summed over
-#      the hub's threads from /proc, during a native wrk run.
+#      the hub's threads from /proc, during a native wrk run;
+#   4. instructions per key of one NDJSON stream of STREAM_KEYS keys (the
+#      keys cycled; 0 skips it), by stage, from callgrind: instrumentation
+#      on for the one request, the total divided by the keys.
 #
 # Usage: TONGBAN_BIN=/path/to/tongban benches/lookup/profile.sh
 #        (default: $CARGO_TARGET_DIR/release/tongban, built if missing)
@@ -28,6 +31,7 @@ PORT=${PORT:-18190}
 CONNECTIONS=${CONNECTIONS:-16}
 PROFILE_SECONDS=${PROFILE_SECONDS:-20}
 NATIVE_SECONDS=${NATIVE_SECONDS:-10}
+STREAM_KEYS=${STREAM_KEYS:-100000} # keys of the profiled NDJSON stream; 0: no stream profile
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/bench-target}
 KEEP=${KEEP:-0}
 HUB_ARGS=${HUB_ARGS:-}            # more arguments for `tongban demo`
@@ -112,10 +116,34 @@ callgrind_control -i off "$HUB_PID" >/dev/null
 N=$((r1 - r0))
 stop_hub
 (( N > 0 )) || die "no lookups recorded under callgrind"
-OUT=$(ls "$WORK"/callgrind.out* | head -n 1)
+OUT=$(ls "$WORK"/callgrind.out | head -n 1)
 callgrind_annotate --threshold=100 --inclusive=yes "$OUT" >"$WORK/inclusive.txt" 2>/dev/null
 callgrind_annotate --threshold=100 "$OUT" >"$WORK/exclusive.txt" 2>/dev/null
 TOTAL=$(awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1; exit}' "$WORK/inclusive.txt")
+
+if (( STREAM_KEYS > 0 )); then
+    log "callgrind: one NDJSON stream of $STREAM_KEYS keys with instrumentation on"
+    python3 - "$WORK/keys.txt" "$WORK/stream.ndjson" "$STREAM_KEYS" <<'PY'
+import sys
+keys = open(sys.argv[1]).read().split()
+with open(sys.argv[2], "w") as f:
+    f.writelines(keys[i % len(keys)] + "\n" for i in range(int(sys.argv[3])))
+PY
+    STREAM_URL="$BASE/v1/lookup/$RES/stream?matter=310000-JZZ-001&case=P-STREAM&items=name,gender"
+    start_hub valgrind --tool=callgrind --instr-atstart=no --dump-instr=no \
+        --callgrind-out-file="$WORK/callgrind-stream.out"
+    stream() { curl -s --max-time 1800 -X POST "$STREAM_URL" -H "Authorization: Bearer $TOKEN" \
+        -H 'Content-Type: application/x-ndjson' --data-binary @"$1" -o "$WORK/stream.out"; }
+    stream "$WORK/keys.txt" # warm-up, uninstrumented
+    callgrind_control -i on "$HUB_PID" >/dev/null
+    stream "$WORK/stream.ndjson"
+    callgrind_control -i off "$HUB_PID" >/dev/null
+    S_LINES=$(grep -c '"found":true' "$WORK/stream.out" || true)
+    stop_hub
+    (( S_LINES == STREAM_KEYS )) || die "the stream found $S_LINES of $STREAM_KEYS keys"
+    callgrind_annotate --threshold=100 --inclusive=yes "$WORK/callgrind-stream.out" >"$WORK/stream-inclusive.txt" 2>/dev/null
+    callgrind_annotate --threshold=100 "$WORK/callgrind-stream.out" >"$WORK/stream-exclusive.txt" 2>/dev/null
+fi
 
 log "native: strace -c -f and context switches over ${NATIVE_SECONDS} s"
 start_hub
@@ -138,23 +166,27 @@ wait "$STRACE_PID" 2>/dev/null || true
 STRACE_N=$((r3 - r2))
 stop_hub
 
-python3 - "$WORK" "$N" "$TOTAL" "$NATIVE_N" "$((v1 - v0))" "$((n1 - n0))" "$STRACE_N" <<'EOF'
-import re, sys
-work, n, total, native_n, vol, invol, strace_n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7])
-incl = {}
-for line in open(f"{work}/inclusive.txt", errors="replace"):
-    m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(\S.*)$", line)
-    # "'2" marks a recursion level: its cost counts the level below again.
-    if not m or "=>" in line or re.search(r"'\d", m.group(2)):
-        continue
-    name = m.group(2)
-    incl[name] = max(incl.get(name, 0), int(m.group(1).replace(",", "")))
-excl = 0
-for line in open(f"{work}/exclusive.txt", errors="replace"):
-    m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(\S.*)$", line)
-    if m and re.search(r":_?mi_\w+|__rust_(alloc|dealloc|realloc)", m.group(2)):
-        excl += int(m.group(1).replace(",", ""))
-def cost(*patterns):
+python3 - "$WORK" "$N" "$TOTAL" "$NATIVE_N" "$((v1 - v0))" "$((n1 - n0))" "$STRACE_N" "$STREAM_KEYS" <<'EOF'
+import os, re, sys
+work, n, total, native_n, vol, invol, strace_n, stream_keys = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), int(sys.argv[8])
+def annotated(prefix):
+    incl, excl, total = {}, 0, 0
+    for line in open(f"{work}/{prefix}inclusive.txt", errors="replace"):
+        if "PROGRAM TOTALS" in line:
+            total = int(line.split()[0].replace(",", ""))
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(\S.*)$", line)
+        # "'2" marks a recursion level: its cost counts the level below again.
+        if not m or "=>" in line or re.search(r"'\d", m.group(2)):
+            continue
+        name = m.group(2)
+        incl[name] = max(incl.get(name, 0), int(m.group(1).replace(",", "")))
+    for line in open(f"{work}/{prefix}exclusive.txt", errors="replace"):
+        m = re.match(r"\s*([\d,]+) \([^)]*\)\s+(\S.*)$", line)
+        if m and re.search(r":_?mi_\w+|__rust_(alloc|dealloc|realloc)", m.group(2)):
+            excl += int(m.group(1).replace(",", ""))
+    return incl, excl, total
+incl, excl, _ = annotated("")
+def cost(*patterns, incl=incl):
     return sum(max([v for fn, v in incl.items() if p in fn] or [0]) for p in patterns)
 stages = [
     ("a connection's requests (axum serve, hyper)", ["axum::serve::handle_connection::{{closure}}::{{closure}}"]),
@@ -184,6 +216,27 @@ for name, pats in stages:
     print(f"{name:52s} {v/n:11,.0f} {100*v/total:5.1f}%")
 print(f"{'allocator (mimalloc, exclusive)':52s} {excl/n:11,.0f} {100*excl/total:5.1f}%")
 print("(*) valgrind hides the CPU's SHA extensions: natively SHA-256 runs in hardware, several times cheaper")
+if stream_keys > 0 and os.path.exists(f"{work}/stream-inclusive.txt"):
+    s_incl, s_excl, s_total = annotated("stream-")
+    print(f"\nNDJSON stream under callgrind: {stream_keys} keys; instructions {s_total:,} = {s_total/stream_keys:,.0f} per key")
+    print(f"{'stage (inclusive instructions)':52s} {'per key':>11s} {'share':>6s}")
+    for name, pats in [
+        ("reading the body, parsing lines, check digits", ["tongban_server::lookup::parse_line"]),
+        # The answer task is spawned from dispatch and inlined into its
+        # async block, so callgrind counts it under dispatch's name.
+        ("a chunk: recheck, quota and its answer task", ["tongban_server::lookup::StreamJob::dispatch"]),
+        ("  answer lines in one pass (write_lines)", ["tongban_server::lookup::StreamJob::write_lines"]),
+        ("  answer rows, general path (release)", ["tongban_server::lookup::release"]),
+        ("  row objects (Rows::write_object / object)", ["tongban_lookup::answer::Rows::write_object", "tongban_lookup::answer::Rows::object"]),
+        ("  key probes (Index::row)", ["tongban_lookup::index::Index::row"]),
+        ("  the chunk's audit record (Access::release)", ["tongban_core::access::Access::release::{{closure}}"]),
+        ("audit writer thread (write, fdatasync, tree)", ["tongban_audit::write_loop"]),
+        ("subject indexer thread", ["tongban_audit::index_loop"]),
+        ("SHA-256 compressions, everywhere (*)", ["sha2::sha256::compress256"]),
+    ]:
+        v = cost(*pats, incl=s_incl)
+        print(f"{name:52s} {v/stream_keys:11,.0f} {100*v/s_total:5.1f}%")
+    print(f"{'allocator (mimalloc, exclusive)':52s} {s_excl/stream_keys:11,.0f} {100*s_excl/s_total:5.1f}%")
 print(f"\nnative: {native_n} lookups in the context-switch window; per lookup: "
       f"{vol/max(native_n,1):.2f} voluntary, {invol/max(native_n,1):.2f} involuntary context switches")
 rows = []
