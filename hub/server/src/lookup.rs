@@ -996,28 +996,29 @@ impl StreamJob {
         let mut keys = keys.iter();
         let mut found: Vec<u32> = Vec::new();
         for line in lines {
-            let Line::Bad(n, e) = line else {
-                let key = keys.next().expect("one key per key line");
-                found.clear();
-                match self.by.as_deref() {
-                    Some(by) => found.extend(self.index.rows_by(by, key).unwrap_or_default()),
-                    None => found.extend(self.index.row(key)),
-                }
-                found.retain(|&r| rows.visible(r as usize));
-                let disputed = match marked.and_then(|m| m.get(key.as_str())) {
-                    Some(items) if !found.is_empty() => decision
-                        .items
-                        .iter()
-                        .filter(|d| d.release.is_some() && items.contains(&d.item))
-                        .map(|d| d.item.as_str())
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                write_answer_line(&mut out, key, &found, rows, &disputed);
+            if let Line::Bad(n, e) = line {
+                bad_line(&mut out, *n, e);
+                out.push(b'\n');
                 continue;
+            }
+            // The keys moved out of their lines, in line order.
+            let key = keys.next().expect("one key per key line");
+            found.clear();
+            match self.by.as_deref() {
+                Some(by) => found.extend(self.index.rows_by(by, key).unwrap_or_default()),
+                None => found.extend(self.index.row(key)),
+            }
+            found.retain(|&r| rows.visible(r as usize));
+            let disputed = match marked.and_then(|m| m.get(key.as_str())) {
+                Some(items) if !found.is_empty() => decision
+                    .items
+                    .iter()
+                    .filter(|d| d.release.is_some() && items.contains(&d.item))
+                    .map(|d| d.item.as_str())
+                    .collect(),
+                _ => Vec::new(),
             };
-            bad_line(&mut out, *n, e);
-            out.push(b'\n');
+            write_answer_line(&mut out, key, &found, rows, &disputed);
         }
         out
     }
