@@ -374,14 +374,19 @@ fn mark(state: &AppState, resource: &str, results: &mut [KeyResult], decision: &
     };
     for r in results.iter_mut().filter(|r| r.found) {
         if let Some(items) = records.get(&r.key) {
-            r.disputed = decision
-                .items
-                .iter()
-                .filter(|d| d.release.is_some() && items.contains(&d.item))
-                .map(|d| d.item.clone())
-                .collect();
+            r.disputed = disputed(decision, items).map(String::from).collect();
         }
     }
+}
+
+/// The items an answer under `decision` releases that a record's open
+/// objections dispute (`marked`), in the decision's order.
+fn disputed<'d>(decision: &'d Decision, marked: &[String]) -> impl Iterator<Item = &'d str> {
+    decision
+        .items
+        .iter()
+        .filter(|d| d.release.is_some() && marked.contains(&d.item))
+        .map(|d| d.item.as_str())
 }
 
 /// Which gathered rows the decision's row filters let through (the
@@ -587,12 +592,8 @@ pub async fn verify(
     }
     state.access.release(&ask, &grant, &keys).await?;
     let disputed = match (found, state.disputes.items(&resource, key)) {
-        (true, Some(marked)) => grant
-            .decision()
-            .items
-            .iter()
-            .filter(|d| d.release.is_some() && marked.contains(&d.item))
-            .map(|d| d.item.clone())
+        (true, Some(marked)) => disputed(grant.decision(), &marked)
+            .map(String::from)
             .collect(),
         _ => Vec::new(),
     };
@@ -1009,16 +1010,11 @@ impl StreamJob {
                 None => found.extend(self.index.row(key)),
             }
             found.retain(|&r| rows.visible(r as usize));
-            let disputed = match marked.and_then(|m| m.get(key.as_str())) {
-                Some(items) if !found.is_empty() => decision
-                    .items
-                    .iter()
-                    .filter(|d| d.release.is_some() && items.contains(&d.item))
-                    .map(|d| d.item.as_str())
-                    .collect(),
+            let items: Vec<&str> = match marked.and_then(|m| m.get(key.as_str())) {
+                Some(items) if !found.is_empty() => disputed(decision, items).collect(),
                 _ => Vec::new(),
             };
-            write_answer_line(&mut out, key, &found, rows, &disputed);
+            write_answer_line(&mut out, key, &found, rows, &items);
         }
         out
     }
