@@ -174,6 +174,28 @@ async fn an_objection_marks_ages_and_closes_through_a_corrected_version() {
     )
     .await;
     assert_eq!(checked["disputed"], json!(["name"]), "{checked}");
+    // And on a stream's answer lines, key by key.
+    let streamed = hub
+        .post(
+            "/v1/lookup/101/000001/stream?matter=310000-JZZ-001&case=YY-3&items=name,gender",
+            "acceptance",
+        )
+        .header("content-type", "application/x-ndjson")
+        .body(format!("{a}\n{b}\n"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(streamed.status(), 200);
+    let lines: Vec<Value> = streamed
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["disputed"], json!(["name"]), "{lines:?}");
+    assert!(lines[1].get("disputed").is_none(), "{lines:?}");
     // Not overdue yet; listed as open for both parties.
     let overdue = expect_json(
         hub.get("/v1/objections?overdue=true", "data-office")
